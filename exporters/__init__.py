@@ -1,0 +1,1 @@
+"""Prometheus side of leadpulse: the collector, its HTTP server, alert rules and dashboards."""

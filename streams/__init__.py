@@ -1,0 +1,1 @@
+"""Kafka side of leadpulse: the event model, publishing, the Faust worker and the local stack."""

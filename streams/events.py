@@ -1,0 +1,206 @@
+"""The event model of CONTRACT section 1: parse, validate and normalise one record.
+
+Pure and total: every input, however broken, yields either an `Event` or a `Rejection`
+with a reason from the fixed set `REASONS`, so no record can stop a worker. `publish`,
+the ingest API and the workers all call `parse_record`, so they agree on what is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Mapping
+
+import orjson
+
+from streams.settings import DEALS_TOPIC, LEADS_TOPIC
+
+MAX_RECORD_BYTES: Final = 64 * 1024
+MAX_ID_CHARS: Final = 128
+MAX_SEGMENT_CHARS: Final = 64
+FUTURE_TOLERANCE_MS: Final = 24 * 3600 * 1000
+
+LEAD_TYPES: Final = frozenset({"lead.created", "lead.qualified", "lead.disqualified"})
+DEAL_TYPES: Final = frozenset({"deal.created", "deal.won", "deal.lost"})
+EVENT_TYPES: Final = LEAD_TYPES | DEAL_TYPES
+STAGES: Final = frozenset({"mql", "sql"})
+
+#: Every rejection reason code, with what it means (docs/events.md repeats this table).
+REASONS: Final[Mapping[str, str]] = {
+    "too_large": f"record is over {MAX_RECORD_BYTES} bytes",
+    "not_utf8": "record bytes are not UTF-8",
+    "invalid_json": "record is not valid JSON",
+    "not_an_object": "record is JSON but not an object",
+    "missing_field": "a field the event type requires is absent or null",
+    "invalid_field": "a field has the wrong type, length or value",
+    "unknown_type": "`type` is not one of the six event types",
+    "invalid_timestamp": "`occurred_at` is not RFC 3339 with an offset",
+    "future_timestamp": "`occurred_at` is more than 24 h in the future",
+}
+
+UNKNOWN_SEGMENT: Final = "unknown"
+MISSING_CAMPAIGN: Final = "none"
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_OUTSIDE_SEGMENT_ALPHABET = re.compile(r"[^a-z0-9_.-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record is not an event: a code from `REASONS` and the offending detail."""
+
+    code: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event with its segments already normalised and its time in UTC epoch ms."""
+
+    event_id: str
+    type: str
+    occurred_ms: int
+    lead_id: str
+    source: str = UNKNOWN_SEGMENT
+    campaign: str = MISSING_CAMPAIGN
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    stage: str | None = None
+    reason: str | None = None
+    deal_id: str | None = None
+    amount: float | None = None
+
+    @property
+    def topic(self) -> str:
+        return LEADS_TOPIC if self.type in LEAD_TYPES else DEALS_TOPIC
+
+
+def normalise_segment(value: str) -> str:
+    """Segment label value: trimmed, lower-cased, runs outside [a-z0-9_.-] become `_`."""
+    cleaned = _OUTSIDE_SEGMENT_ALPHABET.sub("_", value.strip().lower())[:MAX_SEGMENT_CHARS]
+    return cleaned or UNKNOWN_SEGMENT
+
+
+def parse_timestamp_ms(value: object) -> int | Rejection:
+    """RFC 3339 with an explicit offset to UTC epoch milliseconds."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        return Rejection("invalid_timestamp", repr(value)[:80])
+    try:
+        moment = datetime.fromisoformat(value.upper().replace(" ", "T"))
+    except ValueError:
+        return Rejection("invalid_timestamp", repr(value)[:80])
+    return int(moment.timestamp() * 1000)
+
+
+def parse_record(raw: bytes | str, now_ms: int) -> Event | Rejection:
+    """Decode one Kafka message value (or one JSON Lines line) into an event."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_RECORD_BYTES:
+        return Rejection("too_large", f"{len(raw)} bytes")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection("not_utf8", f"byte {exc.start}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection("invalid_json", str(exc)[:120])
+    return validate(obj, now_ms)
+
+
+def validate(obj: Any, now_ms: int) -> Event | Rejection:
+    """Check a decoded record against CONTRACT section 1 and normalise its segments."""
+    if not isinstance(obj, dict):
+        return Rejection("not_an_object", type(obj).__name__)
+    event_id = _identifier(obj, "event_id")
+    if isinstance(event_id, Rejection):
+        return event_id
+    kind = obj.get("type")
+    if kind is None:
+        return Rejection("missing_field", "type")
+    if kind not in EVENT_TYPES:
+        return Rejection("unknown_type", repr(kind)[:80])
+    if obj.get("occurred_at") is None:
+        return Rejection("missing_field", "occurred_at")
+    occurred_ms = parse_timestamp_ms(obj["occurred_at"])
+    if isinstance(occurred_ms, Rejection):
+        return occurred_ms
+    if occurred_ms > now_ms + FUTURE_TOLERANCE_MS:
+        return Rejection("future_timestamp", obj["occurred_at"])
+    lead_id = _identifier(obj, "lead_id")
+    if isinstance(lead_id, Rejection):
+        return lead_id
+    segments = _segments(obj, required_source=kind == "lead.created")
+    if isinstance(segments, Rejection):
+        return segments
+    source, campaign, attributes = segments
+    reason = _optional_string(obj, "reason")
+    if isinstance(reason, Rejection):
+        return reason
+    stage = obj.get("stage")
+    if kind == "lead.qualified":
+        if stage is None:
+            return Rejection("missing_field", "stage")
+        if stage not in STAGES:
+            return Rejection("invalid_field", f"stage {stage!r}"[:80])
+    deal_id = _identifier(obj, "deal_id") if kind in DEAL_TYPES else None
+    if isinstance(deal_id, Rejection):
+        return deal_id
+    amount = obj.get("amount")
+    if amount is not None and (
+        isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount < float("inf")
+    ):
+        return Rejection("invalid_field", f"amount {amount!r}"[:80])
+    return Event(
+        event_id=event_id,
+        type=kind,
+        occurred_ms=occurred_ms,
+        lead_id=lead_id,
+        source=source,
+        campaign=campaign,
+        attributes=attributes,
+        stage=stage if kind == "lead.qualified" else None,
+        reason=reason,
+        deal_id=deal_id,
+        amount=float(amount) if amount is not None else None,
+    )
+
+
+def _identifier(obj: dict[str, Any], name: str) -> str | Rejection:
+    value = obj.get(name)
+    if value is None:
+        return Rejection("missing_field", name)
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
+        return Rejection("invalid_field", f"{name} must be a string of 1-{MAX_ID_CHARS} characters")
+    return value
+
+
+def _optional_string(obj: dict[str, Any], name: str) -> str | None | Rejection:
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        return Rejection("invalid_field", f"{name} must be a string")
+    return value
+
+
+def _segments(obj: dict[str, Any], required_source: bool) -> tuple[str, str, dict[str, str]] | Rejection:
+    source = obj.get("source")
+    if source is None and required_source:
+        return Rejection("missing_field", "source")
+    campaign = obj.get("campaign")
+    for name, value in (("source", source), ("campaign", campaign)):
+        if value is not None and not isinstance(value, str):
+            return Rejection("invalid_field", f"{name} must be a string")
+    attributes = obj.get("attributes")
+    if attributes is None:
+        attributes = {}
+    elif not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        return Rejection("invalid_field", "attributes must be an object of string to string")
+    return (
+        normalise_segment(source) if source is not None else UNKNOWN_SEGMENT,
+        normalise_segment(campaign) if campaign is not None else MISSING_CAMPAIGN,
+        {normalise_segment(k): normalise_segment(v) for k, v in attributes.items()},
+    )

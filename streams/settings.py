@@ -1,0 +1,68 @@
+"""Every knob of leadpulse, read from flags and ``LEADPULSE_*`` environment variables.
+
+One object so that the worker, the exporter, the report and the stack agree on ports,
+topics and key layout; two stacks with different homes and ports never meet.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LEADS_TOPIC = "leadpulse.leads"
+DEALS_TOPIC = "leadpulse.deals"
+REJECTED_TOPIC = "leadpulse.rejected"
+INPUT_TOPICS = (LEADS_TOPIC, DEALS_TOPIC)
+
+
+class Settings(BaseSettings):
+    """Settings with the defaults of CONTRACT section 4; each field is ``LEADPULSE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADPULSE_", extra="ignore")
+
+    home: Path = Field(Path(".leadpulse"), description="data, logs and pid files of `stack up`")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap host:port")
+    kafka_controller_port: int = Field(9095, description="KRaft controller listener of the local broker")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
+    exporter_port: int = Field(9816, description="exporter /metrics port")
+    api_port: int = Field(9817, description="ingest API port")
+    prometheus_port: int = Field(9090, description="Prometheus port")
+    alertmanager_port: int = Field(9093, description="Alertmanager port")
+    as_of: date | None = Field(None, description="pins day T for windows and cohorts (UTC today if unset)")
+    topic_partitions: int = Field(6, description="partitions of the topics `stack up` creates")
+    topic_retention_ms: int = Field(-1, description="retention of the input topics (-1 keeps all, so rebuild works)")
+    consumer_group: str = Field("leadpulse", description="Kafka consumer group of the workers")
+    key_prefix: str = Field("lp", description="prefix of every Redis key this pipeline writes")
+    shards: int = Field(16, description="counter shards (Redis hash tags) leads are spread over")
+    lead_retention_days: int = Field(400, description="how long per-lead state is kept after its last change")
+    max_segments: int = Field(200, description="distinct segments per dimension; the rest fold into `other`")
+    attribute_dimensions: str = Field("", description="comma-separated attribute keys that become dimensions")
+    windows: str = Field("7,30,90", description="rolling window lengths in days, comma-separated")
+    batch_size: int = Field(2000, description="events per worker batch (one Redis round trip each)")
+    batch_wait_ms: int = Field(50, description="longest a worker waits to fill a batch")
+
+    @property
+    def attribute_keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.attribute_dimensions.split(",") if k.strip())
+
+    @property
+    def window_days(self) -> tuple[int, ...]:
+        return tuple(sorted({int(w) for w in self.windows.split(",") if w.strip()}))
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        host, _, port = self.kafka_bootstrap.split(",")[0].rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+    @property
+    def redis_host_port(self) -> tuple[str, int]:
+        url = urlparse(self.redis_url)
+        return url.hostname or "127.0.0.1", url.port or 6379
+
+    def today(self) -> date:
+        """Day T of the contract: pinned by ``as_of`` or today in UTC."""
+        return self.as_of or datetime.now(timezone.utc).date()
