@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LEADS_TOPIC = "leadpulse.leads"
@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     api_port: int = Field(9817, description="ingest API port")
     prometheus_port: int = Field(9090, description="Prometheus port")
     alertmanager_port: int = Field(9093, description="Alertmanager port")
+    alert_webhook_url: str = Field("http://127.0.0.1:9819/alerts", description="webhook the stack's Alertmanager sends alerts to")
+    kafka_libs: Path = Field(
+        default_factory=lambda: Path.home() / ".cache/leadpulse/kafka/libs",
+        description="jars of the stack's Kafka broker (`make install` resolves deploy/kafka/pom.xml there)",
+    )
+    ingest_secret: SecretStr | None = Field(None, description="HMAC secret of the ingest API (CONTRACT section 5)")
     as_of: date | None = Field(None, description="pins day T for windows and cohorts (UTC today if unset)")
     topic_partitions: int = Field(6, description="partitions of the topics `stack up` creates")
     topic_retention_ms: int = Field(-1, description="retention of the input topics (-1 keeps all, so rebuild works)")
