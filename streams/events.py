@@ -8,8 +8,9 @@ the ingest API and the workers all call `parse_record`, so they agree on what is
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Mapping
 
 import orjson
@@ -44,6 +45,8 @@ MISSING_CAMPAIGN: Final = "none"
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 _OUTSIDE_SEGMENT_ALPHABET = re.compile(r"[^a-z0-9_.-]+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ def parse_timestamp_ms(value: object) -> int | Rejection:
         moment = datetime.fromisoformat(value.upper().replace(" ", "T"))
     except ValueError:
         return Rejection("invalid_timestamp", repr(value)[:80])
-    return int(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // _ONE_MS  # exact: float timestamp() * 1000 can land 1 ms low
 
 
 def parse_record(raw: bytes | str, now_ms: int) -> Event | Rejection:
@@ -122,7 +125,7 @@ def validate(obj: Any, now_ms: int) -> Event | Rejection:
     kind = obj.get("type")
     if kind is None:
         return Rejection("missing_field", "type")
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         return Rejection("unknown_type", repr(kind)[:80])
     if obj.get("occurred_at") is None:
         return Rejection("missing_field", "occurred_at")
@@ -145,14 +148,14 @@ def validate(obj: Any, now_ms: int) -> Event | Rejection:
     if kind == "lead.qualified":
         if stage is None:
             return Rejection("missing_field", "stage")
-        if stage not in STAGES:
+        if not isinstance(stage, str) or stage not in STAGES:
             return Rejection("invalid_field", f"stage {stage!r}"[:80])
     deal_id = _identifier(obj, "deal_id") if kind in DEAL_TYPES else None
     if isinstance(deal_id, Rejection):
         return deal_id
     amount = obj.get("amount")
     if amount is not None and (
-        isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount < float("inf")
+        isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount <= sys.float_info.max
     ):
         return Rejection("invalid_field", f"amount {amount!r}"[:80])
     return Event(
