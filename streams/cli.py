@@ -12,6 +12,8 @@ from datetime import date
 
 import click
 
+from exporters.server import exporter_command
+from streams.api import api_command
 from streams.publish import publish_command
 from streams.settings import Settings
 from streams.stack import stack
@@ -79,6 +81,8 @@ def rebuild(yes: bool) -> None:
 
 main.add_command(stack)
 main.add_command(publish_command)
+main.add_command(api_command)
+main.add_command(exporter_command)
 
 if __name__ == "__main__":
     main()

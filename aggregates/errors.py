@@ -1,0 +1,20 @@
+"""Errors of the aggregates layer, under one root so callers can catch them together."""
+
+from __future__ import annotations
+
+
+class AggregateError(Exception):
+    """Redis refused an aggregates command for a reason retrying will not cure.
+
+    Connection and timeout errors are not wrapped (the worker retries those); anything
+    here needs an operator: read the message, fix the cause, restart the worker.
+    """
+
+
+class LayoutMismatch(AggregateError):
+    """The prefix holds aggregates written with other shards or attribute dimensions.
+
+    Stored lead state records segments in the order of the configured dimensions, so
+    mixing layouts would corrupt counters: run `leadpulse rebuild`, or restore the
+    previous LEADPULSE_SHARDS / LEADPULSE_ATTRIBUTE_DIMENSIONS.
+    """

@@ -1,0 +1,140 @@
+"""Where every aggregate lives in Redis: key names, hash tags, field names, counter slots.
+
+The one place that spells the layout (docs/keys.md explains it): `apply.lua` receives
+the key name parts from here, and `read.py` reads what it wrote. Every key a shard's
+script touches carries the hash tag `{<prefix>:<shard>}`, so on Redis Cluster one shard
+is one slot and its script stays legal.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Final
+
+from streams.events import normalise_segment
+from streams.settings import Settings
+
+ALL: Final = "all"
+BUILTIN_DIMENSIONS: Final = (ALL, "source", "campaign")
+OTHER_SEGMENT: Final = "other"
+
+#: Name parts appended to a shard's base `<prefix>:{<prefix>:<shard>}:`.
+LEAD_PART: Final = "l:"  # + lead_id: the lead's state (a msgpack string with an EXPIRE)
+COHORT_PART: Final = "c:"  # + cohort label: hash (dimension|segment) -> cohort vector
+DAY_PART: Final = "d:"  # + UTC epoch day: hash (dimension|segment) -> day vector
+SEGMENTS_NAME: Final = "seg"  # hash (dimension|segment) -> all-time leads
+HEALTH_NAME: Final = "g"  # hash: orphans, events|topic|type|outcome, last|topic
+NAMES_NAME: Final = "n"  # hash: dimension|segment <-> small id, so lead state stays short
+CALENDAR_NAME: Final = "cal"  # hash: UTC epoch day -> `week|month` cohort labels
+
+ORPHANS_FIELD: Final = "orphans"
+INVALID_TYPE: Final = "invalid"
+
+#: Slots (0-based) of the comma-separated counter vectors; apply.lua writes the same
+#: slots 1-based. A vector drops trailing zeros and writes a zero as an empty string.
+COHORT_LEADS, COHORT_MQL, COHORT_SQL, COHORT_CUSTOMERS, COHORT_QUALIFIED, COHORT_DISQUALIFIED = range(6)
+COHORT_SLOTS: Final = 6
+(
+    DAY_LEADS,  # leads created that day
+    DAY_COHORT_CUSTOMERS,  # of those, customers (basis cohort)
+    DAY_PERIOD_CUSTOMERS,  # leads converted that day (basis period)
+    DAY_WON,  # deals closed won that day
+    DAY_LOST,  # deals closed lost that day
+    DAY_WON_CENTS,  # their won amount, integer cents
+    DAY_TTC_SUM,  # sum of whole days to convert of that day's conversions
+    DAY_TTC_BUCKET0,  # then one non-cumulative slot per histogram bucket, +Inf last
+) = range(8)
+
+
+def segment_field(dimension: str, segment: str) -> str:
+    """Field of a (dimension, segment) pair; segments never contain `|` once normalised."""
+    return f"{dimension}|{segment}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    """The key layout of one pipeline (one `key_prefix`), derived from `Settings`."""
+
+    prefix: str
+    shards: int
+    attribute_keys: tuple[str, ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyLayout:
+        """Attribute keys are normalised like the events' own keys, so `Persona` matches."""
+        keys = tuple(dict.fromkeys(normalise_segment(k) for k in settings.attribute_keys))
+        clash = [k for k in keys if k in BUILTIN_DIMENSIONS]
+        if clash:
+            raise ValueError(
+                f"attribute dimension(s) {clash} clash with built-in dimension names; "
+                "rename them in LEADPULSE_ATTRIBUTE_DIMENSIONS"
+            )
+        if settings.shards < 1:
+            raise ValueError("LEADPULSE_SHARDS must be at least 1")
+        return cls(settings.key_prefix, settings.shards, keys)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return BUILTIN_DIMENSIONS + self.attribute_keys
+
+    @property
+    def fingerprint(self) -> str:
+        """What stored lead state depends on: changing it needs `leadpulse rebuild`."""
+        return f"v1;shards={self.shards};attributes={','.join(self.attribute_keys)}"
+
+    def shard_of(self, lead_id: str) -> int:
+        """Stable across processes and languages (crc32), unlike Python's `hash`."""
+        return zlib.crc32(lead_id.encode("utf-8")) % self.shards
+
+    def base(self, shard: int) -> str:
+        return f"{self.prefix}:{{{self.prefix}:{shard}}}:"
+
+    def lead(self, shard: int, lead_id: str) -> str:
+        return f"{self.base(shard)}{LEAD_PART}{lead_id}"
+
+    def cohort(self, shard: int, label: str) -> str:
+        return f"{self.base(shard)}{COHORT_PART}{label}"
+
+    def day(self, shard: int, day: int) -> str:
+        return f"{self.base(shard)}{DAY_PART}{day}"
+
+    def segments(self, shard: int) -> str:
+        return f"{self.base(shard)}{SEGMENTS_NAME}"
+
+    def health(self, shard: int) -> str:
+        return f"{self.base(shard)}{HEALTH_NAME}"
+
+    @property
+    def offsets(self) -> str:
+        """Applied Kafka offsets, field `topic|partition`; deliberately outside any shard."""
+        return f"{self.prefix}:offsets"
+
+    @property
+    def layout_stamp(self) -> str:
+        return f"{self.prefix}:layout"
+
+    @property
+    def shard_key_pattern(self) -> str:
+        """SCAN pattern of every shard key of this prefix and of no other prefix."""
+        prefix = _glob_escape(self.prefix)
+        return f"{prefix}:{{{prefix}:[0-9]*}}:*"
+
+
+def health_field(topic: str, event_type: str, outcome: str) -> str:
+    return f"events|{topic}|{event_type}|{outcome}"
+
+
+def last_field(topic: str) -> str:
+    return f"last|{topic}"
+
+
+def as_text(value: bytes | str | None) -> str:
+    """A reply as text, whether or not the client decodes responses (None becomes "")."""
+    if value is None:
+        return ""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in text)

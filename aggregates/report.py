@@ -1,0 +1,112 @@
+"""`leadpulse report`: the series `/metrics` publishes, as tables for people or JSON for scripts.
+
+Both views come from `read_series`, the exporter's own read code, so the report and
+the gauges can never disagree.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+
+import orjson
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from aggregates.read import read_series
+from aggregates.series import Series
+from streams.settings import Settings
+
+#: The window the overview table shows: a month is the review cadence most teams use.
+OVERVIEW_WINDOW = "30d"
+
+Row = dict[str, float]
+
+
+def print_report(settings: Settings, as_of: date, as_json: bool) -> int:
+    """Print the report; exit status 1 (with the reason on stderr) when Redis cannot be read."""
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+        series = read_series(client, settings, as_of)
+    except redis.RedisError as exc:
+        print(f"error: cannot read the aggregates from Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        sys.stdout.write(orjson.dumps([series_json(s) for s in series], option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    console = Console()
+    console.print(overview_table(series, as_of))
+    console.print(cohort_table(series, "month"))
+    return 0
+
+
+def series_json(series: Series) -> dict[str, object]:
+    return {"name": series.name, "labels": series.labels, "value": series.value}
+
+
+def _window_rows(series: Sequence[Series], window: str) -> dict[tuple[str, str], Row]:
+    """One window's series pivoted to {(dimension, segment): {name[/basis]: value}}."""
+    rows: dict[tuple[str, str], Row] = defaultdict(dict)
+    for s in series:
+        if s.labels.get("window") == window and "le" not in s.labels:
+            column = s.name.removeprefix("leadpulse_") + (f"/{s.labels['basis']}" if "basis" in s.labels else "")
+            rows[(s.labels["dimension"], s.labels["segment"])][column] = s.value
+    return rows
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def overview_table(series: Sequence[Series], as_of: date) -> Table:
+    """Overall and per source over the last 30 days: leads, customers, rate, N:1, interval."""
+    table = Table(title=f"Lead-to-customer conversion, {OVERVIEW_WINDOW} window as of {as_of} (UTC)")
+    for column in ("segment", "leads", "customers", "rate", "leads per customer", "95% interval",
+                   "won in window", "period rate", "win rate"):
+        table.add_column(column, justify="left" if column == "segment" else "right")
+    rows = _window_rows(series, OVERVIEW_WINDOW)
+    for (dimension, segment), row in sorted(rows.items(), key=lambda item: (item[0][0] != "all", item[0])):
+        if dimension not in ("all", "source"):
+            continue
+        leads, customers = row.get("window_leads", 0.0), row.get("window_customers/cohort", 0.0)
+        lower, upper = row.get("window_conversion_ratio_lower"), row.get("window_conversion_ratio_upper")
+        table.add_row(
+            "all sources" if dimension == "all" else segment,
+            f"{leads:.0f}",
+            f"{customers:.0f}",
+            _percent(row.get("window_conversion_ratio/cohort")),
+            f"{leads / customers:.1f}:1" if customers else "-",
+            f"{_percent(lower)} - {_percent(upper)}" if lower is not None else "-",
+            f"{row.get('window_customers/period', 0.0):.0f}",
+            _percent(row.get("window_conversion_ratio/period")),
+            _percent(row.get("window_win_ratio")),
+        )
+    return table
+
+
+def cohort_table(series: Sequence[Series], period: str) -> Table:
+    """One row per cohort (all sources): leads, funnel stages, customers, rate, qualified rate."""
+    table = Table(title=f"{period.capitalize()} cohorts, all sources")
+    for column in ("cohort", "leads", "mql", "sql", "customers", "disqualified", "rate", "qualified rate", "N:1"):
+        table.add_column(column, justify="left" if column == "cohort" else "right")
+    rows: dict[str, Row] = defaultdict(dict)
+    for s in series:
+        if s.labels.get("period") == period and s.labels.get("dimension") == "all":
+            column = s.labels.get("stage", s.name.removeprefix("leadpulse_cohort_"))
+            rows[s.labels["cohort"]][column] = s.value
+    for cohort, row in sorted(rows.items(), reverse=True):
+        table.add_row(
+            cohort,
+            f"{row.get('leads', 0):.0f}",
+            f"{row.get('mql', 0):.0f}",
+            f"{row.get('sql', 0):.0f}",
+            f"{row.get('customers', 0):.0f}",
+            f"{row.get('disqualified_leads', 0):.0f}",
+            _percent(row.get("conversion_ratio")),
+            _percent(row.get("qualified_conversion_ratio")),
+            f"{row['leads_per_customer']:.1f}:1" if "leads_per_customer" in row else "-",
+        )
+    return table

@@ -1,0 +1,122 @@
+"""`leadpulse rebuild`: recompute the aggregates from the topics, for a fresh Redis or new rules.
+
+Reads every input partition from its earliest retained offset up to the end it had
+when the rebuild started, through the same validation and the same batch apply as the
+workers, and leaves the applied offsets in Redis so restarted workers go on from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+import redis
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from rich.progress import Progress
+
+from aggregates.store import AggregateStore
+from streams.events import Event, Rejection, parse_record
+from streams.positions import PartitionPositions
+from streams.settings import INPUT_TOPICS, Settings
+
+log = logging.getLogger(__name__)
+
+POLL_RECORDS = 5000
+
+
+class RebuildRefused(Exception):
+    """The rebuild cannot run now; the message says what the operator should do."""
+
+
+def rebuild(settings: Settings) -> int:
+    """Run the rebuild; the exit status is 0 only when every partition was read to its end."""
+    try:
+        records, rejected = _rebuild(settings)
+    except (RebuildRefused, KafkaError, redis.RedisError) as exc:
+        log.error("rebuild failed: %s", exc)
+        return 1
+    log.info("rebuilt from %d records (%d rejected)", records, rejected)
+    return 0
+
+
+def _rebuild(settings: Settings) -> tuple[int, int]:
+    _refuse_if_workers_run(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=30_000,
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p) for topic in INPUT_TOPICS for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            raise RebuildRefused(f"no input topics on {settings.kafka_bootstrap}: run `leadpulse stack up` first")
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+        store = AggregateStore(redis.Redis.from_url(settings.redis_url), settings)
+        cleared = store.clear()
+        log.info("cleared %d keys with prefix %r", cleared, settings.key_prefix)
+        return _replay(consumer, store, starts, ends)
+    finally:
+        consumer.close()
+
+
+def _refuse_if_workers_run(settings: Settings) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
+    try:
+        group = admin.describe_consumer_groups([settings.consumer_group])[0]
+    finally:
+        admin.close()
+    if group.members:
+        raise RebuildRefused(
+            f"{len(group.members)} worker(s) of consumer group {settings.consumer_group!r} are running: "
+            "stop them, rebuild, then start them again"
+        )
+
+
+def _replay(
+    consumer: KafkaConsumer,
+    store: AggregateStore,
+    starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+) -> tuple[int, int]:
+    positions = PartitionPositions()
+    positions.load({}, {(tp.topic, tp.partition): offset for tp, offset in starts.items()})
+    remaining = {tp for tp, end in ends.items() if end > starts[tp]}
+    total = sum(ends[tp] - starts[tp] for tp in remaining)
+    records = rejected = 0
+    with Progress(transient=True) as progress:
+        task = progress.add_task("rebuilding", total=total)
+        while remaining:
+            now_ms = int(time.time() * 1000)
+            valid: list[Event] = []
+            rejects: Counter[str] = Counter()
+            spans: dict[tuple[str, int], tuple[int, int]] = {}
+            for tp, batch in consumer.poll(timeout_ms=1000, max_records=POLL_RECORDS).items():
+                batch = [r for r in batch if r.offset < ends[tp]]
+                if not batch:
+                    continue
+                spans[(tp.topic, tp.partition)] = (batch[0].offset, batch[-1].offset)
+                for record in batch:
+                    parsed = parse_record(record.value or b"", now_ms)
+                    if isinstance(parsed, Rejection):
+                        rejects[tp.topic] += 1
+                    else:
+                        valid.append(parsed)
+                if batch[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+            advances, _ = positions.plan(spans)
+            store.apply(valid, advances, rejects)
+            positions.settle(advances, {})
+            count = sum(last - first + 1 for first, last in spans.values())
+            records += count
+            rejected += sum(rejects.values())
+            progress.advance(task, count)
+    return records, rejected

@@ -1,0 +1,222 @@
+"""A reference model of CONTRACT sections 2 and 3, written from the contract alone.
+
+Plain Python over the whole set of events, no Redis and nothing of `aggregates` but the
+`Series` record it returns: each lead's facts are recomputed from its events, then every
+series is counted directly. Slow and obvious on purpose; the tests hold the real
+pipeline to it. Choices the contract leaves open are the documented ones of leadpulse:
+a deal's outcome ties in time go to won, then to the larger amount; amounts are summed
+in whole cents; segments beyond `max_segments` (ranked by all-time leads, ties by name)
+fold into `other`; which zero counts are published follows `aggregates.series`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from aggregates.series import Series
+from streams.events import Event
+
+Z = 1.959963984540054
+BUCKETS = (1, 3, 7, 14, 30, 60, 90, 180)
+
+
+def utc_date(ms: int) -> date:
+    return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)).date()
+
+
+@dataclass
+class Lead:
+    created: Event | None = None
+    stage: int = 0
+    disqualified: bool = False
+    wins: list[int] = field(default_factory=list)
+    deals: dict[str, list[Event]] = field(default_factory=dict)
+
+    @property
+    def conversion(self) -> int | None:
+        return min(self.wins) if self.wins else None
+
+    def outcomes(self) -> list[tuple[bool, int, int]]:
+        """(won, close ms, won cents) of each closed deal: its latest won/lost event."""
+        result = []
+        for closing in self.deals.values():
+            last = max(closing, key=lambda e: (e.occurred_ms, e.type == "deal.won", cents(e)))
+            won = last.type == "deal.won"
+            result.append((won, last.occurred_ms, cents(last) if won else 0))
+        return result
+
+
+def cents(event: Event) -> int:
+    return round((event.amount or 0) * 100) if event.type == "deal.won" else 0
+
+
+def build_leads(events: Iterable[Event]) -> dict[str, Lead]:
+    leads: dict[str, Lead] = defaultdict(Lead)
+    for event in {e.event_id: e for e in events}.values():
+        lead = leads[event.lead_id]
+        if event.type == "lead.created":
+            if lead.created is None or (event.occurred_ms, event.event_id) < (
+                lead.created.occurred_ms,
+                lead.created.event_id,
+            ):
+                lead.created = event
+        elif event.type == "lead.qualified":
+            lead.stage = max(lead.stage, 2 if event.stage == "sql" else 1)
+        elif event.type == "lead.disqualified":
+            lead.disqualified = True
+        elif event.type in ("deal.won", "deal.lost"):
+            assert event.deal_id is not None
+            lead.deals.setdefault(event.deal_id, []).append(event)
+            if event.type == "deal.won":
+                lead.wins.append(event.occurred_ms)
+    return leads
+
+
+def segments_of(lead: Lead, attribute_keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    assert lead.created is not None
+    created = lead.created
+    pairs = [("all", "all"), ("source", created.source), ("campaign", created.campaign)]
+    return pairs + [(key, created.attributes.get(key, "unknown")) for key in attribute_keys]
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    p = k / n
+    denominator = 1 + Z**2 / n
+    centre = p + Z**2 / (2 * n)
+    spread = Z * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n * n))
+    return max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator)
+
+
+def reference_series(
+    events: Iterable[Event],
+    as_of: date,
+    windows: tuple[int, ...] = (7, 30, 90),
+    max_segments: int = 200,
+    attribute_keys: tuple[str, ...] = (),
+) -> list[Series]:
+    leads = build_leads(events)
+    known = [lead for lead in leads.values() if lead.created is not None]
+    out = [Series("leadpulse_orphan_deals", {}, float(sum(len(l.deals) for l in leads.values() if l.created is None)))]
+
+    popularity: dict[tuple[str, str], int] = defaultdict(int)
+    for lead in known:
+        for pair in segments_of(lead, attribute_keys):
+            popularity[pair] += 1
+    kept = set()
+    for dimension in {d for d, _ in popularity}:
+        ranked = sorted((-n, s) for (d, s), n in popularity.items() if d == dimension)
+        kept |= {(dimension, s) for _, s in (ranked if dimension == "all" else ranked[:max_segments])}
+
+    def labelled(lead: Lead) -> list[dict[str, str]]:
+        return [
+            {"dimension": d, "segment": s if (d, s) in kept else "other"} for d, s in segments_of(lead, attribute_keys)
+        ]
+
+    weeks = []
+    for back in range(12):
+        year, week, _ = (as_of - timedelta(days=7 * back)).isocalendar()
+        weeks.append(f"{year}-W{week:02d}")
+    months: list[str] = []
+    y, m = as_of.year, as_of.month
+    for _ in range(12):
+        months.append(f"{y}-{m:02d}")
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+
+    cohort: dict[tuple[tuple[str, str], ...], list[int]] = defaultdict(lambda: [0] * 6)
+    for lead in known:
+        assert lead.created is not None
+        day = utc_date(lead.created.occurred_ms)
+        year, week, _ = day.isocalendar()
+        customer = lead.conversion is not None
+        mql = lead.stage >= 1 or customer
+        sql = lead.stage >= 2 or customer
+        disqualified = lead.disqualified and not customer
+        qualified = mql and not disqualified
+        for period, label, published in (
+            ("week", f"{year}-W{week:02d}", weeks),
+            ("month", f"{day.year}-{day.month:02d}", months),
+        ):
+            if label not in published:
+                continue
+            for segment in labelled(lead):
+                key = tuple(sorted({**segment, "period": period, "cohort": label}.items()))
+                for i, flag in enumerate((True, mql, sql, customer, qualified, disqualified)):
+                    cohort[key][i] += int(flag)
+    for key, (n, mql_n, sql_n, customers, qualified_n, disqualified_n) in cohort.items():
+        labels = dict(key)
+        for name, value in (
+            ("leadpulse_cohort_leads", n),
+            ("leadpulse_cohort_qualified_leads", qualified_n),
+            ("leadpulse_cohort_disqualified_leads", disqualified_n),
+            ("leadpulse_cohort_customers", customers),
+        ):
+            out.append(Series(name, labels, float(value)))
+        for stage, value in (("mql", mql_n), ("sql", sql_n), ("customer", customers)):
+            out.append(Series("leadpulse_cohort_stage_leads", {**labels, "stage": stage}, float(value)))
+        out.append(Series("leadpulse_cohort_conversion_ratio", labels, customers / n))
+        if qualified_n:
+            out.append(Series("leadpulse_cohort_qualified_conversion_ratio", labels, customers / qualified_n))
+        if customers:
+            out.append(Series("leadpulse_cohort_leads_per_customer", labels, n / customers))
+
+    for days in windows:
+        first, last = as_of - timedelta(days=days - 1), as_of
+        window: dict[tuple[tuple[str, str], ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for lead in known:
+            assert lead.created is not None
+            created_ms = lead.created.occurred_ms
+            for segment in labelled(lead):
+                w = window[tuple(sorted({**segment, "window": f"{days}d"}.items()))]
+                if first <= utc_date(created_ms) <= last:
+                    w["leads"] += 1
+                    w["cohort"] += lead.conversion is not None
+                if lead.conversion is not None and first <= utc_date(lead.conversion) <= last:
+                    ttc = max(0, (lead.conversion - created_ms) // 86_400_000)
+                    w["period"] += 1
+                    w["ttc_sum"] += ttc
+                    w[f"ttc_{next((b for b in BUCKETS if ttc <= b), math.inf)}"] += 1
+                for won, close_ms, won_cents in lead.outcomes():
+                    if first <= utc_date(close_ms) <= last:
+                        w["won" if won else "lost"] += 1
+                        w["cents"] += won_cents
+        for key, w in window.items():
+            if not (w["leads"] or w["cohort"] or w["period"] or w["won"] or w["lost"]):
+                continue
+            labels = dict(key)
+            cohort_basis, period_basis = {**labels, "basis": "cohort"}, {**labels, "basis": "period"}
+            out += [
+                Series("leadpulse_window_leads", labels, float(w["leads"])),
+                Series("leadpulse_window_customers", cohort_basis, float(w["cohort"])),
+                Series("leadpulse_window_customers", period_basis, float(w["period"])),
+                Series("leadpulse_window_deals_won", labels, float(w["won"])),
+                Series("leadpulse_window_deals_lost", labels, float(w["lost"])),
+                Series("leadpulse_window_won_amount", labels, w["cents"] / 100),
+            ]
+            if w["leads"]:
+                out.append(Series("leadpulse_window_conversion_ratio", cohort_basis, w["cohort"] / w["leads"]))
+                out.append(Series("leadpulse_window_conversion_ratio", period_basis, w["period"] / w["leads"]))
+                lower, upper = wilson(w["cohort"], w["leads"])
+                out.append(Series("leadpulse_window_conversion_ratio_lower", labels, lower))
+                out.append(Series("leadpulse_window_conversion_ratio_upper", labels, upper))
+            if w["won"] + w["lost"]:
+                out.append(Series("leadpulse_window_win_ratio", labels, w["won"] / (w["won"] + w["lost"])))
+            if w["period"]:
+                running = 0
+                for bound in (*BUCKETS, math.inf):
+                    running += w[f"ttc_{bound}"]
+                    le = "+Inf" if bound == math.inf else str(float(bound))
+                    out.append(Series("leadpulse_window_time_to_convert_days_bucket", {**labels, "le": le}, float(running)))
+                out.append(Series("leadpulse_window_time_to_convert_days_sum", labels, float(w["ttc_sum"])))
+                out.append(Series("leadpulse_window_time_to_convert_days_count", labels, float(w["period"])))
+    return sorted(out, key=lambda s: (s.name, sorted(s.labels.items())))
+
+
+def assert_same_series(actual: list[Series], expected: list[Series]) -> None:
+    """Same series, same labels, values equal up to float rounding of the ratio maths."""
+    assert [(s.name, s.labels) for s in actual] == [(s.name, s.labels) for s in expected]
+    for got, want in zip(actual, expected):
+        assert math.isclose(got.value, want.value, rel_tol=1e-12, abs_tol=1e-12), (got, want)

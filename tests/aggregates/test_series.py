@@ -1,0 +1,100 @@
+"""Which series exist and what they say, from raw counters alone (no Redis)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from aggregates import keys as k
+from aggregates.rules import day_number
+from aggregates.series import RawCounters, Series, build_series, folding
+
+AS_OF = date(2026, 6, 15)
+T = day_number(AS_OF)
+
+
+def by_key(series: list[Series]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in series}
+
+
+def day_vector(**slots: int) -> list[int]:
+    vector = [0] * (k.DAY_TTC_BUCKET0 + 9)
+    for name, value in slots.items():
+        vector[getattr(k, f"DAY_{name.upper()}")] = value
+    return vector
+
+
+def test_folding_keeps_the_biggest_segments_ties_by_name_and_never_folds_all() -> None:
+    leads = {("all", "all"): 9, ("source", "b"): 3, ("source", "a"): 3, ("source", "c"): 5, ("source", "d"): 1}
+    assert folding(leads, 2) == {
+        ("all", "all"): "all",
+        ("source", "c"): "c",
+        ("source", "a"): "a",
+        ("source", "b"): "other",
+        ("source", "d"): "other",
+    }
+
+
+def test_folded_segments_are_summed_into_other_before_ratios() -> None:
+    raw = RawCounters(
+        cohorts={
+            "2026-06": {
+                ("source", "big"): [4, 0, 0, 1],
+                ("source", "small"): [1, 0, 0, 1],
+                ("source", "tiny"): [1],
+            }
+        },
+        segment_leads={("source", "big"): 4, ("source", "small"): 1, ("source", "tiny"): 1},
+    )
+    got = by_key(build_series(raw, AS_OF, (7,), max_segments=1))
+    other = (("cohort", "2026-06"), ("dimension", "source"), ("period", "month"), ("segment", "other"))
+    assert got[("leadpulse_cohort_leads", other)] == 2
+    assert got[("leadpulse_cohort_conversion_ratio", other)] == 0.5
+    assert not any(("segment", "small") in labels for _, labels in got)
+
+
+def test_cohort_publishes_zero_counts_but_no_ratio_over_zero() -> None:
+    raw = RawCounters(cohorts={"2026-W24": {("all", "all"): [3]}}, segment_leads={("all", "all"): 3})
+    names = {s.name: s.value for s in build_series(raw, AS_OF, (7,), 200) if s.labels.get("cohort") == "2026-W24"}
+    assert names["leadpulse_cohort_customers"] == 0 and names["leadpulse_cohort_conversion_ratio"] == 0
+    assert "leadpulse_cohort_leads_per_customer" not in names
+    assert "leadpulse_cohort_qualified_conversion_ratio" not in names
+
+
+def test_cohorts_outside_the_twelve_published_are_not_read() -> None:
+    raw = RawCounters(cohorts={"2025-06": {("all", "all"): [7]}, "2026-07": {("all", "all"): [1]}})
+    assert [s.name for s in build_series(raw, AS_OF, (7,), 200)] == ["leadpulse_orphan_deals"]
+
+
+def test_window_sums_exactly_its_days_and_builds_a_cumulative_histogram() -> None:
+    inside = day_vector(leads=2, cohort_customers=1, period_customers=2, won=1, lost=1, won_cents=1050, ttc_sum=9)
+    inside[k.DAY_TTC_BUCKET0 + 0] = 1  # 0-1 days
+    inside[k.DAY_TTC_BUCKET0 + 3] = 1  # 8-14 days
+    raw = RawCounters(days={T - 6: {("all", "all"): inside}, T - 7: {("all", "all"): day_vector(leads=100)}})
+    got = by_key(build_series(raw, AS_OF, (7,), 200))
+    base = (("dimension", "all"), ("segment", "all"), ("window", "7d"))
+    assert got[("leadpulse_window_leads", base)] == 2
+    assert got[("leadpulse_window_won_amount", base)] == 10.5
+    assert got[("leadpulse_window_win_ratio", base)] == 0.5
+    assert got[("leadpulse_window_conversion_ratio", (("basis", "period"), *base))] == 1.0
+    bucket = "leadpulse_window_time_to_convert_days_bucket"
+    cumulative = [got[(bucket, tuple(sorted({**dict(base), "le": le}.items())))] for le in ("1.0", "3.0", "7.0", "14.0", "+Inf")]
+    assert cumulative == [1, 1, 1, 2, 2]
+    assert got[("leadpulse_window_time_to_convert_days_count", base)] == 2
+    assert got[("leadpulse_window_time_to_convert_days_sum", base)] == 9
+
+
+def test_window_of_only_period_customers_has_no_conversion_ratio() -> None:
+    raw = RawCounters(days={T: {("all", "all"): day_vector(period_customers=1)}})
+    names = {s.name for s in build_series(raw, AS_OF, (7,), 200)}
+    assert "leadpulse_window_customers" in names
+    assert not names & {"leadpulse_window_conversion_ratio", "leadpulse_window_conversion_ratio_lower", "leadpulse_window_win_ratio"}
+
+
+def test_series_are_sorted_by_name_then_labels() -> None:
+    raw = RawCounters(
+        cohorts={"2026-06": {("source", "b"): [1], ("source", "a"): [1]}},
+        days={T: {("source", "b"): day_vector(leads=1), ("source", "a"): day_vector(leads=1)}},
+    )
+    series = build_series(raw, AS_OF, (30, 7), 200)
+    assert series == sorted(series, key=Series.sort_key)
+    assert series[0].name == "leadpulse_cohort_conversion_ratio" and series[0].labels["segment"] == "a"

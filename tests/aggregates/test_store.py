@@ -1,0 +1,179 @@
+"""AggregateStore against the real Redis: outcomes, offsets, health, isolation, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timezone
+
+import pytest
+import redis
+import redis.asyncio
+
+from aggregates.errors import LayoutMismatch
+from aggregates.read import Series, read_health, read_series
+from aggregates.store import MAX_AMOUNT_CENTS, AggregateStore, AsyncAggregateStore
+from streams.events import Event
+from streams.positions import OffsetAdvance
+from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
+
+AS_OF = date(2026, 6, 15)
+T0 = int(datetime(2026, 6, 10, tzinfo=timezone.utc).timestamp() * 1000)
+TP = (LEADS_TOPIC, 3)
+
+
+def created(event_id: str, lead: str, ms: int = T0, source: str = "email") -> Event:
+    return Event(event_id=event_id, type="lead.created", occurred_ms=ms, lead_id=lead, source=source)
+
+
+def won(event_id: str, lead: str, ms: int = T0, amount: float | None = None, deal: str = "D") -> Event:
+    return Event(event_id=event_id, type="deal.won", occurred_ms=ms, lead_id=lead, deal_id=deal, amount=amount)
+
+
+def series_value(series: list[Series], name: str, **labels: str) -> float | None:
+    return next((s.value for s in series if s.name == name and s.labels == labels), None)
+
+
+def test_outcomes_count_a_resent_or_superseded_event_as_duplicate(redis_client: redis.Redis, key_prefix: str) -> None:
+    store = AggregateStore(redis_client, Settings(key_prefix=key_prefix))
+    mql = Event(event_id="q1", type="lead.qualified", occurred_ms=T0, lead_id="L", stage="mql")
+    sql = Event(event_id="q2", type="lead.qualified", occurred_ms=T0, lead_id="L", stage="sql")
+    assert store.apply([created("c1", "L"), sql]).counts == {"applied": 2, "duplicate": 0, "rejected": 0}
+    assert store.apply([created("c1", "L"), mql, created("c0", "L", T0 + 1)]).counts["duplicate"] == 3
+
+
+def test_offsets_move_only_from_the_value_the_worker_last_saw(redis_client: redis.Redis, key_prefix: str) -> None:
+    store = AggregateStore(redis_client, Settings(key_prefix=key_prefix))
+    assert store.read_offsets() == {}
+    assert store.apply([created("c1", "L")], offsets={TP: OffsetAdvance(-1, 10)}).refused == {}
+    assert store.read_offsets() == {TP: 10}
+    outcome = store.apply([created("c2", "M")], offsets={TP: OffsetAdvance(5, 20)})
+    assert outcome.refused == {TP: 10}
+    assert store.read_offsets() == {TP: 10}
+
+
+def test_health_counts_outcomes_rejections_and_the_newest_applied_time(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    settings = Settings(key_prefix=key_prefix, shards=4)
+    store = AggregateStore(redis_client, settings)
+    store.apply([created("c1", "L"), created("c1", "L"), won("w1", "L", T0 + 5000)], rejected={DEALS_TOPIC: 2})
+    health = read_health(redis_client, settings)
+    assert health.events == {
+        (LEADS_TOPIC, "lead.created", "applied"): 1,
+        (LEADS_TOPIC, "lead.created", "duplicate"): 1,
+        (DEALS_TOPIC, "deal.won", "applied"): 1,
+        (DEALS_TOPIC, "invalid", "rejected"): 2,
+    }
+    assert health.last_event_seconds == {LEADS_TOPIC: T0 / 1000, DEALS_TOPIC: (T0 + 5000) / 1000}
+
+
+def test_lead_state_expires_after_the_retention_and_amounts_are_capped(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    settings = Settings(key_prefix=key_prefix, lead_retention_days=2, as_of=AS_OF)
+    store = AggregateStore(redis_client, settings)
+    store.apply([created("c1", "L"), won("w1", "L", amount=1e300)])
+    assert 0 < redis_client.ttl(store.layout.lead(store.layout.shard_of("L"), "L")) <= 2 * 86400
+    series = read_series(redis_client, settings, AS_OF)
+    assert series_value(series, "leadpulse_window_won_amount", dimension="all", segment="all", window="7d") == (
+        MAX_AMOUNT_CENTS / 100
+    )
+
+
+def test_clear_deletes_this_prefix_only(redis_client: redis.Redis, key_prefix: str) -> None:
+    neighbour = f"{key_prefix}x"
+    mine = AggregateStore(redis_client, Settings(key_prefix=key_prefix))
+    theirs = AggregateStore(redis_client, Settings(key_prefix=neighbour))
+    try:
+        for store in (mine, theirs):
+            store.apply([created("c1", "L"), created("c2", "M")], offsets={TP: OffsetAdvance(-1, 1)})
+        assert mine.clear() > 0
+        assert list(redis_client.scan_iter(match=f"{key_prefix}:*")) == []
+        assert theirs.read_offsets() == {TP: 1}
+        assert mine.apply([created("c1", "L")]).counts["applied"] == 1
+    finally:
+        theirs.clear()
+
+
+def test_other_shards_or_dimensions_on_the_same_prefix_are_refused(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    AggregateStore(redis_client, Settings(key_prefix=key_prefix, shards=4)).apply([created("c1", "L")])
+    with pytest.raises(LayoutMismatch, match="leadpulse rebuild"):
+        AggregateStore(redis_client, Settings(key_prefix=key_prefix, shards=8)).apply([created("c2", "M")])
+    with pytest.raises(LayoutMismatch):
+        AggregateStore(redis_client, Settings(key_prefix=key_prefix, shards=4, attribute_dimensions="persona")).apply([])
+
+
+def test_async_store_writes_what_the_sync_store_writes(
+    stack_settings: Settings, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    events = [created("c1", "L"), won("w1", "L", T0 + 86_400_000, 12.5), created("c2", "M", source="ads")]
+    sync_settings = Settings(key_prefix=f"{key_prefix}s", as_of=AS_OF)
+    async_settings = Settings(key_prefix=f"{key_prefix}a", as_of=AS_OF)
+
+    async def run_async() -> dict[str, int]:
+        client = redis.asyncio.Redis.from_url(stack_settings.redis_url)
+        try:
+            store = AsyncAggregateStore(client, async_settings)
+            outcome = await store.apply(events, offsets={TP: OffsetAdvance(-1, 7)})
+            assert await store.read_offsets() == {TP: 7}
+            return outcome.counts
+        finally:
+            await client.aclose()
+
+    sync_store = AggregateStore(redis_client, sync_settings)
+    try:
+        assert asyncio.run(run_async()) == sync_store.apply(events).counts
+        assert read_series(redis_client, async_settings, AS_OF) == read_series(redis_client, sync_settings, AS_OF)
+    finally:
+        sync_store.clear()
+        AggregateStore(redis_client, async_settings).clear()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[redis.Redis]:
+    """A server of our own, since emptying the script cache would disturb other tests."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workdir = tempfile.mkdtemp(prefix="leadpulse-noscript-")
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_batch_and_offsets_land_together_after_the_script_cache_is_emptied(private_redis: redis.Redis) -> None:
+    settings = Settings(key_prefix="lp", as_of=AS_OF)
+    store = AggregateStore(private_redis, settings)
+    store.apply([created("c1", "L")], offsets={TP: OffsetAdvance(-1, 1)})
+    private_redis.script_flush()
+    outcome = store.apply([created("c2", "M"), created("c1", "L")], offsets={TP: OffsetAdvance(1, 2)})
+    assert outcome.counts == {"applied": 1, "duplicate": 1, "rejected": 0}
+    assert store.read_offsets() == {TP: 2}
+    leads = series_value(read_series(private_redis, settings, AS_OF), "leadpulse_window_leads", dimension="all", segment="all", window="7d")
+    assert leads == 2

@@ -1,0 +1,143 @@
+"""Drive the real pipeline from tests: workers as processes, records on the real topics.
+
+A `Pipeline` has its own Redis key prefix and consumer group on the shared test stack,
+so its workers start from the beginning of the topics. The expected numbers are the
+reference model applied to everything the topics hold, which is exactly what the
+contract says the aggregates are a function of.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import redis
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from aggregates.series import Series
+from streams.events import Event, parse_record
+from streams.settings import INPUT_TOPICS, Settings
+from tests.aggregates.reference import reference_series
+
+LEADPULSE = str(Path(sys.executable).with_name("leadpulse"))
+
+
+@dataclass
+class Pipeline:
+    base: Settings
+    logs: Path
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.base.model_copy(update={"key_prefix": f"w{self.tag}", "consumer_group": f"g{self.tag}"})
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "LEADPULSE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+            "LEADPULSE_REDIS_URL": s.redis_url,
+            "LEADPULSE_KEY_PREFIX": s.key_prefix,
+            "LEADPULSE_CONSUMER_GROUP": s.consumer_group,
+            "LEADPULSE_HOME": str(s.home),
+        }
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker-{self.tag}-{len(self.workers)}.log").open("wb")
+        worker = subprocess.Popen([LEADPULSE, "worker"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        self.workers.append(worker)
+        return worker
+
+    def stop_workers(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(sig)
+        for worker in self.workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+    def publish_raw(self, records: list[bytes]) -> None:
+        """Write records straight to the input topics, as any producer might (no validation)."""
+        producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all", linger_ms=5)
+        for i, raw in enumerate(records):
+            try:
+                decoded = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                decoded = None
+            is_deal = isinstance(decoded, dict) and str(decoded.get("type", "")).startswith("deal.")
+            lead = decoded.get("lead_id") if isinstance(decoded, dict) else None
+            key = lead.encode() if isinstance(lead, str) else None
+            producer.send(INPUT_TOPICS[1] if is_deal else INPUT_TOPICS[i % 2 if key is None else 0], raw, key=key)
+        producer.flush(60)
+        producer.close()
+
+    def topic_records(self) -> tuple[dict[tuple[str, int], int], list[bytes]]:
+        """Every record the input topics hold now, with each partition's last offset."""
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
+        partitions, starts, ends = _extent(consumer)
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+        records: list[bytes] = []
+        while remaining:
+            for tp, batch in consumer.poll(timeout_ms=1000, max_records=10_000).items():
+                records += [r.value for r in batch if r.offset < ends[tp]]
+                if batch and batch[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+        consumer.close()
+        return {(tp.topic, tp.partition): ends[tp] - 1 for tp in partitions if ends[tp] > starts[tp]}, records
+
+    def wait_caught_up(self, timeout: float = 120) -> None:
+        """Until Redis's stored offsets reach the end of every non-empty partition."""
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+        partitions, starts, ends = _extent(consumer)
+        consumer.close()
+        last = {(tp.topic, tp.partition): ends[tp] - 1 for tp in partitions if ends[tp] > starts[tp]}
+        client = redis.Redis.from_url(self.settings.redis_url)
+        deadline = time.monotonic() + timeout
+        stored: dict[tuple[str, int], int] = {}
+        while time.monotonic() < deadline:
+            try:
+                raw = client.hgetall(f"{self.settings.key_prefix}:offsets")
+            except redis.ConnectionError:
+                raw = {}
+            stored = {(k.decode().rpartition("|")[0], int(k.decode().rpartition("|")[2])): int(v) for k, v in raw.items()}
+            if all(stored.get(tp, -1) >= offset for tp, offset in last.items()):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"workers did not catch up in {timeout}s: stored {stored}, want {last}")
+
+    def report(self) -> list[Series]:
+        """`leadpulse report --json` of this pipeline, as the operator would run it."""
+        out = subprocess.run(
+            [LEADPULSE, "report", "--json", "--as-of", self.settings.today().isoformat()],
+            env=self.env(), check=True, capture_output=True, timeout=60,
+        ).stdout
+        return [Series(s["name"], s["labels"], s["value"]) for s in orjson.loads(out)]
+
+    def expected(self) -> list[Series]:
+        """The reference model over every valid record on the topics."""
+        now_ms = int(time.time() * 1000)
+        _, records = self.topic_records()
+        events = [e for e in (parse_record(r, now_ms) for r in records) if isinstance(e, Event)]
+        s = self.settings
+        return reference_series(events, s.today(), s.window_days, s.max_segments, s.attribute_keys)
+
+
+def _extent(consumer: KafkaConsumer) -> tuple[list[TopicPartition], dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """The input partitions with their earliest retained and end offsets."""
+    partitions = [TopicPartition(t, p) for t in INPUT_TOPICS for p in consumer.partitions_for_topic(t) or ()]
+    return partitions, consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
