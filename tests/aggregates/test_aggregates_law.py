@@ -16,7 +16,7 @@ from datetime import date, datetime, timezone
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import assert_same_series, reference_series
+from tests.aggregates.reference import assert_same_series, reference_series
 
 from aggregates.read import read_series
 from aggregates.store import AggregateStore

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from reference import assert_same_series, reference_series
+from tests.aggregates.reference import assert_same_series, reference_series
 
 from aggregates.read import Series, read_series
 from aggregates.store import AggregateStore
