@@ -24,6 +24,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A crashed worker's partitions wait this long before another worker takes
+        # them; Faust's 60 s default would stall the pipeline for a minute.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         # A worker holds at most a few batches in memory; larger buffers only delay
         # the seek back after Redis lost writes.
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size),

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_segments: int = Field(200, description="distinct segments per dimension; the rest fold into `other`")
     attribute_dimensions: str = Field("", description="comma-separated attribute keys that become dimensions")
     windows: str = Field("7,30,90", description="rolling window lengths in days, comma-separated")
+    session_timeout_s: float = Field(
+        10.0, description="how long a silent worker keeps its partitions before others take them over"
+    )
     batch_size: int = Field(2000, description="events per worker batch (one Redis round trip each)")
     batch_wait_ms: int = Field(50, description="longest a worker waits to fill a batch")
 

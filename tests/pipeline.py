@@ -83,45 +83,50 @@ class Pipeline:
         producer.flush(60)
         producer.close()
 
-    def topic_records(self) -> tuple[dict[tuple[str, int], int], list[bytes]]:
-        """Every record the input topics hold now, with each partition's last offset."""
+    def records_up_to(self, last: dict[tuple[str, int], int]) -> list[bytes]:
+        """The input records at or below each partition's `last` offset."""
         consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
-        partitions, starts, ends = _extent(consumer)
+        partitions, starts, _ = _extent(consumer)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+        remaining = {tp for tp in partitions if last.get((tp.topic, tp.partition), -1) >= starts[tp]}
+        for tp in set(partitions) - remaining:
+            consumer.pause(tp)
         records: list[bytes] = []
         while remaining:
             for tp, batch in consumer.poll(timeout_ms=1000, max_records=10_000).items():
-                records += [r.value for r in batch if r.offset < ends[tp]]
-                if batch and batch[-1].offset + 1 >= ends[tp]:
+                end = last[(tp.topic, tp.partition)]
+                records += [r.value for r in batch if r.offset <= end]
+                if batch and batch[-1].offset >= end:
                     remaining.discard(tp)
                     consumer.pause(tp)
         consumer.close()
-        return {(tp.topic, tp.partition): ends[tp] - 1 for tp in partitions if ends[tp] > starts[tp]}, records
+        return records
+
+    def stored_offsets(self) -> dict[tuple[str, int], int]:
+        raw = redis.Redis.from_url(self.settings.redis_url).hgetall(f"{self.settings.key_prefix}:offsets")
+        return {(k.decode().rpartition("|")[0], int(k.decode().rpartition("|")[2])): int(v) for k, v in raw.items()}
 
     def wait_caught_up(self, timeout: float = 120) -> None:
-        """Until Redis's stored offsets reach the end of every non-empty partition."""
+        """Until Redis's stored offsets reach the end every non-empty partition has now."""
         consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
         partitions, starts, ends = _extent(consumer)
         consumer.close()
         last = {(tp.topic, tp.partition): ends[tp] - 1 for tp in partitions if ends[tp] > starts[tp]}
-        client = redis.Redis.from_url(self.settings.redis_url)
         deadline = time.monotonic() + timeout
         stored: dict[tuple[str, int], int] = {}
         while time.monotonic() < deadline:
             try:
-                raw = client.hgetall(f"{self.settings.key_prefix}:offsets")
+                stored = self.stored_offsets()
             except redis.ConnectionError:
-                raw = {}
-            stored = {(k.decode().rpartition("|")[0], int(k.decode().rpartition("|")[2])): int(v) for k, v in raw.items()}
+                stored = {}
             if all(stored.get(tp, -1) >= offset for tp, offset in last.items()):
                 return
             time.sleep(0.5)
         raise AssertionError(f"workers did not catch up in {timeout}s: stored {stored}, want {last}")
 
     def report(self) -> list[Series]:
-        """`leadpulse report --json` of this pipeline, as the operator would run it."""
+        """`leadpulse report --json` of this pipeline, as the operator would run it (workers stopped)."""
         out = subprocess.run(
             [LEADPULSE, "report", "--json", "--as-of", self.settings.today().isoformat()],
             env=self.env(), check=True, capture_output=True, timeout=60,
@@ -129,9 +134,13 @@ class Pipeline:
         return [Series(s["name"], s["labels"], s["value"]) for s in orjson.loads(out)]
 
     def expected(self) -> list[Series]:
-        """The reference model over every valid record on the topics."""
+        """The reference model over every valid record Redis says it has applied.
+
+        Call with the workers stopped, so the aggregates and the offsets stand still
+        even when other producers keep writing to the shared topics.
+        """
         now_ms = int(time.time() * 1000)
-        _, records = self.topic_records()
+        records = self.records_up_to(self.stored_offsets())
         events = [e for e in (parse_record(r, now_ms) for r in records) if isinstance(e, Event)]
         s = self.settings
         return reference_series(events, s.today(), s.window_days, s.max_segments, s.attribute_keys)
