@@ -1,0 +1,73 @@
+"""`leadpulse exporter`: serve /metrics from a registry holding only the leadpulse collector.
+
+A thin wrapper: prometheus_client's threaded HTTP server renders the registry on each
+request, so all the logic is in `exporters.collector`. Heavy imports happen inside the
+command so `leadpulse --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: A scrape must fail fast rather than hang when Redis stalls: Prometheus gives up on a
+#: whole scrape after 10 s by default, and a wedged connection would hold a thread.
+REDIS_TIMEOUT_S = 2.0
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then close the Redis and Kafka clients."""
+    import redis
+    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+
+    from exporters.collector import LeadpulseCollector
+    from exporters.lag import EndOffsets
+
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+    )
+    end_offsets = EndOffsets(settings.kafka_bootstrap)
+    registry = CollectorRegistry()
+    registry.register(LeadpulseCollector(client, settings, end_offsets))
+    ProcessCollector(registry=registry)  # the exporter's own CPU and memory
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    log.info("serving /metrics on %s:%d (Redis %s, key prefix %r)", host, port, settings.redis_url, settings.key_prefix)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    server.shutdown()
+    thread.join()
+    end_offsets.close()
+    client.close()
+
+
+@click.command("exporter")
+@click.option("--host", default="0.0.0.0", show_default=True, help="address to listen on (0.0.0.0 suits containers)")
+@click.option("--port", type=int, help="port to listen on [LEADPULSE_EXPORTER_PORT, default 9816]")
+@click.option("--loglevel", default="info", show_default=True, help="log level")
+def exporter_command(host: str, port: int | None, loglevel: str) -> None:
+    """Serve /metrics: every series of CONTRACT section 3, read from Redis at each scrape.
+
+    Also publishes pipeline health (events, newest event time, Redis and Kafka
+    reachability, consumer lag per partition, scrape duration). Settings come from
+    LEADPULSE_* variables (Redis URL, key prefix, windows, as-of day, Kafka bootstrap).
+    """
+    from streams.cli import configure_logging
+
+    configure_logging(loglevel)
+    settings = Settings()
+    serve(settings, host, port if port is not None else settings.exporter_port)
