@@ -60,7 +60,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
 @click.option("--port", type=int, help="port to listen on [LEADPULSE_EXPORTER_PORT, default 9816]")
 @click.option("--loglevel", default="info", show_default=True, help="log level")
 def exporter_command(host: str, port: int | None, loglevel: str) -> None:
-    """Serve /metrics: every series of CONTRACT section 3, read from Redis at each scrape.
+    """Serve /metrics: every series of docs/metrics.md, read from Redis at each scrape.
 
     Also publishes pipeline health (events, newest event time, Redis and Kafka
     reachability, consumer lag per partition, scrape duration). Settings come from
