@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Collection, Protocol, Sequence
 
 import faust
 from faust.types import TP, EventT
@@ -65,8 +65,9 @@ class BatchProcessor:
         that Kafka had already committed.
         """
         assigned = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic in INPUT_TOPICS}
+        stored, earliest = await self._fetch_positions(assigned)
         self.positions.forget(set(self.positions.known))  # another worker may have moved them on
-        await self._load_positions(assigned)
+        self.positions.load(stored, earliest)
         if assigned:
             # Faust's public commit() only commits acked offsets; rewinding needs _commit.
             consumer: Any = self.app.consumer
@@ -94,27 +95,34 @@ class BatchProcessor:
                 rejects.append((message, parsed))
             else:
                 valid.append(parsed)
-        await self._load_positions(spans.keys())
         await self._send_rejects(rejects)
+        missing = {tp for tp in spans if tp not in self.positions.known}
+        if missing:
+            stored, earliest = await self._fetch_positions(missing)
+            self.positions.load(stored, earliest)
+        # No await since the load: a rebalance cannot forget these partitions before plan().
         advances, seeks = self.positions.plan(spans)
         outcome = await self._apply(valid, advances, Counter(m.topic for m, _ in rejects))
         seeks.update(self.positions.settle(advances, outcome.refused))
         await self._seek(seeks)
 
     async def _seek(self, seeks: dict[TopicPartition, int]) -> None:
+        assigned = self.app.consumer.assignment()
         for (topic, partition), offset in seeks.items():
+            if TP(topic, partition) not in assigned:
+                continue  # moved to another worker meanwhile, which starts from Redis's offset
             log.warning("Redis does not hold %s[%d] from offset %d on: re-reading from there", topic, partition, offset)
             await self.app.consumer.seek(TP(topic, partition), offset)
 
-    async def _load_positions(self, partitions: Iterable[TopicPartition]) -> None:
-        missing = [tp for tp in partitions if tp not in self.positions.known]
-        if not missing:
-            return
+    async def _fetch_positions(
+        self, partitions: Collection[TopicPartition]
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        """Redis's applied offsets and Kafka's earliest retained offsets of `partitions`."""
         stored = await self._retry(self.store.read_offsets)
-        earliest = await self.app.consumer.earliest_offsets(*(TP(*tp) for tp in missing))
-        self.positions.load(stored, {(tp.topic, tp.partition): offset for tp, offset in earliest.items()})
-        for tp in missing:
-            log.info("%s[%d]: Redis holds offsets up to %d", tp[0], tp[1], self.positions.known[tp])
+        earliest = await self.app.consumer.earliest_offsets(*(TP(*tp) for tp in partitions))
+        for tp in partitions:
+            log.info("%s[%d]: Redis holds offsets up to %d", tp[0], tp[1], stored.get(tp, -1))
+        return stored, {(tp.topic, tp.partition): offset for tp, offset in earliest.items()}
 
     async def _send_rejects(self, rejects: list[tuple[Any, Rejection]]) -> None:
         if not rejects:

@@ -51,7 +51,7 @@ class PartitionPositions:
 
     def resume_at(self, tp: TopicPartition) -> int:
         """The next offset to read so that Redis ends up holding everything retained."""
-        return max(self.known[tp], self.floor[tp]) + 1
+        return max(self.known.get(tp, -1), self.floor.get(tp, -1)) + 1
 
     def plan(
         self, spans: Mapping[TopicPartition, tuple[int, int]]
