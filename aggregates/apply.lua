@@ -9,33 +9,36 @@
 -- event changes no state, hence no counter. See docs/keys.md.
 --
 -- KEYS[1]: the shard's health hash `<base>g`; every key touched shares its hash tag.
--- ARGV[1..12]: base, lead TTL (s), key parts lead/cohort/day/segments/names/calendar,
---   leads topic, deals topic, histogram bounds (csv), attribute dimension keys (csv).
--- ARGV[13..]: events, each a code then its fields:
---   c lead ms event_id week month source campaign attr...   (lead.created)
---   q lead ms stage(1|2)                                     (lead.qualified)
---   x lead ms                                                (lead.disqualified)
---   d ms                                                     (deal.created)
---   w lead ms deal cents                                     (deal.won)
---   l lead ms deal                                           (deal.lost)
+-- ARGV[1..14]: base, lead retention (days), lead buckets per shard, key parts
+--   lead/cohort/day/segments/names/calendar, leads topic, deals topic, histogram bounds
+--   (csv), attribute dimension keys (csv), today (UTC epoch day, the worker's clock).
+-- ARGV[15..]: events, each a code then its fields (bucket: the lead's bucket, from
+--   aggregates/keys.py):
+--   c bucket lead ms event_id week month source campaign attr...   (lead.created)
+--   q bucket lead ms stage(1|2)                                     (lead.qualified)
+--   x bucket lead ms                                                (lead.disqualified)
+--   d ms                                                            (deal.created)
+--   w bucket lead ms deal cents                                     (deal.won)
+--   l bucket lead ms deal                                           (deal.lost)
 -- Returns {applied, duplicate}.
 
 local DAY_MS = 86400000
 local floor = math.floor
-local base, ttl = ARGV[1], tonumber(ARGV[2])
-local LEAD, COHORT, DAY, SEGMENTS = base .. ARGV[3], base .. ARGV[4], base .. ARGV[5], base .. ARGV[6]
-local NAMES, CALENDAR, HEALTH = base .. ARGV[7], base .. ARGV[8], KEYS[1]
-local TOPIC = {c = ARGV[9], q = ARGV[9], x = ARGV[9], d = ARGV[10], w = ARGV[10], l = ARGV[10]}
+local base, retention, buckets = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local LEADS, COHORT, DAY, SEGMENTS = base .. ARGV[4], base .. ARGV[5], base .. ARGV[6], base .. ARGV[7]
+local NAMES, CALENDAR, HEALTH = base .. ARGV[8], base .. ARGV[9], KEYS[1]
+local TOPIC = {c = ARGV[10], q = ARGV[10], x = ARGV[10], d = ARGV[11], w = ARGV[11], l = ARGV[11]}
 local TYPE = {
   c = 'lead.created', q = 'lead.qualified', x = 'lead.disqualified',
   d = 'deal.created', w = 'deal.won', l = 'deal.lost',
 }
 
 local bounds = {}
-for b in string.gmatch(ARGV[11], '[^,]+') do bounds[#bounds + 1] = tonumber(b) end
+for b in string.gmatch(ARGV[12], '[^,]+') do bounds[#bounds + 1] = tonumber(b) end
 local dims = {'all', 'source', 'campaign'}
-for k in string.gmatch(ARGV[12], '[^,]+') do dims[#dims + 1] = k end
+for k in string.gmatch(ARGV[13], '[^,]+') do dims[#dims + 1] = k end
 local nseg = #dims - 1 -- stored segments: source, campaign, attributes
+local today = tonumber(ARGV[14])
 
 -- Counter slots (1-based); aggregates/keys.py names the same slots 0-based.
 local D_LEADS, D_CCUST, D_PCUST, D_WON, D_LOST, D_CENTS, D_TTC_SUM, D_BUCKET0 = 1, 2, 3, 4, 5, 6, 7, 8
@@ -88,35 +91,62 @@ local function labels_of(day)
   return pair
 end
 
--- State: msgpack array {q, dq, conv|false, {deal, ms, won, cents, ...},
---   [created ms, event_id, segment name id...]} (the tail only once created).
-local function decode(raw)
-  local st = {q = 0, dq = 0, conv = false, deals = {}, c = false}
-  if not raw then return st end
-  local a = cmsgpack.unpack(raw)
-  st.q, st.dq, st.conv = a[1], a[2], a[3]
-  local flat = a[4]
-  for i = 1, #flat, 4 do st.deals[flat[i]] = {flat[i + 1], flat[i + 2], flat[i + 3]} end
-  if a[5] then
+-- Lead state lives in the shard's bucket hashes `l:<bucket>` (small enough for Redis's
+-- compact listpack encoding, which needs fields and values of at most 64 bytes):
+--   field 'c' .. lead: the core, 2 bytes (big-endian) of the UTC epoch day of its last
+--     change, then msgpack {q, dq, conv|false, deal count, [created ms, event_id,
+--     segment name id...]} (the tail only once created);
+--   field 'd' .. i .. '|' .. lead: its i-th closed deal, msgpack {deal, ms, won, cents}.
+--     One field per deal keeps every value short however many deals a lead has.
+-- A canonical lowercase UUID event_id is stored as {its 16 bytes} (a table, so it cannot
+-- be mistaken for another id); ties are broken on the id as sent, rebuilt when needed.
+local HEX = '[0-9a-f]'
+local UUID = '^' .. HEX:rep(8) .. '%-' .. HEX:rep(4) .. '%-' .. HEX:rep(4) .. '%-' .. HEX:rep(4) .. '%-' .. HEX:rep(12) .. '$'
+
+local function stored_id(eid)
+  if not string.find(eid, UUID) then return eid end
+  local hex = string.gsub(eid, '%-', '')
+  local words = {}
+  for w = 1, 4 do words[w] = tonumber(string.sub(hex, 8 * w - 7, 8 * w), 16) end
+  return {struct.pack('>I4I4I4I4', unpack(words))}
+end
+
+local function sent_id(stored)
+  if type(stored) == 'string' then return stored end
+  local hex = string.format('%08x%08x%08x%08x', struct.unpack('>I4I4I4I4', stored[1]))
+  return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-' .. string.sub(hex, 13, 16) .. '-'
+    .. string.sub(hex, 17, 20) .. '-' .. string.sub(hex, 21)
+end
+
+local function deal_field(i, id) return 'd' .. i .. '|' .. id end
+
+local function changed_on(core) return string.byte(core, 1) * 256 + string.byte(core, 2) end
+
+-- `core`: the unpacked msgpack of the core (or nil); `deals`: its unpacked deals.
+-- Deals are {ms, won, cents, index, dirty}, keyed by deal id.
+local function decode(core, deals)
+  local st = {q = 0, dq = 0, conv = false, nd = 0, deals = {}, c = false}
+  if not core then return st end
+  st.q, st.dq, st.conv, st.nd = core[1], core[2], core[3], core[4]
+  for i, d in ipairs(deals) do st.deals[d[1]] = {d[2], d[3], d[4], i, false} end
+  if core[5] then
     local ids = {}
-    for j = 1, nseg do ids[j] = a[6 + j] end
-    st.c = {ms = a[5], eid = a[6], ids = ids}
+    for j = 1, nseg do ids[j] = core[6 + j] end
+    st.c = {ms = core[5], eid = core[6], ids = ids}
   end
   return st
 end
 
-local function encode(st)
-  local flat = {}
-  for deal, d in pairs(st.deals) do
-    flat[#flat + 1] = deal; flat[#flat + 1] = d[1]; flat[#flat + 1] = d[2]; flat[#flat + 1] = d[3]
-  end
-  local a = {st.q, st.dq, st.conv, flat}
+local CHANGED_TODAY = string.char(floor(today / 256), today % 256)
+
+local function encode_core(st)
+  local a = {st.q, st.dq, st.conv, st.nd}
   local c = st.c
   if c then
     a[5], a[6] = c.ms, c.eid
     for j = 1, nseg do a[6 + j] = c.ids[j] end
   end
-  return cmsgpack.pack(a)
+  return CHANGED_TODAY .. cmsgpack.pack(a)
 end
 
 -- Pending counter deltas of this call: vectors[key][field][slot], ints[key][field].
@@ -150,9 +180,7 @@ end
 local function contribute(st, sign)
   local c = st.c
   if not c then
-    local closed = 0
-    for _ in pairs(st.deals) do closed = closed + 1 end
-    incr(HEALTH, 'orphans', sign * closed)
+    incr(HEALTH, 'orphans', sign * st.nd)
     return
   end
   local cust = st.conv and 1 or 0
@@ -186,55 +214,66 @@ local function contribute(st, sign)
 end
 
 local leads = {}
-local function lead(id)
+local function lead(bucket, id)
   local entry = leads[id]
   if not entry then
-    local raw = redis.call('GET', LEAD .. id)
-    entry = {before = decode(raw), st = decode(raw), changed = false}
+    local key = LEADS .. bucket
+    local raw, core, deals = redis.call('HGET', key, 'c' .. id), nil, {}
+    if raw then
+      core = cmsgpack.unpack(string.sub(raw, 3))
+      if core[4] > 0 then
+        local fields = {}
+        for i = 1, core[4] do fields[i] = deal_field(i, id) end
+        for i, packed in ipairs(redis.call('HMGET', key, unpack(fields))) do deals[i] = cmsgpack.unpack(packed) end
+      end
+    end
+    entry = {key = key, before = decode(core, deals), st = decode(core, deals), changed = false}
     leads[id] = entry
   end
   return entry
 end
 
 local applied, duplicate, last = 0, 0, {}
-local i, n = 13, #ARGV
+local i, n = 15, #ARGV
 while i <= n do
   local code, ms, changed = ARGV[i], nil, false
   if code == 'd' then
     ms, changed = tonumber(ARGV[i + 1]), true -- carries no state: cannot be a re-send
     i = i + 2
   else
-    local entry = lead(ARGV[i + 1])
+    local entry = lead(ARGV[i + 1], ARGV[i + 2])
     local st = entry.st
-    ms = tonumber(ARGV[i + 2])
+    ms = tonumber(ARGV[i + 3])
     if code == 'c' then
-      local eid, c = ARGV[i + 3], st.c
-      if not c or ms < c.ms or (ms == c.ms and less(eid, c.eid)) then
+      local eid, c = ARGV[i + 4], st.c
+      if not c or ms < c.ms or (ms == c.ms and less(eid, sent_id(c.eid))) then
         local ids, day = {}, floor(ms / DAY_MS)
-        for j = 1, nseg do ids[j] = intern(dims[j + 1] .. '|' .. ARGV[i + 5 + j]) end
-        st.c, changed = {ms = ms, eid = eid, ids = ids}, true
+        for j = 1, nseg do ids[j] = intern(dims[j + 1] .. '|' .. ARGV[i + 6 + j]) end
+        st.c, changed = {ms = ms, eid = stored_id(eid), ids = ids}, true
         if not labels[day] then
-          labels[day] = {ARGV[i + 4], ARGV[i + 5]}
-          redis.call('HSETNX', CALENDAR, day, ARGV[i + 4] .. '|' .. ARGV[i + 5])
+          labels[day] = {ARGV[i + 5], ARGV[i + 6]}
+          redis.call('HSETNX', CALENDAR, day, ARGV[i + 5] .. '|' .. ARGV[i + 6])
         end
       end
-      i = i + 6 + nseg
+      i = i + 7 + nseg
     elseif code == 'q' then
-      local q = tonumber(ARGV[i + 3])
+      local q = tonumber(ARGV[i + 4])
       if q > st.q then st.q, changed = q, true end
-      i = i + 4
+      i = i + 5
     elseif code == 'x' then
       if st.dq == 0 then st.dq, changed = 1, true end
-      i = i + 3
+      i = i + 4
     else -- 'w' or 'l'
-      local deal, won = ARGV[i + 3], (code == 'w') and 1 or 0
-      local cents = (won == 1) and tonumber(ARGV[i + 4]) or 0
+      local deal, won = ARGV[i + 4], (code == 'w') and 1 or 0
+      local cents = (won == 1) and tonumber(ARGV[i + 5]) or 0
       if won == 1 and (not st.conv or ms < st.conv) then st.conv, changed = ms, true end
       local d = st.deals[deal]
       if not d or ms > d[1] or (ms == d[1] and (won > d[2] or (won == d[2] and cents > d[3]))) then
-        st.deals[deal], changed = {ms, won, cents}, true
+        local index = d and d[4]
+        if not index then st.nd = st.nd + 1; index = st.nd end
+        st.deals[deal], changed = {ms, won, cents, index, true}, true
       end
-      i = i + 4 + won
+      i = i + 5 + won
     end
     if changed then entry.changed = true end
   end
@@ -250,9 +289,17 @@ end
 
 for id, entry in pairs(leads) do
   if entry.changed then
+    local st = entry.st
     contribute(entry.before, -1)
-    contribute(entry.st, 1)
-    redis.call('SET', LEAD .. id, encode(entry.st), 'EX', ttl)
+    contribute(st, 1)
+    local fields = {'c' .. id, encode_core(st)}
+    for deal, d in pairs(st.deals) do
+      if d[5] then
+        fields[#fields + 1] = deal_field(d[4], id)
+        fields[#fields + 1] = cmsgpack.pack({deal, d[1], d[2], d[3]})
+      end
+    end
+    redis.call('HSET', entry.key, unpack(fields))
   end
 end
 
@@ -311,6 +358,23 @@ for topic, ms in pairs(last) do
   local field = 'last|' .. topic
   local stored = tonumber(redis.call('HGET', HEALTH, field))
   if not stored or ms > stored then redis.call('HSET', HEALTH, field, string.format('%d', ms)) end
+end
+
+-- Retention: every call sweeps the next bucket of its shard (the cursor is `sweep` in
+-- the health hash), deleting the leads whose last change is more than `retention`
+-- days old. Last, so a lead this batch changed is never swept.
+local swept = LEADS .. (redis.call('HINCRBY', HEALTH, 'sweep', 1) % buckets)
+local flat, gone = redis.call('HGETALL', swept), {}
+for j = 1, #flat, 2 do
+  local field, core = flat[j], flat[j + 1]
+  if string.sub(field, 1, 1) == 'c' and today - changed_on(core) > retention then
+    local id = string.sub(field, 2)
+    gone[#gone + 1] = field
+    for k = 1, cmsgpack.unpack(string.sub(core, 3))[4] do gone[#gone + 1] = deal_field(k, id) end
+  end
+end
+for first = 1, #gone, CHUNK do
+  redis.call('HDEL', swept, unpack(gone, first, math.min(first + CHUNK - 1, #gone)))
 end
 
 return {applied, duplicate}

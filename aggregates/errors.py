@@ -12,9 +12,10 @@ class AggregateError(Exception):
 
 
 class LayoutMismatch(AggregateError):
-    """The prefix holds aggregates written with other shards or attribute dimensions.
+    """The prefix holds aggregates written with other shards, attribute dimensions or key layout.
 
-    Stored lead state records segments in the order of the configured dimensions, so
-    mixing layouts would corrupt counters: run `leadpulse rebuild`, or restore the
-    previous LEADPULSE_SHARDS / LEADPULSE_ATTRIBUTE_DIMENSIONS.
+    Stored lead state records segments in the order of the configured dimensions, and
+    leads are found by shard and bucket, so mixing layouts would corrupt counters: run
+    `leadpulse rebuild`, or restore the previous LEADPULSE_SHARDS /
+    LEADPULSE_ATTRIBUTE_DIMENSIONS (or leadpulse version).
     """

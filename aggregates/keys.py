@@ -9,6 +9,7 @@ is one slot and its script stays legal.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -20,13 +21,19 @@ BUILTIN_DIMENSIONS: Final = (ALL, "source", "campaign")
 OTHER_SEGMENT: Final = "other"
 
 #: Name parts appended to a shard's base `<prefix>:{<prefix>:<shard>}:`.
-LEAD_PART: Final = "l:"  # + lead_id: the lead's state (a msgpack string with an EXPIRE)
+LEAD_PART: Final = "l:"  # + bucket: hash `c<lead_id>` -> lead state, `d<i>|<lead_id>` -> its deals
 COHORT_PART: Final = "c:"  # + cohort label: hash (dimension|segment) -> cohort vector
 DAY_PART: Final = "d:"  # + UTC epoch day: hash (dimension|segment) -> day vector
 SEGMENTS_NAME: Final = "seg"  # hash (dimension|segment) -> all-time leads
 HEALTH_NAME: Final = "g"  # hash: orphans, events|topic|type|outcome, last|topic
 NAMES_NAME: Final = "n"  # hash: dimension|segment <-> small id, so lead state stays short
 CALENDAR_NAME: Final = "cal"  # hash: UTC epoch day -> `week|month` cohort labels
+
+#: Lead state buckets per shard. A lead's bucket follows from its id (`KeyLayout.place`);
+#: buckets keep Redis's compact listpack encoding up to 128 fields, i.e. up to ~100
+#: leads each: ~1.6 million live leads with 16 shards. Beyond that they still work, as
+#: hashtables costing ~70 more bytes per lead. Part of the layout fingerprint.
+LEAD_BUCKETS: Final = 1024
 
 ORPHANS_FIELD: Final = "orphans"
 INVALID_TYPE: Final = "invalid"
@@ -81,23 +88,29 @@ class KeyLayout:
     @property
     def fingerprint(self) -> str:
         """What stored lead state depends on: changing it needs `leadpulse rebuild`."""
-        return f"v1;shards={self.shards};attributes={','.join(self.attribute_keys)}"
+        return f"v2;shards={self.shards};buckets={LEAD_BUCKETS};attributes={','.join(self.attribute_keys)}"
 
-    def shard_of(self, lead_id: str) -> int:
-        """Stable across processes and languages (crc32), unlike Python's `hash`."""
-        return zlib.crc32(lead_id.encode("utf-8")) % self.shards
+    def place(self, lead_id: str) -> tuple[int, int]:
+        """(shard, bucket) of a lead: from one crc32, stable across processes unlike `hash`."""
+        crc = zlib.crc32(lead_id.encode("utf-8"))
+        return crc % self.shards, crc // self.shards % LEAD_BUCKETS
 
     def base(self, shard: int) -> str:
         return f"{self.prefix}:{{{self.prefix}:{shard}}}:"
 
-    def lead(self, shard: int, lead_id: str) -> str:
-        return f"{self.base(shard)}{LEAD_PART}{lead_id}"
+    def leads(self, shard: int, bucket: int) -> str:
+        """The bucket hash holding the state of the shard's leads placed in `bucket`."""
+        return f"{self.base(shard)}{LEAD_PART}{bucket}"
 
-    def cohort(self, shard: int, label: str) -> str:
-        return f"{self.base(shard)}{COHORT_PART}{label}"
+    def cohorts(self, shard: int, labels: Iterable[str]) -> list[str]:
+        """The cohort hashes of `labels` (a scrape names ~1,900 keys: the base is built once)."""
+        prefix = f"{self.base(shard)}{COHORT_PART}"
+        return [prefix + label for label in labels]
 
-    def day(self, shard: int, day: int) -> str:
-        return f"{self.base(shard)}{DAY_PART}{day}"
+    def days(self, shard: int, days: Iterable[int]) -> list[str]:
+        """The day hashes of UTC epoch `days`."""
+        prefix = f"{self.base(shard)}{DAY_PART}"
+        return [f"{prefix}{day}" for day in days]
 
     def segments(self, shard: int) -> str:
         return f"{self.base(shard)}{SEGMENTS_NAME}"

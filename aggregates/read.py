@@ -1,28 +1,35 @@
 """Read the aggregates back: business series for the exporter and `report`, and health.
 
-One pipeline round trip per call: HGETALL of each shard's published cohort hashes, the
-day hashes of the longest window, its segment hash and its health hash. Parsing and
-summing over shards is `parse_counters` (pure); the series themselves are built by
+`read_aggregates` (behind `read_series`) is one pipeline round trip: per shard one
+`EVAL_RO read.lua` returning the HGETALL of its published cohort hashes, the day hashes
+of the longest window, its segment hash and its health hash. Summing over shards is
+`parse_counters` (pure); the series themselves are built by
 `aggregates.series.build_series` (pure).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from importlib import resources
+from typing import Final, TypeVar
 
 import redis
+from redis.client import NEVER_DECODE
 
-from aggregates.keys import ORPHANS_FIELD, KeyLayout, as_text
+from aggregates.keys import ORPHANS_FIELD, KeyLayout
 from aggregates.rules import published_cohorts, window_day_range
-from aggregates.series import RawCounters, Series, Vectors, add_vector, build_series
+from aggregates.series import RawCounters, Segment, Series, build_series
 from streams.settings import Settings
 
-__all__ = ["Health", "Series", "parse_counters", "parse_health", "read_health", "read_series"]
+__all__ = ["Health", "Series", "parse_counters", "parse_health", "read_aggregates", "read_health", "read_series"]
 
-Hash = Mapping[Any, Any]  # an HGETALL reply: bytes or str, as the client decodes
+Flat = Sequence[bytes]  # an HGETALL reply as Redis sends it: field, value, field, value...
+
+_READ_SCRIPT: Final = resources.files("aggregates").joinpath("read.lua").read_text(encoding="utf-8")
+_ORPHANS: Final = ORPHANS_FIELD.encode()
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,76 +40,113 @@ class Health:
     last_event_seconds: dict[str, float] = field(default_factory=dict)  # topic -> newest applied
 
 
-def read_series(client: redis.Redis, settings: Settings, as_of: date) -> list[Series]:
-    """Every business series of CONTRACT section 3 as of day T, summed over shards."""
+def read_aggregates(client: redis.Redis, settings: Settings, as_of: date) -> tuple[list[Series], Health]:
+    """Every business series of CONTRACT section 3 as of day T, and the health, in one round trip."""
     layout = KeyLayout.from_settings(settings)
     cohorts = [label for _, label in published_cohorts(as_of)]
     days = list(window_day_range(as_of, max(settings.window_days, default=1)))
-    keys: list[str] = []
-    for shard in range(layout.shards):
-        keys += [layout.cohort(shard, label) for label in cohorts]
-        keys += [layout.day(shard, day) for day in days]
-        keys += [layout.segments(shard), layout.health(shard)]
-    raw = parse_counters(_hgetall(client, keys), cohorts, days)
-    return build_series(raw, as_of, settings.window_days, settings.max_segments)
+    shards = _hgetall(
+        client,
+        [
+            [*layout.cohorts(shard, cohorts), *layout.days(shard, days), layout.segments(shard), layout.health(shard)]
+            for shard in range(layout.shards)
+        ],
+    )
+    raw = parse_counters(shards, cohorts, days)
+    series = build_series(raw, as_of, settings.window_days, settings.max_segments)
+    return series, parse_health([hashes[-1] for hashes in shards])
+
+
+def read_series(client: redis.Redis, settings: Settings, as_of: date) -> list[Series]:
+    """Every business series as of day T, summed over shards: what `report` and /metrics publish."""
+    return read_aggregates(client, settings, as_of)[0]
 
 
 def read_health(client: redis.Redis, settings: Settings) -> Health:
     """Event counts by (topic, type, outcome) and the newest applied event time by topic."""
     layout = KeyLayout.from_settings(settings)
-    return parse_health(_hgetall(client, [layout.health(shard) for shard in range(layout.shards)]))
+    shards = _hgetall(client, [[layout.health(shard)] for shard in range(layout.shards)])
+    return parse_health([hashes[0] for hashes in shards])
 
 
-def parse_counters(hashes: Sequence[Hash], cohorts: Sequence[str], days: Sequence[int]) -> RawCounters:
-    """Sum shards' hashes, fetched per shard in the order cohorts, days, segments, health."""
-    raw = RawCounters()
-    per_shard = len(cohorts) + len(days) + 2
-    for start in range(0, len(hashes), per_shard):
-        chunk = hashes[start : start + per_shard]
-        for label, stored in zip(cohorts, chunk):
-            _add_vectors(raw.cohorts.setdefault(label, {}), stored)
-        for day, stored in zip(days, chunk[len(cohorts) :]):
-            _add_vectors(raw.days.setdefault(day, {}), stored)
-        for name, leads in chunk[-2].items():
-            segment = _segment(name)
-            raw.segment_leads[segment] = raw.segment_leads.get(segment, 0) + int(leads)
-        raw.orphans += int(_get(chunk[-1], ORPHANS_FIELD) or 0)
-    return raw
+def _hgetall(client: redis.Redis, groups: Sequence[Sequence[str]]) -> list[list[Flat]]:
+    """HGETALL of every key, one `EVAL_RO read.lua` per group (a group's keys share one slot).
+
+    Replies stay raw bytes whatever the client decodes: parsing splits bytes, and only
+    the few distinct field names are ever decoded.
+    """
+    pipe = client.pipeline(transaction=False)
+    for keys in groups:
+        pipe.execute_command("EVAL_RO", _READ_SCRIPT, len(keys), *keys, **{NEVER_DECODE: True})
+    return [[text.split(b";") if text else [] for text in hashes] for hashes in pipe.execute()]
 
 
-def parse_health(hashes: Sequence[Hash]) -> Health:
+def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], days: Sequence[int]) -> RawCounters:
+    """Sum the shards' replies, each the flat hashes of the cohorts, the days, segments, health.
+
+    Vectors are summed per raw field name first and named once at the end, so the
+    per-vector work is one split and the integer additions.
+    """
+    sums: list[dict[bytes, list[int]]] = [{} for _ in range(len(cohorts) + len(days))]
+    leads: dict[bytes, int] = {}
+    orphans = 0
+    for hashes in shards:
+        for into, flat in zip(sums, hashes):
+            if flat:  # most day hashes of a small pipeline are empty
+                _sum_vectors(into, flat)
+        segments, health = hashes[-2], hashes[-1]
+        for i in range(0, len(segments), 2):
+            leads[segments[i]] = leads.get(segments[i], 0) + int(segments[i + 1])
+        for i in range(0, len(health), 2):
+            if health[i] == _ORPHANS:
+                orphans += int(health[i + 1])
+    names: dict[bytes, Segment] = {}
+    return RawCounters(
+        cohorts={label: _named(vectors, names) for label, vectors in zip(cohorts, sums)},
+        days={day: _named(vectors, names) for day, vectors in zip(days, sums[len(cohorts) :])},
+        segment_leads=_named(leads, names),
+        orphans=orphans,
+    )
+
+
+def parse_health(hashes: Sequence[Flat]) -> Health:
     """Sum the shards' event counters; the newest event time is the max over shards."""
     health = Health()
-    for stored in hashes:
-        for name, value in stored.items():
-            kind, _, rest = as_text(name).partition("|")
+    for flat in hashes:
+        for i in range(0, len(flat), 2):
+            kind, _, rest = flat[i].decode().partition("|")
             if kind == "events":
                 topic, event_type, outcome = rest.rsplit("|", 2)
                 key = (topic, event_type, outcome)
-                health.events[key] = health.events.get(key, 0) + int(value)
+                health.events[key] = health.events.get(key, 0) + int(flat[i + 1])
             elif kind == "last":
-                seconds = int(value) / 1000
+                seconds = int(flat[i + 1]) / 1000
                 health.last_event_seconds[rest] = max(seconds, health.last_event_seconds.get(rest, seconds))
     return health
 
 
-def _hgetall(client: redis.Redis, keys: Sequence[str]) -> list[Hash]:
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hgetall(key)
-    return pipe.execute()
+def _named(sums: dict[bytes, V], names: dict[bytes, Segment]) -> dict[Segment, V]:
+    """`sums` keyed by (dimension, segment); `names` caches each field name's decoding."""
+    out = {}
+    for name, value in sums.items():
+        segment = names.get(name)
+        if segment is None:
+            dimension, _, label = name.decode().partition("|")
+            segment = names[name] = (dimension, label)
+        out[segment] = value
+    return out
 
 
-def _add_vectors(into: Vectors, stored: Hash) -> None:
-    for name, text in stored.items():
-        add_vector(into, _segment(name), [int(x) if x else 0 for x in as_text(text).split(",")])
-
-
-def _segment(name: bytes | str) -> tuple[str, str]:
-    dimension, _, segment = as_text(name).partition("|")
-    return dimension, segment
-
-
-def _get(stored: Hash, name: str) -> Any:
-    return stored.get(name, stored.get(name.encode()))
-
+def _sum_vectors(into: dict[bytes, list[int]], flat: Flat) -> None:
+    """Add a hash's comma-separated vectors (zeros empty, trailing zeros dropped) into `into`."""
+    for i in range(0, len(flat), 2):
+        parts = flat[i + 1].split(b",")
+        current = into.get(flat[i])
+        if current is None:
+            into[flat[i]] = [int(x) if x else 0 for x in parts]
+            continue
+        if len(current) < len(parts):
+            current.extend([0] * (len(parts) - len(current)))
+        for slot, text in enumerate(parts):
+            if text:
+                current[slot] += int(text)

@@ -11,6 +11,10 @@ series exist live here:
   (either basis) or closed deals is not 0: then all of its counts, zeros included, each
   defined ratio, and the time-to-convert histogram when it has a conversion;
 - `leadpulse_orphan_deals` always publishes.
+
+A scrape builds tens of thousands of series, so this is written for speed: series come
+out already in `Series.sort_key` order instead of being sorted (see `build_series`),
+and series of one segment share their labels dict.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Final, NamedTuple
 
 from aggregates import keys as k
 from aggregates.rules import TTC_BOUNDS, published_cohorts, ratio, wilson_interval, window_day_range
@@ -25,10 +30,17 @@ from aggregates.rules import TTC_BOUNDS, published_cohorts, ratio, wilson_interv
 Segment = tuple[str, str]  # (dimension, segment)
 Vectors = dict[Segment, list[int]]
 
+#: Histogram bucket labels, in bound order (the order of the stored bucket slots).
+LE_LABELS: Final = (*map(str, map(float, TTC_BOUNDS)), "+Inf")
+_DAY_SLOTS: Final = k.DAY_TTC_BUCKET0 + len(LE_LABELS)
 
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One published sample: the shape of `report --json` and of a /metrics line."""
+
+class Series(NamedTuple):
+    """One published sample: the shape of `report --json` and of a /metrics line.
+
+    A named tuple rather than a dataclass: it is built tens of thousands of times per
+    scrape, and tuple construction is several times cheaper.
+    """
 
     name: str
     labels: dict[str, str]
@@ -36,6 +48,10 @@ class Series:
 
     def sort_key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         return self.name, tuple(sorted(self.labels.items()))
+
+
+#: Series by run: the name, then any labels that sort before the row's own.
+Runs = dict[tuple[str, ...], list[Series]]
 
 
 @dataclass(slots=True)
@@ -46,15 +62,6 @@ class RawCounters:
     days: dict[int, Vectors] = field(default_factory=dict)  # UTC epoch day -> vectors
     segment_leads: dict[Segment, int] = field(default_factory=dict)  # all-time leads
     orphans: int = 0
-
-
-def add_vector(into: Vectors, segment: Segment, vector: Sequence[int]) -> None:
-    """Element-wise sum; stored vectors drop trailing zeros, so lengths differ."""
-    current = into.setdefault(segment, [])
-    if len(current) < len(vector):
-        current.extend([0] * (len(vector) - len(current)))
-    for i, value in enumerate(vector):
-        current[i] += value
 
 
 def folding(segment_leads: Mapping[Segment, int], max_segments: int) -> dict[Segment, str]:
@@ -77,88 +84,116 @@ def folding(segment_leads: Mapping[Segment, int], max_segments: int) -> dict[Seg
 def build_series(
     raw: RawCounters, as_of: date, window_days: Iterable[int], max_segments: int
 ) -> list[Series]:
-    """Every business series as of day T, sorted by name then labels."""
+    """Every business series as of day T, in `Series.sort_key` order (name, then sorted labels).
+
+    Produced in that order, not sorted afterwards (sorting was a third of a scrape):
+    cohort rows are visited by (cohort, dimension, segment) and window rows by
+    (dimension, segment, window), which is sorted-label order because `period` follows
+    from `cohort`. Each series lands in a run keyed by its name plus the labels that
+    sort before the row's own (`basis`; `dimension` and `le` of histogram buckets), and
+    the runs are concatenated in key order.
+    """
     labels = folding(raw.segment_leads, max_segments)
-
-    def fold(vectors: Mapping[Segment, list[int]], into: Vectors) -> None:
-        for (dimension, segment), vector in vectors.items():
-            add_vector(into, (dimension, labels.get((dimension, segment), segment)), vector)
-
-    out: list[Series] = [Series("leadpulse_orphan_deals", {}, float(raw.orphans))]
-    for period, cohort in published_cohorts(as_of):
+    runs: Runs = {
+        ("leadpulse_orphan_deals",): [Series("leadpulse_orphan_deals", {}, float(raw.orphans))]
+    }
+    for cohort, period in sorted((label, period) for period, label in published_cohorts(as_of)):
         folded: Vectors = {}
-        fold(raw.cohorts.get(cohort, {}), folded)
-        for segment, vector in folded.items():
-            out += _cohort_series(period, cohort, segment, vector)
-    for days in window_days:
-        folded = {}
-        for day in window_day_range(as_of, days):
-            fold(raw.days.get(day, {}), folded)
-        for segment, vector in folded.items():
-            out += _window_series(f"{days}d", segment, vector)
-    return sorted(out, key=Series.sort_key)
+        _fold(raw.cohorts.get(cohort, {}), labels, folded)
+        for segment in sorted(folded):
+            _cohort_series(runs, period, cohort, segment, folded[segment])
+    lengths = sorted(set(window_days))
+    newest_first = list(reversed(window_day_range(as_of, lengths[-1] if lengths else 0)))
+    rows: list[tuple[Segment, str, list[int]]] = []
+    summed: Vectors = {}
+    covered = 0
+    for length in lengths:  # each window is the shorter one plus its older days
+        for day in newest_first[covered:length]:
+            _fold(raw.days.get(day, {}), labels, summed)
+        covered = length
+        rows += [(segment, f"{length}d", list(vector)) for segment, vector in summed.items()]
+    for segment, window, vector in sorted(rows, key=lambda row: (row[0], row[1])):
+        _window_series(runs, window, segment, vector)
+    return [series for key in sorted(runs) for series in runs[key]]
+
+
+def _fold(vectors: Mapping[Segment, Sequence[int]], labels: Mapping[Segment, str], into: Vectors) -> None:
+    """Add `vectors` into `into` under their folded segments; stored vectors differ in length."""
+    for segment, vector in vectors.items():
+        key = (segment[0], labels.get(segment, segment[1]))
+        current = into.get(key)
+        if current is None:
+            into[key] = list(vector)
+            continue
+        if len(current) < len(vector):
+            current.extend([0] * (len(vector) - len(current)))
+        for slot, value in enumerate(vector):
+            if value:
+                current[slot] += value
 
 
 def _padded(vector: Sequence[int], size: int) -> list[int]:
     return list(vector) + [0] * (size - len(vector))
 
 
-def _cohort_series(period: str, cohort: str, segment: Segment, vector: Sequence[int]) -> list[Series]:
+def _emit(runs: Runs, key: tuple[str, ...], labels: dict[str, str], value: float) -> None:
+    """Append a series named `key[0]` to the run `key`."""
+    run = runs.get(key)
+    if run is None:
+        run = runs[key] = []
+    run.append(Series(key[0], labels, float(value)))
+
+
+def _cohort_series(runs: Runs, period: str, cohort: str, segment: Segment, vector: Sequence[int]) -> None:
     leads, mql, sql, customers, qualified, disqualified = _padded(vector, k.COHORT_SLOTS)
     if leads <= 0:
-        return []
+        return
     base = {"dimension": segment[0], "segment": segment[1], "period": period, "cohort": cohort}
-    counts = {
-        "leadpulse_cohort_leads": leads,
-        "leadpulse_cohort_qualified_leads": qualified,
-        "leadpulse_cohort_disqualified_leads": disqualified,
-        "leadpulse_cohort_customers": customers,
-    }
-    out = [Series(name, base, float(value)) for name, value in counts.items()]
-    for stage, value in (("mql", mql), ("sql", sql), ("customer", customers)):
-        out.append(Series("leadpulse_cohort_stage_leads", {**base, "stage": stage}, float(value)))
-    ratios = {
-        "leadpulse_cohort_conversion_ratio": ratio(customers, leads),
-        "leadpulse_cohort_qualified_conversion_ratio": ratio(customers, qualified),
-        "leadpulse_cohort_leads_per_customer": ratio(leads, customers),
-    }
-    out += [Series(name, base, value) for name, value in ratios.items() if value is not None]
-    return out
+    _emit(runs, ("leadpulse_cohort_leads",), base, leads)
+    _emit(runs, ("leadpulse_cohort_qualified_leads",), base, qualified)
+    _emit(runs, ("leadpulse_cohort_disqualified_leads",), base, disqualified)
+    _emit(runs, ("leadpulse_cohort_customers",), base, customers)
+    for stage, value in (("customer", customers), ("mql", mql), ("sql", sql)):  # stage is the last label
+        _emit(runs, ("leadpulse_cohort_stage_leads",), {**base, "stage": stage}, value)
+    ratios = (
+        ("leadpulse_cohort_conversion_ratio", ratio(customers, leads)),
+        ("leadpulse_cohort_qualified_conversion_ratio", ratio(customers, qualified)),
+        ("leadpulse_cohort_leads_per_customer", ratio(leads, customers)),
+    )
+    for name, share in ratios:
+        if share is not None:
+            _emit(runs, (name,), base, share)
 
 
-def _window_series(window: str, segment: Segment, vector: Sequence[int]) -> list[Series]:
-    size = k.DAY_TTC_BUCKET0 + len(TTC_BOUNDS) + 1
-    v = _padded(vector, size)
+def _window_series(runs: Runs, window: str, segment: Segment, vector: Sequence[int]) -> None:
+    v = _padded(vector, _DAY_SLOTS)
     leads, cohort_customers, period_customers = v[k.DAY_LEADS], v[k.DAY_COHORT_CUSTOMERS], v[k.DAY_PERIOD_CUSTOMERS]
     won, lost = v[k.DAY_WON], v[k.DAY_LOST]
-    if not any((leads, cohort_customers, period_customers, won, lost)):
-        return []
+    if not (leads or cohort_customers or period_customers or won or lost):
+        return
     base = {"dimension": segment[0], "segment": segment[1], "window": window}
-    cohort_basis, period_basis = {**base, "basis": "cohort"}, {**base, "basis": "period"}
-    out = [
-        Series("leadpulse_window_leads", base, float(leads)),
-        Series("leadpulse_window_customers", cohort_basis, float(cohort_customers)),
-        Series("leadpulse_window_customers", period_basis, float(period_customers)),
-        Series("leadpulse_window_deals_won", base, float(won)),
-        Series("leadpulse_window_deals_lost", base, float(lost)),
-        Series("leadpulse_window_won_amount", base, v[k.DAY_WON_CENTS] / 100),
-    ]
-    ratios = [
-        ("leadpulse_window_conversion_ratio", cohort_basis, ratio(cohort_customers, leads)),
-        ("leadpulse_window_conversion_ratio", period_basis, ratio(period_customers, leads)),
-        ("leadpulse_window_win_ratio", base, ratio(won, won + lost)),
-    ]
-    out += [Series(name, labels, value) for name, labels, value in ratios if value is not None]
+    _emit(runs, ("leadpulse_window_leads",), base, leads)
+    for basis, customers in (("cohort", cohort_customers), ("period", period_customers)):
+        labels = {**base, "basis": basis}
+        _emit(runs, ("leadpulse_window_customers", basis), labels, customers)
+        share = ratio(customers, leads)
+        if share is not None:
+            _emit(runs, ("leadpulse_window_conversion_ratio", basis), labels, share)
+    _emit(runs, ("leadpulse_window_deals_won",), base, won)
+    _emit(runs, ("leadpulse_window_deals_lost",), base, lost)
+    _emit(runs, ("leadpulse_window_won_amount",), base, v[k.DAY_WON_CENTS] / 100)
+    win = ratio(won, won + lost)
+    if win is not None:
+        _emit(runs, ("leadpulse_window_win_ratio",), base, win)
     interval = wilson_interval(cohort_customers, leads)
     if interval is not None:
-        out.append(Series("leadpulse_window_conversion_ratio_lower", base, interval[0]))
-        out.append(Series("leadpulse_window_conversion_ratio_upper", base, interval[1]))
+        _emit(runs, ("leadpulse_window_conversion_ratio_lower",), base, interval[0])
+        _emit(runs, ("leadpulse_window_conversion_ratio_upper",), base, interval[1])
     if period_customers:
         cumulative = 0
-        buckets = v[k.DAY_TTC_BUCKET0 :]
-        for bound, count in zip([*map(str, map(float, TTC_BOUNDS)), "+Inf"], buckets):
+        for le, count in zip(LE_LABELS, v[k.DAY_TTC_BUCKET0 :]):
             cumulative += count
-            out.append(Series("leadpulse_window_time_to_convert_days_bucket", {**base, "le": bound}, float(cumulative)))
-        out.append(Series("leadpulse_window_time_to_convert_days_sum", base, float(v[k.DAY_TTC_SUM])))
-        out.append(Series("leadpulse_window_time_to_convert_days_count", base, float(period_customers)))
-    return out
+            key = ("leadpulse_window_time_to_convert_days_bucket", segment[0], le)
+            _emit(runs, key, {**base, "le": le}, cumulative)
+        _emit(runs, ("leadpulse_window_time_to_convert_days_sum",), base, v[k.DAY_TTC_SUM])
+        _emit(runs, ("leadpulse_window_time_to_convert_days_count",), base, period_customers)

@@ -16,6 +16,7 @@ after SCRIPT LOAD, which is safe because applying an event twice changes nothing
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,6 +32,7 @@ from aggregates.keys import (
     COHORT_PART,
     DAY_PART,
     INVALID_TYPE,
+    LEAD_BUCKETS,
     LEAD_PART,
     NAMES_NAME,
     SEGMENTS_NAME,
@@ -38,7 +40,7 @@ from aggregates.keys import (
     as_text,
     health_field,
 )
-from aggregates.rules import TTC_BOUNDS, iso_week_label, month_label
+from aggregates.rules import TTC_BOUNDS, epoch_day, iso_week_label, month_label
 from streams.events import UNKNOWN_SEGMENT, Event
 from streams.positions import OffsetAdvance, TopicPartition
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
@@ -71,25 +73,34 @@ class ApplyOutcome:
     refused: dict[TopicPartition, int] = field(default_factory=dict)
 
 
-def encode_event(event: Event, attribute_keys: Sequence[str]) -> list[str]:
-    """The ARGV fields of one event for apply.lua (its header comment is the format)."""
+def encode_event(event: Event, attribute_keys: Sequence[str], bucket: int) -> list[str]:
+    """The ARGV fields of one event of a lead in `bucket`, for apply.lua (its header is the format)."""
     ms = str(event.occurred_ms)
     kind = event.type
+    if kind == "deal.created":
+        return ["d", ms]
+    lead = [str(bucket), event.lead_id, ms]
     if kind == "lead.created":
         attributes = [event.attributes.get(k, UNKNOWN_SEGMENT) for k in attribute_keys]
         week, month = iso_week_label(event.occurred_ms), month_label(event.occurred_ms)
-        return ["c", event.lead_id, ms, event.event_id, week, month, event.source, event.campaign, *attributes]
+        return ["c", *lead, event.event_id, week, month, event.source, event.campaign, *attributes]
     if kind == "lead.qualified":
-        return ["q", event.lead_id, ms, _STAGE[event.stage or "mql"]]
+        return ["q", *lead, _STAGE[event.stage or "mql"]]
     if kind == "lead.disqualified":
-        return ["x", event.lead_id, ms]
-    if kind == "deal.created":
-        return ["d", ms]
+        return ["x", *lead]
     deal = event.deal_id or ""
     if kind == "deal.won":
         cents = min(round((event.amount or 0.0) * 100), MAX_AMOUNT_CENTS)
-        return ["w", event.lead_id, ms, deal, str(cents)]
-    return ["l", event.lead_id, ms, deal]
+        return ["w", *lead, deal, str(cents)]
+    return ["l", *lead, deal]
+
+
+def utc_today() -> int:
+    """The UTC epoch day by this machine's clock: the day lead state records as its last change.
+
+    Retention counts from it, so it is the wall clock, never the pinned `as_of`.
+    """
+    return epoch_day(time.time_ns() // 1_000_000)
 
 
 def _script(name: str) -> tuple[str, str]:
@@ -104,11 +115,12 @@ class StoreSteps:
         self.layout = KeyLayout.from_settings(settings)
         self._apply_body, self._apply_sha = _script("apply.lua")
         self._offsets_body, self._offsets_sha = _script("offsets.lua")
-        ttl = str(settings.lead_retention_days * 86400)
+        retention = str(settings.lead_retention_days)
         shared = [LEAD_PART, COHORT_PART, DAY_PART, SEGMENTS_NAME, NAMES_NAME, CALENDAR_NAME, LEADS_TOPIC, DEALS_TOPIC]
         bounds = ",".join(map(str, TTC_BOUNDS))
+        attributes = ",".join(self.layout.attribute_keys)
         self._headers = [
-            [self.layout.base(shard), ttl, *shared, bounds, ",".join(self.layout.attribute_keys)]
+            [self.layout.base(shard), retention, str(LEAD_BUCKETS), *shared, bounds, attributes]
             for shard in range(self.layout.shards)
         ]
         self._ready = False
@@ -125,9 +137,11 @@ class StoreSteps:
         layout, keys = self.layout, self.layout.attribute_keys
         per_shard: dict[int, list[str]] = {}
         for event in events:
-            per_shard.setdefault(layout.shard_of(event.lead_id), []).extend(encode_event(event, keys))
+            shard, bucket = layout.place(event.lead_id)
+            per_shard.setdefault(shard, []).extend(encode_event(event, keys, bucket))
+        today = str(utc_today())
         commands: list[Command] = [
-            ("EVALSHA", self._apply_sha, 1, layout.health(shard), *self._headers[shard], *args)
+            ("EVALSHA", self._apply_sha, 1, layout.health(shard), *self._headers[shard], today, *args)
             for shard, args in sorted(per_shard.items())
         ]
         rejected = {topic: n for topic, n in (rejected or {}).items() if n}
@@ -193,7 +207,7 @@ class StoreSteps:
             raise LayoutMismatch(
                 f"Redis prefix {self.layout.prefix!r} holds aggregates of layout {as_text(replies[3])!r}, "
                 f"these settings need {stamp!r}; run `leadpulse rebuild` after changing shards "
-                "or attribute dimensions"
+                "or attribute dimensions, or after an upgrade that changed the key layout"
             )
         self._ready = True
 

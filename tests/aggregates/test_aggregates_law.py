@@ -57,8 +57,20 @@ def event_bodies(draw: st.DrawFn) -> dict[str, object]:
 
 
 #: Short ids over mixed case and a multi-byte letter: ties of `lead.created` are broken
-#: by event_id in code-point order, which Lua's locale-aware `<` would get wrong.
-EVENT_IDS = st.text(alphabet="aAbB0é", min_size=1, max_size=3)
+#: by event_id in code-point order, which Lua's locale-aware `<` would get wrong. And
+#: UUIDs, which lead state stores packed into 16 bytes: lowercase ones (packed) next to
+#: an upper-case twin, a prefix and a near miss (kept as sent), so ties compare packed
+#: ids with each other and with plain ones.
+UUIDS = (
+    "00000000-0000-0000-0000-00000000000a",
+    "00000000-0000-0000-0000-00000000000b",
+    "00000000-0000-0000-0000-00000000000B",
+    "0a000000-0000-0000-0000-000000000000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    "00000000-0000-0000-0000-00000000000",
+    "0000000",
+)
+EVENT_IDS = st.one_of(st.text(alphabet="aAbB0é", min_size=1, max_size=3), st.sampled_from(UUIDS))
 
 
 @st.composite

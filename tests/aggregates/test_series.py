@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from aggregates import keys as k
+from aggregates.read import parse_counters
 from aggregates.rules import day_number
-from aggregates.series import RawCounters, Series, build_series, folding
+from aggregates.series import RawCounters, Segment, Series, Vectors, build_series, folding
 
 AS_OF = date(2026, 6, 15)
 T = day_number(AS_OF)
@@ -98,3 +102,40 @@ def test_series_are_sorted_by_name_then_labels() -> None:
     series = build_series(raw, AS_OF, (30, 7), 200)
     assert series == sorted(series, key=Series.sort_key)
     assert series[0].name == "leadpulse_cohort_conversion_ratio" and series[0].labels["segment"] == "a"
+
+
+SEGMENTS = st.tuples(st.sampled_from(("all", "source", "campaign", "persona")), st.sampled_from(("a", "b", "other", "Z", "é")))
+COHORT_VECTORS = st.lists(st.integers(0, 3), max_size=k.COHORT_SLOTS)
+DAY_VECTORS = st.lists(st.integers(0, 3), max_size=k.DAY_TTC_BUCKET0 + 9)
+
+
+def consistent(vector: list[int]) -> list[int]:
+    """A day vector as Redis could hold it: no more cohort-basis customers than leads."""
+    return [*vector[:1], *(min(vector[1], vector[0]) for _ in vector[1:2]), *vector[2:]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cohorts=st.dictionaries(st.sampled_from(("2026-06", "2026-05", "2026-W24", "2026-W23", "2025-12")), st.dictionaries(SEGMENTS, COHORT_VECTORS)),
+    days=st.dictionaries(st.integers(T - 95, T + 1), st.dictionaries(SEGMENTS, DAY_VECTORS.map(consistent))),
+    leads=st.dictionaries(SEGMENTS, st.integers(0, 5)),
+    windows=st.lists(st.sampled_from((1, 7, 30, 90)), min_size=1, max_size=3),
+    max_segments=st.integers(1, 3),
+)
+def test_series_come_out_sorted_whatever_the_counters(
+    cohorts: dict[str, Vectors], days: dict[int, Vectors], leads: dict[Segment, int], windows: list[int], max_segments: int
+) -> None:
+    """Built in sort order rather than sorted: any counters, windows and folding keep that order."""
+    series = build_series(RawCounters(cohorts, days, leads), AS_OF, windows, max_segments)
+    assert series == sorted(series, key=Series.sort_key)
+    assert len({s.sort_key() for s in series}) == len(series)
+
+
+def test_parse_counters_sums_shards_of_differing_vector_lengths() -> None:
+    shard = [[b"all|all", b"2,,1"], [b"source|a", b"1"], [b"all|all", b"1,1,,,,,,2"], [b"all|all", b"3", b"source|a", b"2"], [b"orphans", b"1"]]
+    other = [[b"all|all", b",1"], [], [], [b"source|a", b"1"], [b"orphans", b"2", b"events|t|lead.created|applied", b"9"]]
+    raw = parse_counters([shard, other], ["2026-06", "2026-W24"], [T])
+    assert raw.cohorts == {"2026-06": {("all", "all"): [2, 1, 1]}, "2026-W24": {("source", "a"): [1]}}
+    assert raw.days == {T: {("all", "all"): [1, 1, 0, 0, 0, 0, 0, 2]}}
+    assert raw.segment_leads == {("all", "all"): 3, ("source", "a"): 3}
+    assert raw.orphans == 3

@@ -15,6 +15,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from aggregates import store as store_module
 from aggregates.errors import LayoutMismatch
 from aggregates.read import Series, read_health, read_series
 from aggregates.store import MAX_AMOUNT_CENTS, AggregateStore, AsyncAggregateStore
@@ -73,17 +74,43 @@ def test_health_counts_outcomes_rejections_and_the_newest_applied_time(
     assert health.last_event_seconds == {LEADS_TOPIC: T0 / 1000, DEALS_TOPIC: (T0 + 5000) / 1000}
 
 
-def test_lead_state_expires_after_the_retention_and_amounts_are_capped(
-    redis_client: redis.Redis, key_prefix: str
-) -> None:
-    settings = Settings(key_prefix=key_prefix, lead_retention_days=2, as_of=AS_OF)
-    store = AggregateStore(redis_client, settings)
-    store.apply([created("c1", "L"), won("w1", "L", amount=1e300)])
-    assert 0 < redis_client.ttl(store.layout.lead(store.layout.shard_of("L"), "L")) <= 2 * 86400
+def test_amounts_are_capped(redis_client: redis.Redis, key_prefix: str) -> None:
+    settings = Settings(key_prefix=key_prefix, as_of=AS_OF)
+    AggregateStore(redis_client, settings).apply([created("c1", "L"), won("w1", "L", amount=1e300)])
     series = read_series(redis_client, settings, AS_OF)
     assert series_value(series, "leadpulse_window_won_amount", dimension="all", segment="all", window="7d") == (
         MAX_AMOUNT_CENTS / 100
     )
+
+
+def test_the_sweep_drops_lead_state_unchanged_for_longer_than_the_retention(
+    redis_client: redis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(key_prefix=key_prefix, shards=1, lead_retention_days=2, as_of=AS_OF)
+    store = AggregateStore(redis_client, settings)
+    layout = store.layout
+    (_, old), (_, fresh) = layout.place("L"), layout.place("M")
+    assert old != fresh
+    store.apply([created("c1", "L"), won("w1", "L", deal="D1"), won("w2", "L", deal="D2")])
+    bucket = layout.leads(0, old)
+    assert redis_client.hlen(bucket) == 3  # the lead and its two deals
+
+    def sweep_after(days: int, cursor: int) -> None:
+        """Apply an event of M with the clock `days` ahead, the sweep's next bucket `cursor`."""
+        monkeypatch.setattr(store_module, "utc_today", lambda: today + days)
+        redis_client.hset(layout.health(0), "sweep", cursor - 1)
+        store.apply([created(f"m{days}", "M", source="ads")])
+
+    today = store_module.utc_today()
+    sweep_after(2, old)
+    assert redis_client.hlen(bucket) == 3  # 2 days unchanged: kept
+    sweep_after(3, old)
+    assert redis_client.exists(bucket) == 0  # gone with its deals
+    assert redis_client.hexists(layout.leads(0, fresh), "cM")  # another bucket: untouched
+    # An event of a swept lead starts it afresh (counters keep what it contributed).
+    assert store.apply([created("c1", "L")]).counts["applied"] == 1
+    leads = series_value(read_series(redis_client, settings, AS_OF), "leadpulse_window_leads", dimension="all", segment="all", window="7d")
+    assert leads == 3
 
 
 def test_clear_deletes_this_prefix_only(redis_client: redis.Redis, key_prefix: str) -> None:
