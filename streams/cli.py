@@ -14,6 +14,7 @@ import click
 
 from exporters.server import exporter_command
 from streams.api import api_command
+from streams.demo import demo_command
 from streams.generate import generate_command
 from streams.publish import publish_command
 from streams.settings import Settings
@@ -85,6 +86,7 @@ main.add_command(publish_command)
 main.add_command(api_command)
 main.add_command(exporter_command)
 main.add_command(generate_command)
+main.add_command(demo_command)
 
 if __name__ == "__main__":
     main()
