@@ -22,7 +22,8 @@ help:
 	@echo "make install  system packages, Kafka jars and .venv (only what is missing)"
 	@echo "make test     run the tests (their fixture starts the test stack in $(TEST_HOME))"
 	@echo "make demo     start the local stack and publish deploy/sample/events.jsonl"
-	@echo "make bench    run the benchmark"
+	@echo "make bench    run the benchmarks (docs/bench.md); make bench-NAME runs one:"
+	@echo "              bench-memory, bench-scrape, bench-pipeline, bench-api"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
 	@echo "make clean    make down, then remove .venv and the stacks' data"
 
@@ -96,14 +97,16 @@ test: install
 	$(VENV)/bin/pytest -q
 
 demo: install
-	@echo "==> demo: starting the local stack"
-	$(LEADPULSE) stack up
-	@echo "==> demo: publishing deploy/sample/events.jsonl"
-	$(LEADPULSE) publish deploy/sample/events.jsonl
+	@echo "==> demo: stack, worker, exporter and a synthetic feed with a live view (Ctrl-C stops them)"
+	$(LEADPULSE) demo
 
 bench: install
-	@echo "==> bench: python -m tests.bench"
+	@echo "==> bench: python -m tests.bench (about 6-7 minutes; figures against targets, never pass/fail)"
 	$(VENV)/bin/python -m tests.bench
+
+bench-%: install
+	@echo "==> bench: python -m tests.bench $*"
+	$(VENV)/bin/python -m tests.bench $*
 
 down:
 	@if [ ! -x $(LEADPULSE) ]; then echo "==> down: no $(LEADPULSE), nothing to stop"; exit 0; fi; \

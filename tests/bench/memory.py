@@ -1,42 +1,42 @@
-"""Measure Redis memory per lead and apply throughput on a synthetic feed (not a test).
+"""Redis bytes per lead and apply throughput, on a private `redis-server` (so nothing else moves its memory).
 
-    python tests/aggregates/bench_memory.py --leads 100000
-    python tests/aggregates/bench_memory.py --leads 200000 --attributes persona,region
-
-Starts a private `redis-server` (so nothing else moves its memory), applies a realistic
-mix in worker-sized batches through `AggregateStore`, and prints events/s and bytes per
-lead: the whole dataset's `used_memory` growth, and the lead state keys alone.
-The mix: 8 sources (skewed), 30 campaigns, 180 days of history, 45% reach MQL, 18% SQL,
-12% disqualified, ~8% customers, 2% of events re-sent, arrival order roughly by time.
+A realistic mix applied in worker-sized batches through `AggregateStore`: 8 sources
+(skewed), 30 campaigns, 180 days of history, 45% reach MQL, 18% SQL, 12% disqualified,
+~8% customers, 2% of events re-sent, arrival order roughly by time; lead and deal ids
+look like a CRM's (18 characters), event ids are UUIDs. Bytes per lead are the whole
+dataset's `used_memory` growth over the leads, and the MEMORY USAGE of the lead state
+keys (`l:`) alone over the leads; docs/keys.md explains where they go.
 """
 
 from __future__ import annotations
 
-import argparse
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import Final
 
 import redis
 
+from aggregates.keys import LEAD_PART
 from aggregates.read import read_series
 from aggregates.store import AggregateStore
 from streams.events import Event
 from streams.settings import Settings
+from tests.bench.common import Figure, Section, Target, apply_all, private_redis, progress
+from tests.feeds import DAY_MS
 
-DAY_MS = 86_400_000
-AS_OF = date(2026, 6, 15)
-NOW_MS = int(datetime(2026, 6, 15, 12, tzinfo=timezone.utc).timestamp() * 1000)
-SOURCES = ("organic_search", "paid_search", "referral", "email", "social", "partners", "events", "direct")
-SOURCE_WEIGHTS = (30, 25, 10, 10, 10, 6, 5, 4)
-PERSONAS = ("cto", "cfo", "engineer", "founder", "marketer")
-REGIONS = ("emea", "amer", "apac")
+LEADS: Final = 100_000
+BATCH: Final = 2000
+ROUNDS: Final = 3
+AS_OF: Final = date(2026, 6, 15)
+NOW_MS: Final = int(datetime(2026, 6, 15, 12, tzinfo=timezone.utc).timestamp() * 1000)
+SOURCES: Final = ("organic_search", "paid_search", "referral", "email", "social", "partners", "events", "direct")
+SOURCE_WEIGHTS: Final = (30, 25, 10, 10, 10, 6, 5, 4)
+PERSONAS: Final = ("cto", "cfo", "engineer", "founder", "marketer")
+REGIONS: Final = ("emea", "amer", "apac")
+TARGET_BYTES_PER_LEAD: Final = Target(200, at_least=False)
 
 
 def lead_events(rng: random.Random, n: int, uuid_ids: bool) -> list[Event]:
@@ -93,74 +93,78 @@ def synthetic_stream(leads: int, uuid_ids: bool = True, seed: int = 7) -> list[E
     return sorted(events, key=lambda e: e.occurred_ms + rng.randrange(3_600_000))
 
 
-def batches(events: list[Event], size: int) -> Iterator[list[Event]]:
-    for start in range(0, len(events), size):
-        yield events[start : start + size]
+@dataclass(frozen=True)
+class Round:
+    """One apply of the whole stream on a fresh Redis."""
+
+    counts: dict[str, int]
+    apply_rate: float  # events/s, end to end from Python
+    lua_rate: float  # events/s of EVALSHA time inside Redis
+    bytes_per_lead: float
+    lead_state_bytes: float  # MEMORY USAGE of the `l:` keys, per lead
+    series: int
+    read_ms: float
 
 
-def private_server() -> tuple[subprocess.Popen[bytes], int, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="leadpulse-bench-")
-    server = shutil.which("redis-server") or "redis-server"
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
+def run(leads: int = LEADS, shards: int = 16, attributes: str = "", uuid_ids: bool = True) -> Section:
+    """ROUNDS rounds, each on a fresh private Redis; the keyword arguments are the knobs docs/keys.md compares."""
+    events = synthetic_stream(leads, uuid_ids)
+    settings = Settings(key_prefix="lp", shards=shards, attribute_dimensions=attributes)
+    rounds = []
+    for round_ in range(1, ROUNDS + 1):
+        progress(f"round {round_}/{ROUNDS}: applying {len(events):,} events to a private Redis")
+        with private_redis() as client:
+            rounds.append(_measure(client, settings, events, leads))
+    counts = rounds[0].counts
+
+    def figure(name: str, unit: str, key: str, target: Target | None = None) -> Figure:
+        return Figure(name, unit, tuple(getattr(r, key) for r in rounds), target)
+
+    figures = [
+        figure("apply, end to end from Python", "events/s", "apply_rate"),
+        figure("apply, inside Redis (Lua)", "events/s", "lua_rate"),
+        figure("Redis bytes per lead (used_memory growth)", "bytes", "bytes_per_lead", TARGET_BYTES_PER_LEAD),
+        figure("of which lead state (MEMORY USAGE of l: keys)", "bytes", "lead_state_bytes"),
+        figure(f"read_series ({rounds[0].series:,} series)", "ms", "read_ms"),
+    ]
+    notes = [
+        f"{len(events):,} events ({counts['applied']:,} applied, {counts['duplicate']:,} duplicate), {leads:,} leads, "
+        f"batch {BATCH:,}, {shards} shards, attributes {attributes or '-'}, event ids {'UUID' if uuid_ids else 'short'}"
+    ]
+    return Section("memory", "Redis bytes per lead and apply throughput (private redis-server)", figures, notes)
+
+
+def _measure(client: redis.Redis, settings: Settings, events: list[Event], leads: int) -> Round:
+    store = AggregateStore(client, settings)
+    store.apply([])  # load scripts, stamp the layout
+    baseline = int(client.info("memory")["used_memory"])
+    client.config_resetstat()
+    started = time.perf_counter()
+    counts = apply_all(store, events, BATCH)
+    elapsed = time.perf_counter() - started
+    lua_s = int(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0)) / 1e6
+    used = int(client.info("memory")["used_memory"]) - baseline
+    started = time.perf_counter()
+    series = read_series(client, settings, AS_OF)
+    read_s = time.perf_counter() - started
+    return Round(
+        counts=counts,
+        apply_rate=len(events) / elapsed,
+        lua_rate=len(events) / lua_s,
+        bytes_per_lead=used / leads,
+        lead_state_bytes=sum(_memory_usage(client, f"lp:{{lp:*}}:{LEAD_PART}*")) / leads,
+        series=len(series),
+        read_ms=read_s * 1000,
     )
-    return process, port, workdir
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--leads", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=2000)
-    parser.add_argument("--shards", type=int, default=16)
-    parser.add_argument("--attributes", default="", help="attribute dimensions, e.g. persona,region")
-    parser.add_argument("--short-event-ids", action="store_true", help="13-char event ids instead of UUIDs")
-    args = parser.parse_args()
-
-    events = synthetic_stream(args.leads, uuid_ids=not args.short_event_ids)
-    process, port, workdir = private_server()
-    try:
-        client = redis.Redis(port=port)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        settings = Settings(key_prefix="lp", shards=args.shards, attribute_dimensions=args.attributes)
-        store = AggregateStore(client, settings)
-        store.apply([])  # load scripts, stamp the layout
-        baseline = int(client.info("memory")["used_memory"])
-        client.config_resetstat()
-        started = time.perf_counter()
-        counts = {"applied": 0, "duplicate": 0}
-        for batch in batches(events, args.batch):
-            outcome = store.apply(batch)
-            for name in counts:
-                counts[name] += outcome.counts[name]
-        elapsed = time.perf_counter() - started
-        lua_usec = int(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
-        used = int(client.info("memory")["used_memory"]) - baseline
-        sample = [client.memory_usage(k) or 0 for k in client.scan_iter(match="lp:{lp:*}:l:*", count=1000)]
-        started = time.perf_counter()
-        series = read_series(client, settings, AS_OF)
-        read_s = time.perf_counter() - started
-        print(f"events {len(events)} ({counts['applied']} applied, {counts['duplicate']} duplicate), "
-              f"leads {args.leads}, batch {args.batch}, shards {args.shards}, attributes {args.attributes or '-'}, "
-              f"event ids {'short' if args.short_event_ids else 'UUID'}")
-        print(f"apply: {elapsed:.1f} s = {len(events) / elapsed:,.0f} events/s end to end; "
-              f"Lua {lua_usec / 1e6:.1f} s = {len(events) / (lua_usec / 1e6):,.0f} events/s inside Redis")
-        print(f"memory: {used / args.leads:.0f} bytes/lead in total (used_memory growth {used / 2**20:.1f} MiB); "
-              f"lead state keys {sum(sample) / len(sample):.0f} bytes each (MEMORY USAGE, {len(sample)} keys)")
-        print(f"read_series: {len(series)} series in {read_s * 1000:.0f} ms")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    main()
+def _memory_usage(client: redis.Redis, pattern: str) -> list[int]:
+    """MEMORY USAGE of every key matching `pattern`, a thousand per round trip."""
+    keys = list(client.scan_iter(match=pattern, count=1000))
+    sizes: list[int] = []
+    for start in range(0, len(keys), 1000):
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start : start + 1000]:
+            pipe.memory_usage(key)
+        sizes += [size or 0 for size in pipe.execute()]
+    return sizes
