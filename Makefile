@@ -21,7 +21,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 help:
 	@echo "make install  system packages, Kafka jars and .venv (only what is missing)"
 	@echo "make test     run the tests (their fixture starts the test stack in $(TEST_HOME))"
-	@echo "make demo     start the local stack and publish deploy/sample/events.jsonl"
+	@echo "make demo     stack, worker, exporter and a synthetic feed with a live view"
 	@echo "make bench    run the benchmarks (docs/bench.md); make bench-NAME runs one:"
 	@echo "              bench-memory, bench-scrape, bench-pipeline, bench-api"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
