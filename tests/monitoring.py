@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from tests.services import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 LEADPULSE = Path(sys.executable).with_name("leadpulse")
@@ -37,11 +38,6 @@ ALERTMANAGER = shutil.which("prometheus-alertmanager") or "alertmanager"  # Debi
 START_TIMEOUT = 60.0
 T = TypeVar("T")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:

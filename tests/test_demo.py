@@ -307,9 +307,6 @@ def test_an_unattended_demo_feeds_the_pipeline_reports_every_source_and_stops_wh
 
 @pytest.mark.integration
 @pytest.mark.timeout(480)
-@pytest.mark.skipif(
-    not os.environ.get("LEADPULSE_DEMO_ACCEPTANCE"), reason="five minutes: set LEADPULSE_DEMO_ACCEPTANCE=1"
-)
 def test_the_five_minute_demo_makes_lead_conversion_drop_fire_for_paid_search(tmp_path: Path) -> None:
     run = run_demo(tmp_path / "home", "--duration", "300", timeout=400)
     assert run.done.returncode == 0, run.done.stdout + run.done.stderr

@@ -4,7 +4,6 @@ stops only its own processes, and the kill/restart helpers the fault tests use."
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +14,10 @@ from click.testing import CliRunner
 
 from streams import stack
 from streams.settings import Settings
+from tests.services import free_port
 
 pytestmark = pytest.mark.integration
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _gone(pid: int) -> bool:
@@ -38,12 +33,12 @@ def side_settings(tmp_path: Path) -> Iterator[Settings]:
     """A second stack with its own home and free ports; stopped after the test."""
     settings = Settings(
         home=tmp_path / "side",
-        kafka_bootstrap=f"127.0.0.1:{_free_port()}",
-        kafka_controller_port=_free_port(),
-        redis_url=f"redis://127.0.0.1:{_free_port()}/0",
-        prometheus_port=_free_port(),
-        alertmanager_port=_free_port(),
-        exporter_port=_free_port(),
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        kafka_controller_port=free_port(),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        prometheus_port=free_port(),
+        alertmanager_port=free_port(),
+        exporter_port=free_port(),
     )
     yield settings
     stack.down(settings)

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
@@ -22,6 +17,7 @@ from aggregates.store import MAX_AMOUNT_CENTS, AggregateStore, AsyncAggregateSto
 from streams.events import Event
 from streams.positions import OffsetAdvance
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
+from tests import services
 
 AS_OF = date(2026, 6, 15)
 T0 = int(datetime(2026, 6, 10, tzinfo=timezone.utc).timestamp() * 1000)
@@ -167,31 +163,8 @@ def test_async_store_writes_what_the_sync_store_writes(
 @pytest.fixture
 def private_redis() -> Iterator[redis.Redis]:
     """A server of our own, since emptying the script cache would disturb other tests."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="leadpulse-noscript-")
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    try:
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+    with services.private_redis() as client:
         yield client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_batch_and_offsets_land_together_after_the_script_cache_is_emptied(private_redis: redis.Redis) -> None:

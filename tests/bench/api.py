@@ -24,7 +24,8 @@ import aiohttp
 
 from streams.settings import Settings
 from streams.signing import SIGNATURE_HEADER, sign
-from tests.bench.common import REPO, BenchError, Figure, Section, free_port, percentile, progress
+from tests.bench.common import REPO, BenchError, Figure, Section, percentile, progress
+from tests.services import free_port
 
 SIZES: Final = (1, 100, 1000)
 SECONDS_PER_SIZE: Final = 3.0

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import math
 import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import redis
 
 from aggregates.store import AggregateStore
 from streams import stack
@@ -134,12 +128,6 @@ def progress(message: str) -> None:
     print(f"  .. {message}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def apply_all(store: AggregateStore, events: Sequence[Event], size: int) -> dict[str, int]:
     """Apply `events` in worker-sized batches; the summed outcome counts."""
     counts = {"applied": 0, "duplicate": 0}
@@ -148,37 +136,6 @@ def apply_all(store: AggregateStore, events: Sequence[Event], size: int) -> dict
         for name in counts:
             counts[name] += outcome.counts[name]
     return counts
-
-
-@contextmanager
-def private_redis() -> Iterator[redis.Redis]:
-    """A throwaway `redis-server` without persistence, so nothing else moves its memory or CPU."""
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="leadpulse-bench-")
-    command = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--dir", workdir]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    try:
-        _wait_ping(client)
-        yield client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _wait_ping(client: redis.Redis) -> None:
-    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise BenchError("the private redis-server did not answer; is redis-server installed?") from None
-            time.sleep(0.05)
 
 
 def bench_settings() -> Settings:

@@ -24,8 +24,9 @@ from aggregates.read import read_series
 from aggregates.store import AggregateStore
 from streams.events import Event
 from streams.settings import Settings
-from tests.bench.common import Figure, Section, Target, apply_all, private_redis, progress
+from tests.bench.common import Figure, Section, Target, apply_all, progress
 from tests.feeds import DAY_MS
+from tests.services import private_redis
 
 LEADS: Final = 100_000
 BATCH: Final = 2000

@@ -46,7 +46,16 @@ from aggregates.keys import KeyLayout, as_text
 from aggregates.store import AggregateStore
 from streams.positions import TopicPartition
 from streams.settings import DEALS_TOPIC, INPUT_TOPICS, LEADS_TOPIC, Settings
-from tests.bench.common import REPO, BenchError, Figure, Section, Target, percentile, progress, span
+from tests.bench.common import (
+    REPO,
+    BenchError,
+    Figure,
+    Section,
+    Target,
+    percentile,
+    progress,
+    span,
+)
 from tests.feeds import synthetic_feed
 from tests.pipeline import Pipeline
 

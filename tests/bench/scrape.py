@@ -22,8 +22,9 @@ from aggregates.store import AggregateStore
 from exporters.collector import LeadpulseCollector
 from streams.events import Event
 from streams.settings import Settings
-from tests.bench.common import Figure, Section, Target, apply_all, private_redis, progress
+from tests.bench.common import Figure, Section, Target, apply_all, progress
 from tests.feeds import DAY_MS
+from tests.services import private_redis
 
 #: Segments per dimension (sources = campaigns) giving about 1k, 10k and 50k series:
 #: a segment with leads in every published cohort and window carries ~230 series.
