@@ -16,12 +16,13 @@ export LEADPULSE_KAFKA_LIBS := $(abspath $(KAFKA_LIBS))
 TEST_HOME := $(or $(LEADPULSE_TEST_HOME),.leadpulse-test)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install system-packages kafka-libs venv test demo bench down clean
+.PHONY: help install system-packages kafka-libs venv test typecheck demo bench down clean
 
 help:
 	@echo "make install  system packages, Kafka jars and .venv (only what is missing)"
 	@echo "make test     run the tests (their fixture starts the test stack in $(TEST_HOME))"
 	@echo "make demo     stack, worker, exporter and a synthetic feed with a live view"
+	@echo "make typecheck  mypy over the product code (part of make test)"
 	@echo "make bench    run the benchmarks (docs/bench.md); make bench-NAME runs one:"
 	@echo "              bench-memory, bench-scrape, bench-pipeline, bench-api"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
@@ -92,9 +93,13 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
 
-test: install
+test: install typecheck
 	@echo "==> test: pytest (the session fixture starts or reuses the test stack)"
 	$(VENV)/bin/pytest -q
+
+typecheck: install
+	@echo "==> typecheck: mypy over streams, aggregates and exporters"
+	$(VENV)/bin/mypy streams aggregates exporters
 
 demo: install
 	@echo "==> demo: stack, worker, exporter and a synthetic feed with a live view (Ctrl-C stops them)"

@@ -67,15 +67,20 @@ def _rebuild(settings: Settings) -> tuple[int, int]:
         consumer.close()
 
 
+#: Group states in which no consumer is a member (KIP-848 and classic groups alike).
+IDLE_GROUP_STATES = frozenset({"Empty", "Dead"})
+
+
 def _refuse_if_workers_run(settings: Settings) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
     try:
-        group = admin.describe_consumer_groups([settings.consumer_group])[0]
+        groups = {g["group_id"]: g["group_state"] for g in admin.list_groups()}
     finally:
         admin.close()
-    if group.members:
+    state = groups.get(settings.consumer_group, "Dead")
+    if state not in IDLE_GROUP_STATES:
         raise RebuildRefused(
-            f"{len(group.members)} worker(s) of consumer group {settings.consumer_group!r} are running: "
+            f"workers of consumer group {settings.consumer_group!r} are running (group {state}): "
             "stop them, rebuild, then start them again"
         )
 

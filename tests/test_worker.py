@@ -7,6 +7,7 @@ the start; the expectation is the reference model over everything the topics hol
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from streams.rejected import REASON_CODE_HEADER
 from streams.settings import REJECTED_TOPIC, Settings
 from tests.aggregates.reference import assert_same_series
 from tests.feeds import BAD_RECORDS, synthetic_feed
-from tests.pipeline import Pipeline
+from tests.pipeline import LEADPULSE, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +119,18 @@ def rejected_reasons_of(settings: Settings, value: bytes) -> list[bytes]:
                 remaining.discard(tp)
     consumer.close()
     return reasons
+
+
+def test_rebuild_recomputes_exactly_what_the_worker_had(pipeline: Pipeline) -> None:
+    pipeline.publish_raw(synthetic_feed(300, now_ms(), seed=16, tag=pipeline.tag))
+    worker = pipeline.start_worker()
+    pipeline.wait_caught_up()
+    refused = subprocess.run([LEADPULSE, "rebuild", "--yes"], env=pipeline.env(), capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "stop them" in refused.stderr
+    assert worker.poll() is None
+    pipeline.stop_workers()
+    before = pipeline.report()
+    rebuilt = subprocess.run([LEADPULSE, "rebuild", "--yes"], env=pipeline.env(), capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert_same_series(pipeline.report(), before)
+    assert_same_series(before, pipeline.expected())
