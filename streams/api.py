@@ -48,7 +48,7 @@ PRODUCE_TIMEOUT_S: Final = 10.0
 HEALTH_TIMEOUT_S: Final = 2.0
 RETRY_AFTER_S: Final = 5
 #: No lingering: records batch up anyway while a produce request is in flight (aiokafka keeps
-#: one per broker); in `bench_api`, 5 ms doubled a lone event's latency and gained nothing
+#: one per broker); in `tests/bench/api.py`, 5 ms doubled a lone event's latency and gained nothing
 #: at batch sizes 100 and 1,000.
 LINGER_MS: Final = 0
 BATCH_BYTES: Final = 256 * 1024
