@@ -23,7 +23,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from aggregates.series import Series
 from streams.events import Event, parse_record
-from streams.settings import INPUT_TOPICS, Settings
+from streams.settings import DEALS_TOPIC, INPUT_TOPICS, LEADS_TOPIC, Settings
 from tests.aggregates.reference import reference_series
 
 LEADPULSE = str(Path(sys.executable).with_name("leadpulse"))
@@ -79,7 +79,10 @@ class Pipeline:
             is_deal = isinstance(decoded, dict) and str(decoded.get("type", "")).startswith("deal.")
             lead = decoded.get("lead_id") if isinstance(decoded, dict) else None
             key = lead.encode() if isinstance(lead, str) else None
-            producer.send(INPUT_TOPICS[1] if is_deal else INPUT_TOPICS[i % 2 if key is None else 0], raw, key=key)
+            # Deals to the deals topic, leads to the leads topic; records with no readable
+            # type alternate, so both topics carry bad records.
+            topic = DEALS_TOPIC if is_deal else LEADS_TOPIC if key is not None else INPUT_TOPICS[i % 2]
+            producer.send(topic, raw, key=key)
         producer.flush(60)
         producer.close()
 

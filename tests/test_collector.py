@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,10 @@ from exporters.collector import LeadpulseCollector
 from exporters.lag import EndOffsets, consumer_lag
 from streams.events import Event, parse_record
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
+from tests import contract_examples
+from tests.contract_examples import AS_OF, NOW_MS, feed_events
 from tests.monitoring import exporter, free_port, http_get, running
 
-EXAMPLES = Path(__file__).parent / "examples"
-AS_OF = date(2026, 6, 15)
-NOW_MS = int(datetime(2026, 6, 15, 12, tzinfo=timezone.utc).timestamp() * 1000)
 #: Series of the exporter that are not business series of `report --json`.
 OPERATIONAL = {
     "leadpulse_redis_up",
@@ -41,11 +39,6 @@ OPERATIONAL = {
 CONTRACT_LINT = 'leadpulse_window_time_to_convert_days use base unit "seconds" instead of "days"'
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
-
-
-def examples() -> list[Event]:
-    lines = (EXAMPLES / "contract-examples.jsonl").read_text().splitlines()
-    return [e for e in (parse_record(line, NOW_MS) for line in lines) if isinstance(e, Event)]
 
 
 def samples(text: str) -> dict[Sample, float]:
@@ -76,7 +69,7 @@ def scrape(url: str) -> str:
 
 def filled(client: redis.Redis, settings: Settings) -> None:
     """The contract examples as `leadpulse worker` would apply them (one record rejected)."""
-    AggregateStore(client, settings).apply(examples(), rejected={LEADS_TOPIC: 1})
+    AggregateStore(client, settings).apply(feed_events(), rejected={LEADS_TOPIC: 1})
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +105,7 @@ def test_business_series_are_exactly_what_read_series_returns(exporter_url: str,
 
 def test_business_series_carry_the_contract_examples_numbers(exporter_url: str) -> None:
     scraped = business(samples(scrape(exporter_url)))
-    want = json.loads((EXAMPLES / "contract-examples.expected.json").read_text())["series"]
+    want = contract_examples.expected()["series"]
     checked = 0
     for series in want:
         key = (series["name"], tuple(sorted((k, str(v)) for k, v in series["labels"].items())))
@@ -142,7 +135,7 @@ def test_health_series_count_every_outcome_and_the_newest_event_per_topic(export
         outcome = dict(labels)["outcome"]
         by_outcome[outcome] = by_outcome.get(outcome, 0) + value
     assert by_outcome == {"applied": 21, "duplicate": 1, "rejected": 1}
-    newest = {topic: max(e.occurred_ms for e in examples() if e.topic == topic) / 1000 for topic in (LEADS_TOPIC, DEALS_TOPIC)}
+    newest = {topic: max(e.occurred_ms for e in feed_events() if e.topic == topic) / 1000 for topic in (LEADS_TOPIC, DEALS_TOPIC)}
     for topic, seconds in newest.items():
         assert scraped[("leadpulse_last_event_timestamp_seconds", (("topic", topic),))] == seconds
     assert scraped[("leadpulse_redis_up", ())] == 1

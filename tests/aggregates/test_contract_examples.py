@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from tests.aggregates.reference import assert_same_series, reference_series
 
 from aggregates.read import Series, read_series
 from aggregates.store import AggregateStore
-from streams.events import Event, Rejection, parse_record
+from streams.events import Event, Rejection
 from streams.settings import Settings
+from tests import contract_examples
+from tests.aggregates.reference import assert_same_series, reference_series
+from tests.contract_examples import AS_OF
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
-AS_OF = date(2026, 6, 15)
-NOW_MS = int(datetime(2026, 6, 15, 12, tzinfo=timezone.utc).timestamp() * 1000)
 RATIOS = {
     "leadpulse_cohort_conversion_ratio",
     "leadpulse_cohort_qualified_conversion_ratio",
@@ -46,13 +42,12 @@ def in_expected_scope(series: Series) -> bool:
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, Any]:
-    return json.loads((EXAMPLES / "contract-examples.expected.json").read_text())
+    return contract_examples.expected()
 
 
 @pytest.fixture(scope="module")
 def parsed() -> list[Event | Rejection]:
-    lines = (EXAMPLES / "contract-examples.jsonl").read_text().splitlines()
-    return [parse_record(line, NOW_MS) for line in lines]
+    return contract_examples.parsed_feed()
 
 
 @pytest.fixture

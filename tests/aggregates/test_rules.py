@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
-from pathlib import Path
 
 import pytest
 
 from aggregates import rules
 from streams.events import parse_timestamp_ms
+from tests import contract_examples
 
 
 def ms(rfc3339: str) -> int:
@@ -97,7 +96,7 @@ def test_ratio_over_zero_is_not_a_number_to_export() -> None:
 
 def test_wilson_interval_matches_every_bound_of_the_expected_file() -> None:
     """Each (lower, upper) pair of the contract examples, with its window's counts."""
-    expected = json.loads((Path(__file__).parent.parent / "examples" / "contract-examples.expected.json").read_text())
+    expected = contract_examples.expected()
     values = {(s["name"], tuple(sorted(s["labels"].items()))): s["value"] for s in expected["series"]}
     checked = 0
     for (name, labels), lower in values.items():

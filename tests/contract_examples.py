@@ -1,0 +1,31 @@
+"""The contract's worked examples (tests/examples/), loaded one way for every test that uses them."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from streams.events import Event, Rejection, parse_record
+
+EXAMPLES = Path(__file__).parent / "examples"
+#: The day the expected series are computed as of, and the validation clock that goes with it.
+AS_OF = date(2026, 6, 15)
+NOW_MS = int(datetime(2026, 6, 15, 12, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def parsed_feed() -> list[Event | Rejection]:
+    """Every record of the feed, validated as a worker would on day T."""
+    lines = (EXAMPLES / "contract-examples.jsonl").read_text().splitlines()
+    return [parse_record(line, NOW_MS) for line in lines]
+
+
+def feed_events() -> list[Event]:
+    """The feed's valid events."""
+    return [e for e in parsed_feed() if isinstance(e, Event)]
+
+
+def expected() -> dict[str, Any]:
+    """The expected file: `as_of`, record counts and the series the feed must produce."""
+    return json.loads((EXAMPLES / "contract-examples.expected.json").read_text())
