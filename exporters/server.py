@@ -66,7 +66,7 @@ def exporter_command(host: str, port: int | None, loglevel: str) -> None:
     reachability, consumer lag per partition, scrape duration). Settings come from
     LEADPULSE_* variables (Redis URL, key prefix, windows, as-of day, Kafka bootstrap).
     """
-    from streams.cli import configure_logging
+    from streams.logs import configure_logging
 
     configure_logging(loglevel)
     settings = Settings()

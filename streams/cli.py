@@ -6,27 +6,19 @@ them. Commands import their machinery lazily so `leadpulse --help` stays instant
 
 from __future__ import annotations
 
-import logging
 import sys
 from datetime import date
 
 import click
 
 from exporters.server import exporter_command
-from streams.api import api_command
-from streams.demo import demo_command
-from streams.generate import generate_command
-from streams.publish import publish_command
+from streams.ingest.api import api_command
+from streams.demo.run import demo_command
+from streams.demo.generate import generate_command
+from streams.ingest.publish import publish_command
+from streams.logs import configure_logging
 from streams.settings import Settings
-from streams.stack import stack
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+from streams.stack.cli import stack
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +39,7 @@ def worker(loglevel: str) -> None:
     Consumes leadpulse.leads and leadpulse.deals in batches, sends invalid records to
     leadpulse.rejected and applies the rest to Redis exactly once in effect.
     """
-    from streams.worker import run_worker
+    from streams.worker.run import run_worker
 
     run_worker(Settings(), loglevel)
 
@@ -72,7 +64,7 @@ def rebuild(yes: bool) -> None:
     Refuses while workers of the consumer group are running: stop them first, then
     start them again afterwards; they continue from the offsets the rebuild reached.
     """
-    from streams.rebuild import rebuild as run_rebuild
+    from streams.worker.rebuild import rebuild as run_rebuild
 
     configure_logging("info")
     settings = Settings()

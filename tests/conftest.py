@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,8 @@ import redis
 
 from streams import stack
 from streams.settings import Settings
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TEST_DEFAULTS: dict[str, Any] = {
     "home": REPO / ".leadpulse-test",
     "kafka_bootstrap": "127.0.0.1:19092",
@@ -40,6 +39,16 @@ def make_test_settings() -> Settings:
     """Settings of the test stack: TEST_DEFAULTS unless LEADPULSE_TEST_<FIELD> says otherwise."""
     values = {name: os.environ.get(f"LEADPULSE_TEST_{name.upper()}", default) for name, default in TEST_DEFAULTS.items()}
     return Settings(**values)
+
+
+STACK_FIXTURES = frozenset({"stack_settings", "kafka_bootstrap", "redis_client"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the real stack is an integration test, whether or not its module says so."""
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

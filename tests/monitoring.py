@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 import yaml
 
 from tests.services import free_port
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 LEADPULSE = Path(sys.executable).with_name("leadpulse")
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "alertmanager"  # Debian's name first, as streams.stack

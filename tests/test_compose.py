@@ -3,15 +3,14 @@ published port is the field's default, and the mounted configs exist and fit tog
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from streams.settings import Settings
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 DEFAULTS = Settings.model_construct()  # defaults only: no LEADPULSE_* from the environment

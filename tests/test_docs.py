@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from streams.cli import main
 from streams.settings import Settings
+from tests import REPO
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (REPO / "README.md").read_text()
 
 
 def test_readme_settings_table_lists_every_setting() -> None:

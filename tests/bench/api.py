@@ -23,7 +23,7 @@ from typing import Final
 import aiohttp
 
 from streams.settings import Settings
-from streams.signing import SIGNATURE_HEADER, sign
+from streams.ingest.signing import SIGNATURE_HEADER, sign
 from tests.bench.common import REPO, BenchError, Figure, Section, percentile, progress
 from tests.services import free_port
 

@@ -14,14 +14,13 @@ import statistics
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from aggregates.store import AggregateStore
 from streams import stack
 from streams.events import Event
 from streams.settings import Settings
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 #: The bench stack's home and ports: apart from the demo (9092/6379) and test (19092/16379)
 #: stacks, so a benchmark neither disturbs them nor is disturbed by their data.
 BENCH_HOME = REPO / ".leadpulse-bench"

@@ -23,7 +23,7 @@ import orjson
 import redis.asyncio
 
 from aggregates.store import AsyncAggregateStore
-from streams.app import create_app
+from streams.worker.app import create_app
 from streams.events import Event, parse_record
 from streams.settings import INPUT_TOPICS, Settings
 

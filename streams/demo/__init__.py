@@ -1,0 +1,1 @@
+"""`leadpulse demo` and `generate`: a simulated marketing feed, its live view and alerts."""

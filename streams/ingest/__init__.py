@@ -1,0 +1,1 @@
+"""Events into Kafka: files and stdin (`publish`), the HTTP API and vendor webhooks (`api`)."""

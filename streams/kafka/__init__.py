@@ -1,0 +1,1 @@
+"""What every Kafka client of leadpulse shares: the rejected-topic envelope."""

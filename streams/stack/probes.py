@@ -1,0 +1,86 @@
+"""Whether a service answers as itself: a metadata request, a PING, a readiness page.
+
+An open port is not enough: a Kafka still replaying its log or a Redis loading its AOF
+accepts connections before it can serve, and something else may hold the port.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from streams.stack.services import Service
+
+
+@contextmanager
+def quiet_kafka() -> Iterator[None]:
+    """kafka-python logs every refused connection; while polling a starting broker that is noise."""
+    logger = logging.getLogger("kafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def kafka_admin(bootstrap: str, timeout: float) -> Any:
+    from kafka import KafkaAdminClient
+
+    ms = int(timeout * 1000)
+    return KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=ms, request_timeout_ms=max(ms, 1000))
+
+
+def _kafka_answers(svc: Service, timeout: float) -> bool:
+    from kafka.errors import KafkaError
+
+    with quiet_kafka():
+        try:
+            # Bootstrapping is a metadata request: it succeeds once the broker serves clients.
+            kafka_admin(svc.address, timeout).close()
+        except (KafkaError, OSError):
+            return False
+    return True
+
+
+def _redis_answers(svc: Service, timeout: float) -> bool:
+    import redis
+
+    client = redis.Redis(host=svc.host, port=svc.port, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(client.ping())  # a Redis still loading its AOF answers LOADING: not ready yet
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _http_ready(svc: Service, timeout: float) -> bool:
+    import http.client
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{svc.address}/-/ready", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):  # URLError and HTTPError (503 while starting) are OSErrors
+        return False
+
+
+def answers(svc: Service, timeout: float) -> bool:
+    """Whether ``svc`` serves: Kafka and Redis by their protocols, the others by /-/ready."""
+    if svc.name == "kafka":
+        return _kafka_answers(svc, timeout)
+    if svc.name == "redis":
+        return _redis_answers(svc, timeout)
+    return _http_ready(svc, timeout)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
