@@ -188,7 +188,9 @@ class StoreSteps:
 
     def read_offsets(self) -> Steps[dict[TopicPartition, int]]:
         """The last applied offset of every partition Redis holds one for."""
-        (stored,) = yield [("HGETALL", self.layout.offsets)]
+        replies = yield [("HGETALL", self.layout.offsets)]
+        _raise_first_error(replies)
+        (stored,) = replies
         result: dict[TopicPartition, int] = {}
         for name, offset in stored.items():
             topic, _, partition = as_text(name).rpartition("|")

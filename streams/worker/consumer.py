@@ -101,8 +101,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
 
     async def on_partitions_assigned(self, assigned: list[KafkaPartition]) -> None:
         partitions = {_tp(p) for p in assigned}
-        if partitions:
-            await self.owner.processor.assign(partitions)
+        try:
+            if partitions:
+                await self.owner.processor.assign(partitions)
+        except Exception as exc:  # aiokafka would log and carry on unsought: stop instead
+            await self.owner.fail(exc)
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -168,14 +171,18 @@ class BatchConsumer(Service):
             with suppress(Exception):
                 await asyncio.shield(inflight)
 
+    async def fail(self, exc: Exception) -> None:
+        """End the worker with `exc`: the process exits non-zero, the reason its last log line."""
+        log.error("worker stopped: %s: %s", type(exc).__name__, exc)
+        await self.crash(exc)
+
     async def _guarded(self) -> None:
         try:
             await self._consume()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the process ends with it: a supervisor restarts the worker
-            log.error("worker stopped: %s: %s", type(exc).__name__, exc)
-            await self.crash(exc)
+            await self.fail(exc)
 
     async def _consume(self) -> None:
         assert self._clients is not None, "started"
