@@ -1,4 +1,4 @@
-"""Segment (or RudderStack) webhook destinations: Segment's ``X-Signature`` and its spec's calls as lead events.
+"""Segment webhook destinations: Segment's ``X-Signature`` and its spec's calls as lead events.
 
 **Signature** (Segment's Webhooks destinations, classic and Actions): ``X-Signature`` is
 the hex HMAC-SHA1 of the request body keyed with the destination's shared secret
