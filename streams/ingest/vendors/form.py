@@ -15,6 +15,9 @@ attributes, and ``utm_source``/``utm_campaign`` stand in for a missing source/ca
 
 Event id: ``form:<submission id field>``, or, when the tool sends no id,
 ``form:sha256:<digest of the submission>``, so a re-posted submission is a duplicate.
+A submission without a time takes the receive time, which then enters the digest too
+(one id, one content): its re-post is another ``lead.created`` of the same lead, which
+changes nothing either.
 The lead is the e-mail address, trimmed and lower-cased, so one person is one lead
 whatever form they fill in; their first submission is their lead's creation.
 """
@@ -92,12 +95,17 @@ class FormConfig:
         email = value("lead_id")
         if not isinstance(email, str) or not email.strip():
             return Rejection("missing_field", self.fields.get("lead_id", DEFAULT_FIELDS["lead_id"]))
-        given_id = value("event_id")
-        digest = hashlib.sha256(orjson.dumps(submission, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        given_id, given_time = value("event_id"), value("occurred_at")
+        occurred = _time(given_time, now_ms)
+        # Without the tool's time, the receive time is part of the event, so it is part of its id
+        # too: one id, one content. A re-post is then another lead.created of the same lead,
+        # which changes nothing.
+        basis = submission if given_time not in (None, "") else {**submission, "": occurred}
+        digest = hashlib.sha256(orjson.dumps(basis, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
         event: dict[str, Any] = {
             "event_id": f"form:{given_id}" if given_id not in (None, "") else f"form:sha256:{digest}",
             "type": "lead.created",
-            "occurred_at": _time(value("occurred_at"), now_ms),
+            "occurred_at": occurred,
             "lead_id": email.strip().lower(),
             "source": value("source") or submission.get("utm_source") or "form",
         }

@@ -277,3 +277,14 @@ def test_command_refuses_to_start_with_a_mapping_setting_it_cannot_use(monkeypat
     result = CliRunner().invoke(api_command, ["--port", "1"])
     assert result.exit_code == 2
     assert "LEADPULSE_SEGMENT_EVENTS: unknown meaning 'lead.signed'" in result.output
+
+
+def test_insecure_no_auth_serves_every_hook_unchecked() -> None:
+    """No secret at all: the hooks still verify nothing and map (here up to Kafka, which is down: 503)."""
+    unchecked = RunningApi(create_app(Settings(kafka_bootstrap="127.0.0.1:1"), insecure_no_auth=True))
+    try:
+        for hook, body in [("hubspot", HUBSPOT_BATCH), ("segment", ex.SEGMENT_SPEC_IDENTIFY),
+                           ("form", {"email": "e@example.com"}), ("salesforce", SALESFORCE_BATCH)]:  # fmt: skip
+            assert unchecked.post(f"/v1/hooks/{hook}", orjson.dumps(body), secret=None).status == 503, hook
+    finally:
+        unchecked.close()

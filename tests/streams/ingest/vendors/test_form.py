@@ -57,6 +57,17 @@ def test_without_a_time_the_receive_time_counts_and_without_a_source_it_is_form(
     assert NOW_MS == 1_794_268_800_000
 
 
+def test_one_event_id_is_one_content_even_when_the_receive_time_is_the_events_time() -> None:
+    """A re-post without a time is another event of the same lead, never the same id with another time."""
+    submission = {"email": "c@example.com"}
+    first, later = CONFIG.map(submission, NOW_MS), CONFIG.map(submission, NOW_MS + 60_000)
+    assert isinstance(first, list) and isinstance(later, list)
+    assert first[0]["event_id"] != later[0]["event_id"] and first[0]["lead_id"] == later[0]["lead_id"]
+    assert CONFIG.map(submission, NOW_MS) == first
+    timed = {**submission, "submitted_at": "2026-11-02T10:00:00Z"}
+    assert CONFIG.map(timed, NOW_MS) == CONFIG.map(timed, NOW_MS + 60_000)  # the tool's time: a re-post is a duplicate
+
+
 def test_field_names_are_configurable() -> None:
     config = form.FormConfig({"lead_id": "Email Address", "event_id": "response_id", "source": "Channel"})
     events, _, _ = mapped(config.map, {"Email Address": "d@example.com", "response_id": 7, "Channel": "Partner"})
