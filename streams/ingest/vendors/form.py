@@ -122,7 +122,7 @@ def _time(value: object, now_ms: int) -> object:
     """RFC 3339 stays; epoch seconds or milliseconds are converted; none is the receive time."""
     if value is None or value == "":
         return rfc3339_from_ms(now_ms)
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:  # exact in a float
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return rfc3339_from_ms(value if abs(value) >= _MS_THRESHOLD else value * 1000)
