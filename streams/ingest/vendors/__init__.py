@@ -31,7 +31,6 @@ class Hook:
     """What the API needs of a vendor: its mapper, its shape check and its verified secret (None: unchecked)."""
 
     name: str
-    secret_setting: str
     mapper: Mapper
     recognise: Recogniser
     verifier: Verifier
@@ -79,5 +78,5 @@ def hooks(settings: Settings, *, insecure_no_auth: bool = False) -> dict[str, Ho
     for name, (mapper, recognise, verifier, secret) in vendors.items():
         key = secret.get_secret_value().encode() if secret is not None else b""
         if key or insecure_no_auth:
-            served[name] = Hook(name, SECRET_SETTINGS[name], mapper, recognise, verifier, None if insecure_no_auth else key)
+            served[name] = Hook(name, mapper, recognise, verifier, None if insecure_no_auth else key)
     return served
