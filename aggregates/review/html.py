@@ -126,11 +126,18 @@ def _why(review: Review, base: PeriodView) -> tuple[str, Decomposition | None]:
     return explain(decomposition, base.period.label), decomposition
 
 
+def figure(chart: charts.Chart) -> Markup:
+    """A chart as a `<figure>`: the SVG matplotlib drew (trusted), its title and axes as its
+    accessible name, which is also what a reader without the picture gets."""
+    name = f"{chart.title}. x: {chart.x_label}; y: {chart.y_label}"
+    return Markup('<figure role="img" aria-label="{}">{}</figure>').format(name, Markup(chart.svg))
+
+
 def render(review: Review) -> str:
     """The whole HTML document."""
     current, overall = review.current, review.current.overall
     whys = [(base, *_why(review, base)) for base in (review.previous, review.year_before)]
-    why_charts = [Markup(charts.effects_chart(d, base.period.label).svg) for base, _, d in whys[:1] if d]
+    why_charts = [charts.effects_chart(d, base.period.label) for base, _, d in whys[:1] if d]
     sources = [(s, f.rate, f.interval) for s, f in sorted(current.segments("source").items(), key=lambda i: -i[1].leads)
                if f.rate is not None and f.interval is not None and not f.too_small]
     triangle = review.triangle
@@ -139,12 +146,12 @@ def render(review: Review) -> str:
     columns = {"to date": {row.cohort: row.rate_to_date for row in triangle.rows}}
     points_ = _rate_points([review.year_before, review.previous, current])
     tables = {dimension: segment_rows(current, review.previous, dimension) for dimension in ("source", "campaign")}
-    return _ENV.get_template("review.html.j2").render(
+    return _ENV.get_template("review.html.j2").render(figure=figure,
         review=review, overall=overall, percent=percent, count=count, ratio_text=ratio_text, points=points,
         previous=comparison(overall, review.previous), year_before=comparison(overall, review.year_before),
         whys=whys, why_charts=why_charts, tables=tables,
-        rate_chart=Markup(charts.rate_chart(points_).svg) if points_ else None,
-        sources_chart=Markup(charts.segment_rates_chart(sources, current.period.label).svg) if sources else None,
-        heatmap=Markup(charts.heatmap_chart(triangle, columns).svg) if any(r.leads for r in triangle.rows) else None,
+        rate_chart=charts.rate_chart(points_) if points_ else None,
+        sources_chart=charts.segment_rates_chart(sources, current.period.label) if sources else None,
+        heatmap=charts.heatmap_chart(triangle, columns) if any(r.leads for r in triangle.rows) else None,
         maturing=[row.cohort for row in triangle.rows if row.maturing],
     )
