@@ -48,7 +48,7 @@ def worker(loglevel: str) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="every business series of /metrics as a JSON array")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="pin day T (default: LEADPULSE_AS_OF or today, UTC)")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="write the review of the latest complete --period as one self-contained HTML file")
 @click.option("--period", type=click.Choice(["month", "quarter"]), default="month", show_default=True,
               help="the review period of --html: the latest calendar month or quarter ended by day T")

@@ -92,7 +92,7 @@ def effects_chart(decomposition: Decomposition, versus: str) -> Chart:
         axes.set_title(f"Why the rate moved against {versus}: mix and rate effects")
         axes.set_xlabel("effect on the overall rate (percentage points)")
         axes.set_ylabel("source")
-        axes.legend(loc="lower right", fontsize=8)
+        figure.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
         axes.grid(axis="x", alpha=0.3)
         return _render(figure, axes)
 

@@ -154,4 +154,6 @@ def render(review: Review) -> str:
         sources_chart=charts.segment_rates_chart(sources, current.period.label) if sources else None,
         heatmap=charts.heatmap_chart(triangle, columns) if any(r.leads for r in triangle.rows) else None,
         maturing=[row.cohort for row in triangle.rows if row.maturing],
+        young=(review.as_of - current.period.start).days + 1
+        if any(row.maturing for row in triangle.rows if row.cohort in current.period.months) else None,
     )

@@ -88,8 +88,9 @@ def decompose(base: Mapping[str, Counts], current: Mapping[str, Counts]) -> Deco
 
 
 def _signed_points(value: Fraction) -> str:
-    """A 0..1 difference in percentage points with its sign: `-0.9`, `+0.3`."""
-    return f"{float(value) * 100:+.1f}"
+    """A 0..1 difference in percentage points with its sign (`-0.9`, `+0.3`), `0.0` when it rounds to nothing."""
+    text = f"{float(value) * 100:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else text
 
 
 def explain(decomposition: Decomposition | None, versus: str) -> str:
@@ -102,7 +103,7 @@ def explain(decomposition: Decomposition | None, versus: str) -> str:
     verb = "rose" if total > 0 else "fell" if total < 0 else "held"
     text = f"Conversion {verb} {abs(float(total)) * 100:.1f} points against {versus}: {_signed_points(mix)} from the mix of leads"
     biggest = max(decomposition.effects, key=lambda e: (abs(e.mix), e.segment))
-    if biggest.mix:
+    if _signed_points(biggest.mix) != "0.0":
         towards = "towards" if biggest.share_change > 0 else "away from"
         text += f" (mostly the shift {towards} {biggest.segment}, {_signed_points(biggest.mix)})"
     return text + f", {_signed_points(rate)} from {'higher' if rate > 0 else 'lower' if rate < 0 else 'unchanged'} rates within segments."

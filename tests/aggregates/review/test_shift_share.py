@@ -93,9 +93,15 @@ def test_a_period_without_leads_has_no_decomposition_and_says_so() -> None:
     assert explain(None, "October 2026") == "No comparison with October 2026: one of the two periods has no leads."
 
 
+def test_a_negligible_shift_is_not_named() -> None:
+    d = decompose({"a": (10_000, 1000), "b": (10_000, 200)}, {"a": (10_001, 900), "b": (10_000, 180)})
+    assert explain(d, "May 2026") == ("Conversion fell 0.6 points against May 2026: 0.0 from the mix of leads, "
+                                      "-0.6 from lower rates within segments.")
+
+
 def test_the_sentence_names_the_change_its_parts_and_the_biggest_shift() -> None:
     d = decompose({"a": (100, 10), "b": (100, 2)}, {"a": (50, 5), "b": (150, 3)})
     text = explain(d, "October 2026")
     assert text.startswith("Conversion fell 2.0 points against October 2026: -2.0 from the mix of leads")
     assert "shift away from a, -1.2" in text
-    assert text.endswith("+0.0 from unchanged rates within segments.")
+    assert text.endswith(", 0.0 from unchanged rates within segments.")
