@@ -34,6 +34,8 @@ install: system-packages kafka-libs venv
 # apt-get runs only when something is missing. A temporary policy-rc.d keeps the
 # Debian prometheus/alertmanager packages from starting system daemons on 9090/9093,
 # which would shadow the stack's own; on systemd hosts they are also disabled.
+# chromium is the browser tests/aggregates/review/test_browser.py opens the HTML report
+# in (Playwright drives it; no browser is ever downloaded).
 system-packages:
 	@echo "==> system packages: checking python3.11, java, maven, redis-server, prometheus, alertmanager, chromium"
 	@missing=""; \

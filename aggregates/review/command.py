@@ -10,8 +10,6 @@ from pathlib import Path
 
 import redis
 
-from aggregates.review.build import read_review
-from aggregates.review.html import render
 from aggregates.review.periods import PeriodKind
 from streams.settings import Settings
 
@@ -39,6 +37,10 @@ def write_review(settings: Settings, kind: PeriodKind, as_of: date, path: Path) 
         print(f"error: cannot write the report to {path}: its directory does not exist or is not writable "
               "(choose another --html path)", file=sys.stderr)
         return 1
+    # Imported only once the path is known good: matplotlib and Jinja2 take a second to load.
+    from aggregates.review.build import read_review
+    from aggregates.review.html import render
+
     try:
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
         review = read_review(client, settings, kind, as_of)

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from aggregates.review import charts
 from aggregates.review.build import PeriodView, Review
 from aggregates.review.figures import SegmentFigures
-from aggregates.review.shift_share import Decomposition, explain
+from aggregates.review.shift_share import Decomposition, explain, signed_points
 
 _ENV: Final = Environment(loader=PackageLoader("aggregates.review"), autoescape=True, undefined=StrictUndefined,
                           trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
@@ -32,8 +32,8 @@ def percent(value: float | None, none: str = "–") -> str:
 
 
 def points(value: float | None) -> str:
-    """A difference of two 0..1 rates in percentage points, signed."""
-    return "" if value is None else f"{100 * value:+.1f} pts"
+    """A difference of two 0..1 rates in percentage points, signed; `0.0 pts` when it rounds to nothing."""
+    return "" if value is None else f"{signed_points(value)} pts"
 
 
 def count(value: float) -> str:
@@ -78,24 +78,29 @@ class Row:
 
 def segment_row(segment: str, now: SegmentFigures, before: SegmentFigures) -> Row:
     """The per-segment table row; a segment too small to judge shows no changes to rank."""
-    judge = not now.too_small
-    leads_share = (lambda n: None if not now.leads else n / now.leads)
-    median = now.median_days_to_convert
+    def change(text: str) -> str:
+        return "" if now.too_small else text
+
+    def share(figures: SegmentFigures, stage: int) -> float | None:
+        return stage / figures.leads if figures.leads else None
+
+    median, median_before = now.median_days_to_convert, before.median_days_to_convert
     cells = (
-        Cell("leads", count(now.leads), relative(now.leads, before.leads), now.leads),
-        Cell("customers", count(now.customers), "", now.customers),
-        Cell("rate", percent(now.rate, "no leads"),
-             points(difference(now.rate, before.rate)) if judge else "", now.rate),
+        Cell("leads", count(now.leads), change(relative(now.leads, before.leads)), now.leads),
+        Cell("customers", count(now.customers), change(relative(now.customers, before.customers)), now.customers),
+        Cell("rate", percent(now.rate, "no leads"), change(points(difference(now.rate, before.rate))), now.rate),
         Cell("interval", f"{percent(now.interval[0])} – {percent(now.interval[1])}" if now.interval else "–"),
-        Cell("leads_per_customer", ratio_text(now), "", now.leads_per_customer),
-        Cell("mql", percent(leads_share(now.mql)), "", now.mql),
-        Cell("sql", percent(leads_share(now.sql)), "", now.sql),
+        Cell("leads_per_customer", ratio_text(now),
+             change(f"was {ratio_text(before)}" if before.leads_per_customer is not None else ""), now.leads_per_customer),
+        Cell("mql", percent(share(now, now.mql)),
+             change(points(difference(share(now, now.mql), share(before, before.mql)))), now.mql),
+        Cell("sql", percent(share(now, now.sql)),
+             change(points(difference(share(now, now.sql), share(before, before.sql)))), now.sql),
         Cell("win_rate", percent(now.win_rate, "no closed deals"),
-             points(difference(now.win_rate, before.win_rate)) if judge else "", now.win_rate),
-        Cell("won_amount", count(now.won_amount), relative(now.won_amount, before.won_amount), now.won_amount),
+             change(points(difference(now.win_rate, before.win_rate))), now.win_rate),
+        Cell("won_amount", count(now.won_amount), change(relative(now.won_amount, before.won_amount)), now.won_amount),
         Cell("median_days_to_convert", "no conversions" if median is None else f"{median:.0f} d",
-             "" if median is None or before.median_days_to_convert is None or not judge
-             else f"{median - before.median_days_to_convert:+.0f} d", median),
+             "" if median is None or median_before is None else change(f"{median - median_before:+.0f} d"), median),
     )
     return Row(segment, now.too_small, cells)
 

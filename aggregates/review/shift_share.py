@@ -87,7 +87,7 @@ def decompose(base: Mapping[str, Counts], current: Mapping[str, Counts]) -> Deco
     return Decomposition(base_rate, current_rate, tuple(effects))
 
 
-def _signed_points(value: Fraction) -> str:
+def signed_points(value: Fraction | float) -> str:
     """A 0..1 difference in percentage points with its sign (`-0.9`, `+0.3`), `0.0` when it rounds to nothing."""
     text = f"{float(value) * 100:+.1f}"
     return "0.0" if text in ("+0.0", "-0.0") else text
@@ -101,9 +101,9 @@ def explain(decomposition: Decomposition | None, versus: str) -> str:
     if total == 0 and mix == 0:
         return f"Conversion did not move against {versus}."
     verb = "rose" if total > 0 else "fell" if total < 0 else "held"
-    text = f"Conversion {verb} {abs(float(total)) * 100:.1f} points against {versus}: {_signed_points(mix)} from the mix of leads"
+    text = f"Conversion {verb} {abs(float(total)) * 100:.1f} points against {versus}: {signed_points(mix)} from the mix of leads"
     biggest = max(decomposition.effects, key=lambda e: (abs(e.mix), e.segment))
-    if _signed_points(biggest.mix) != "0.0":
+    if signed_points(biggest.mix) != "0.0":
         towards = "towards" if biggest.share_change > 0 else "away from"
-        text += f" (mostly the shift {towards} {biggest.segment}, {_signed_points(biggest.mix)})"
-    return text + f", {_signed_points(rate)} from {'higher' if rate > 0 else 'lower' if rate < 0 else 'unchanged'} rates within segments."
+        text += f" (mostly the shift {towards} {biggest.segment}, {signed_points(biggest.mix)})"
+    return text + f", {signed_points(rate)} from {'higher' if rate > 0 else 'lower' if rate < 0 else 'unchanged'} rates within segments."

@@ -1,6 +1,6 @@
 """Pipelines for the review tests: the contract examples and a generated year of marketing, in Redis.
 
-Each is applied once per module under its own key prefix (through `AggregateStore`, the
+Each is applied once per test session under its own key prefix (through `AggregateStore`, the
 worker's own write path) and deleted afterwards.
 """
 
@@ -29,7 +29,7 @@ LEADPULSE = Path(sys.executable).parent / "leadpulse"
 
 def generated_events(path: Path) -> list[Event]:
     """400 days of the demo's simulated marketing (seven sources; paid search converts a third as well from 11 November), as events."""
-    subprocess.run([str(LEADPULSE), "generate", "--days", "400", "--leads-per-day", "40", "--now", "2026-12-01",
+    subprocess.run([str(LEADPULSE), "generate", "--days", "400", "--leads-per-day", "25", "--now", "2026-12-01",
                     "--seed", "14", "--drop", "paid_search:0.3@760s", "-o", str(path)], check=True, capture_output=True)
     parsed = (parse_record(line, NOW_MS) for line in path.read_text().splitlines())
     return [e for e in parsed if isinstance(e, Event)]
@@ -50,7 +50,7 @@ def drop(settings: Settings) -> None:
     client.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def generated(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, list[Event]]]:
     """The generated feed applied under a fresh prefix: its settings and its events."""
     events = generated_events(tmp_path_factory.mktemp("feed") / "events.jsonl")
@@ -60,7 +60,7 @@ def generated(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
     drop(settings)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def examples(stack_settings: Settings) -> Iterator[Settings]:
     """The contract's worked examples applied under a fresh prefix."""
     settings = stack_settings.model_copy(update={"key_prefix": f"r{uuid.uuid4().hex[:8]}"})
@@ -69,7 +69,7 @@ def examples(stack_settings: Settings) -> Iterator[Settings]:
     drop(settings)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def empty(stack_settings: Settings) -> Settings:
     """A prefix nothing was ever written under: an empty pipeline."""
     return stack_settings.model_copy(update={"key_prefix": f"r{uuid.uuid4().hex[:8]}"})
