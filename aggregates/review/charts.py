@@ -25,8 +25,8 @@ from aggregates.review.shift_share import Decomposition
 
 matplotlib.use("svg")  # no display and no GUI toolkit are ever needed
 
-_RC: Final[Any] = {  # typed Any: rc_context wants a dict of literal keys
-    "svg.hashsalt": "leadpulse", "svg.fonttype": "path", "font.size": 9, "axes.titleweight": "bold"}
+#: Typed Any: matplotlib's stubs want a dict of literal keys.
+_RC: Final[Any] = {"svg.hashsalt": "leadpulse", "svg.fonttype": "path", "font.size": 9, "axes.titleweight": "bold"}
 _WIDTH_IN: Final = 7.0  # fits A4 and Letter with margins
 _MIX, _RATE, _CURRENT, _EARLIER = "#4c72b0", "#dd8452", "#1f4e79", "#a0a0a0"
 _HEAT: Final = LinearSegmentedColormap.from_list("review", ["#f7fbff", "#6baed6", "#08306b"])
