@@ -8,13 +8,14 @@ with `LEADPULSE_WINDOWS=DAYS` prints exactly the series its figures come from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 
 import redis
 
 from aggregates.keys import ALL
 from aggregates.leads import read_lead_times
 from aggregates.read import read_series
+from aggregates.review.alerts import AlertHistory, read_fired_alerts
 from aggregates.review.cohorts import CohortTriangle, cohort_triangle
 from aggregates.review.figures import SegmentFigures, period_figures, segment_counts, window_settings
 from aggregates.review.periods import Period, PeriodKind, review_period
@@ -47,6 +48,7 @@ class Review:
     previous: PeriodView
     year_before: PeriodView
     triangle: CohortTriangle
+    alerts: AlertHistory
 
     def why(self, base: PeriodView) -> Decomposition | None:
         """The mix/rate split of the change from `base` to the current period, by source."""
@@ -58,8 +60,17 @@ def read_period(client: redis.Redis, settings: Settings, period: Period) -> Peri
     return PeriodView(period, period_figures(series, period))
 
 
-def read_review(client: redis.Redis, settings: Settings, kind: PeriodKind, as_of: date) -> Review:
-    """The review of the latest complete `kind` up to day T, against the one before and a year before."""
+def period_span(period: Period) -> tuple[datetime, datetime]:
+    """The period as UTC instants: its first midnight to the midnight after its last day."""
+    start = datetime.combine(period.start, time(), timezone.utc)
+    return start, datetime.combine(period.end + timedelta(days=1), time(), timezone.utc)
+
+
+def read_review(
+    client: redis.Redis, settings: Settings, kind: PeriodKind, as_of: date, prometheus_url: str
+) -> Review:
+    """The review of the latest complete `kind` up to day T, against the one before and a year
+    before, with the alerts Prometheus at `prometheus_url` saw fire in it."""
     period = review_period(kind, as_of)
     return Review(
         as_of=as_of,
@@ -67,4 +78,5 @@ def read_review(client: redis.Redis, settings: Settings, kind: PeriodKind, as_of
         previous=read_period(client, settings, period.previous()),
         year_before=read_period(client, settings, period.year_before()),
         triangle=cohort_triangle(read_lead_times(client, settings), period.end, as_of),
+        alerts=read_fired_alerts(prometheus_url, *period_span(period)),
     )

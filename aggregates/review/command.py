@@ -30,7 +30,12 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def write_review(settings: Settings, kind: PeriodKind, as_of: date, path: Path) -> int:
+def default_prometheus_url(settings: Settings) -> str:
+    """The local stack's Prometheus (`LEADPULSE_PROMETHEUS_PORT`)."""
+    return f"http://127.0.0.1:{settings.prometheus_port}"
+
+
+def write_review(settings: Settings, kind: PeriodKind, as_of: date, path: Path, prometheus_url: str) -> int:
     """Exit status 0 with the file written; 1 with one line on stderr saying what to fix."""
     target = path.expanduser().absolute()
     if not target.parent.is_dir() or not os.access(target.parent, os.W_OK) or target.is_dir():
@@ -43,7 +48,7 @@ def write_review(settings: Settings, kind: PeriodKind, as_of: date, path: Path) 
 
     try:
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
-        review = read_review(client, settings, kind, as_of)
+        review = read_review(client, settings, kind, as_of, prometheus_url)
     except redis.RedisError as exc:
         print(f"error: cannot read the aggregates from Redis at {settings.redis_url}: {exc} "
               "(check LEADPULSE_REDIS_URL)", file=sys.stderr)

@@ -20,6 +20,7 @@ from aggregates.review.command import write_review
 from streams.events import Event
 from streams.settings import Settings
 from tests.aggregates.review.conftest import AS_OF
+from tests.services import free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 #: The flags a headless Chromium needs where the network is closed (else it floods
@@ -39,7 +40,7 @@ OVERFLOW_JS = """() => {
 def report_file(generated: tuple[Settings, list[Event]], tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings, _ = generated
     path = tmp_path_factory.mktemp("review") / "review.html"
-    assert write_review(settings, "month", AS_OF, path) == 0
+    assert write_review(settings, "month", AS_OF, path, f"http://127.0.0.1:{free_port()}") == 0
     return path
 
 

@@ -16,6 +16,7 @@ from streams.events import Event
 from streams.settings import Settings
 from tests.aggregates.reference import build_leads, reference_series
 from tests.aggregates.review.conftest import AS_OF
+from tests.services import free_port
 
 
 @pytest.fixture(scope="module", params=["month", "quarter"])
@@ -23,7 +24,7 @@ def review(request: pytest.FixtureRequest, generated: tuple[Settings, list[Event
     settings, _ = generated
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        return read_review(client, settings, request.param, AS_OF)
+        return read_review(client, settings, request.param, AS_OF, f"http://127.0.0.1:{free_port()}")
     finally:
         client.close()
 

@@ -11,11 +11,13 @@ import pytest
 from aggregates.review.command import write_atomically
 from streams.settings import Settings
 from tests.aggregates.review.conftest import LEADPULSE
+from tests.services import free_port
 
 
 def run_html(settings: Settings, path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LEADPULSE_REDIS_URL": settings.redis_url, "LEADPULSE_KEY_PREFIX": settings.key_prefix}
-    return subprocess.run([str(LEADPULSE), "report", "--html", str(path), "--as-of", "2026-12-01"],
+    return subprocess.run([str(LEADPULSE), "report", "--html", str(path), "--as-of", "2026-12-01",
+                           "--prometheus", f"http://127.0.0.1:{free_port()}"],
                           env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -23,6 +23,7 @@ from streams.events import Event
 from streams.settings import Settings
 from tests.aggregates.review.conftest import AS_OF, LEADPULSE
 from tests.contract_examples import AS_OF as EXAMPLES_AS_OF
+from tests.services import free_port
 
 #: {(section id, row segment or "", field): value}
 Values = dict[tuple[str, str, str], float]
@@ -58,10 +59,14 @@ def env(settings: Settings, windows: str = "7,30,90") -> dict[str, str]:
             "LEADPULSE_WINDOWS": windows}
 
 
-def html_report(settings: Settings, tmp_path: Path, kind: PeriodKind, as_of: date) -> tuple[str, CellValues]:
+def html_report(
+    settings: Settings, tmp_path: Path, kind: PeriodKind, as_of: date, prometheus: str | None = None
+) -> tuple[str, CellValues]:
+    """The report the command writes; its Prometheus is `prometheus`, else a port nothing answers on."""
     path = tmp_path / f"review-{kind}.html"
-    run = subprocess.run([str(LEADPULSE), "report", "--html", str(path), "--period", kind, "--as-of", str(as_of)],
-                         env=env(settings), capture_output=True, text=True, timeout=120)
+    prometheus = prometheus or f"http://127.0.0.1:{free_port()}"
+    run = subprocess.run([str(LEADPULSE), "report", "--html", str(path), "--period", kind, "--as-of", str(as_of),
+                          "--prometheus", prometheus], env=env(settings), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     text = path.read_text()
     parser = CellValues()
@@ -128,7 +133,8 @@ def test_the_review_of_a_generated_feed_shows_report_json_numbers(
     generated: tuple[Settings, list[Event]], tmp_path: Path, kind: PeriodKind
 ) -> None:
     settings, _ = generated
-    text, parsed = html_report(settings, tmp_path, kind, AS_OF)
+    stack_prometheus = f"http://127.0.0.1:{settings.prometheus_port}"  # up since today: nothing in the period
+    text, parsed = html_report(settings, tmp_path, kind, AS_OF, stack_prometheus)
     period = review_period(kind, AS_OF)
     now, before = report_json(settings, period), report_json(settings, period.previous())
     assert_headline_matches(parsed.values, now)
@@ -143,6 +149,7 @@ def test_the_review_of_a_generated_feed_shows_report_json_numbers(
     sources = {segment for (section, segment, field) in parsed.values if section == "why" and field == "mix"}
     assert sum(parsed.values[("why", s, "mix")] + parsed.values[("why", s, "rate")] for s in sources) == pytest.approx(change)
     assert f"Lead-to-customer review, {period.label}" in text
+    assert f"No alert fired in {period.label} (Prometheus at {stack_prometheus})." in text
     assert len(parsed.figures) == 4 and all(re.search(r"\. x: .+\(.+\).*|y: .+\(.+\)", f) for f in parsed.figures)
     assert_no_nan_or_infinity(text)
 
@@ -160,6 +167,7 @@ def test_the_review_of_the_contract_examples_shows_their_numbers(examples: Setti
     assert "Against a year before: no leads in June 2025 to compare with." in text
     assert "No comparison with June 2025: one of the two periods has no leads." in text
     assert "too small to judge" in text  # a handful of leads ranks nothing
+    assert "Not shown: no answer from Prometheus at http://127.0.0.1:" in text
     assert_no_nan_or_infinity(text)
 
 
