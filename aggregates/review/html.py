@@ -151,8 +151,9 @@ def render(review: Review) -> str:
     columns = {"to date": {row.cohort: row.rate_to_date for row in triangle.rows}}
     points_ = _rate_points([review.year_before, review.previous, current])
     tables = {dimension: segment_rows(current, review.previous, dimension) for dimension in ("source", "campaign")}
-    return _ENV.get_template("review.html.j2").render(figure=figure,
-        review=review, overall=overall, percent=percent, count=count, ratio_text=ratio_text, points=points,
+    return _ENV.get_template("review.html.j2").render(
+        figure=figure, percent=percent, count=count, ratio_text=ratio_text, points=points,
+        review=review, overall=overall,
         previous=comparison(overall, review.previous), year_before=comparison(overall, review.year_before),
         whys=whys, why_charts=why_charts, tables=tables,
         rate_chart=charts.rate_chart(points_) if points_ else None,
