@@ -11,7 +11,7 @@
 -- KEYS[1]: the shard's health hash `<base>g`; every key touched shares its hash tag.
 -- ARGV[1..14]: base, lead retention (days), lead buckets per shard, key parts
 --   lead/cohort/day/segments/names/calendar, leads topic, deals topic, histogram bounds
---   (csv), attribute dimension keys (csv), today (UTC epoch day, the worker's clock).
+--   (csv, milliseconds), attribute dimension keys (csv), today (UTC epoch day, the worker's clock).
 -- ARGV[15..]: events, each a code then its fields (bucket: the lead's bucket, from
 --   aggregates/keys.py):
 --   c bucket lead ms event_id week month source campaign attr...   (lead.created)
@@ -169,9 +169,9 @@ local function incr(key, field, delta)
   fields[field] = (fields[field] or 0) + delta
 end
 
-local function bucket_of(days)
+local function bucket_of(ms)
   for i, b in ipairs(bounds) do
-    if days <= b then return i end
+    if ms <= b then return i end
   end
   return #bounds + 1
 end
@@ -197,7 +197,7 @@ local function contribute(st, sign)
     {DAY .. day, {[D_LEADS] = 1, [D_CCUST] = cust}},
   }
   if st.conv then
-    local ttc = math.max(0, floor((st.conv - c.ms) / DAY_MS))
+    local ttc = math.max(0, st.conv - c.ms) -- milliseconds: exact, and seconds on /metrics
     local slots = {[D_PCUST] = 1, [D_TTC_SUM] = ttc}
     slots[D_BUCKET0 + bucket_of(ttc) - 1] = 1
     feeds[#feeds + 1] = {DAY .. floor(st.conv / DAY_MS), slots}

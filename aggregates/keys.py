@@ -49,7 +49,7 @@ COHORT_SLOTS: Final = 6
     DAY_WON,  # deals closed won that day
     DAY_LOST,  # deals closed lost that day
     DAY_WON_CENTS,  # their won amount, integer cents
-    DAY_TTC_SUM,  # sum of whole days to convert of that day's conversions
+    DAY_TTC_SUM,  # sum of milliseconds to convert of that day's conversions
     DAY_TTC_BUCKET0,  # then one non-cumulative slot per histogram bucket, +Inf last
 ) = range(8)
 
@@ -88,7 +88,7 @@ class KeyLayout:
     @property
     def fingerprint(self) -> str:
         """What stored lead state depends on: changing it needs `leadpulse rebuild`."""
-        return f"v2;shards={self.shards};buckets={LEAD_BUCKETS};attributes={','.join(self.attribute_keys)}"
+        return f"v3;shards={self.shards};buckets={LEAD_BUCKETS};attributes={','.join(self.attribute_keys)}"
 
     def place(self, lead_id: str) -> tuple[int, int]:
         """(shard, bucket) of a lead: from one crc32, stable across processes unlike `hash`."""

@@ -193,7 +193,7 @@ def _window_series(runs: Runs, window: str, segment: Segment, vector: Sequence[i
         cumulative = 0
         for le, count in zip(LE_LABELS, v[k.DAY_TTC_BUCKET0 :]):
             cumulative += count
-            key = ("leadpulse_window_time_to_convert_days_bucket", segment[0], le)
+            key = ("leadpulse_window_time_to_convert_seconds_bucket", segment[0], le)
             _emit(runs, key, {**base, "le": le}, cumulative)
-        _emit(runs, ("leadpulse_window_time_to_convert_days_sum",), base, v[k.DAY_TTC_SUM])
-        _emit(runs, ("leadpulse_window_time_to_convert_days_count",), base, period_customers)
+        _emit(runs, ("leadpulse_window_time_to_convert_seconds_sum",), base, v[k.DAY_TTC_SUM] / 1000)
+        _emit(runs, ("leadpulse_window_time_to_convert_seconds_count",), base, period_customers)

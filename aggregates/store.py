@@ -117,7 +117,7 @@ class StoreSteps:
         self._offsets_body, self._offsets_sha = _script("offsets.lua")
         retention = str(settings.lead_retention_days)
         shared = [LEAD_PART, COHORT_PART, DAY_PART, SEGMENTS_NAME, NAMES_NAME, CALENDAR_NAME, LEADS_TOPIC, DEALS_TOPIC]
-        bounds = ",".join(map(str, TTC_BOUNDS))
+        bounds = ",".join(str(bound * 1000) for bound in TTC_BOUNDS)
         attributes = ",".join(self.layout.attribute_keys)
         self._headers = [
             [self.layout.base(shard), retention, str(LEAD_BUCKETS), *shared, bounds, attributes]

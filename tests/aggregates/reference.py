@@ -21,7 +21,8 @@ from aggregates.series import Series
 from streams.events import Event
 
 Z = 1.959963984540054
-BUCKETS = (1, 3, 7, 14, 30, 60, 90, 180)
+DAY_S = 86_400
+BUCKETS = tuple(days * DAY_S for days in (1, 3, 7, 14, 30, 60, 90, 180))  # seconds
 
 
 def utc_date(ms: int) -> date:
@@ -175,7 +176,7 @@ def reference_series(
                     w["leads"] += 1
                     w["cohort"] += lead.conversion is not None
                 if lead.conversion is not None and first <= utc_date(lead.conversion) <= last:
-                    ttc = max(0, (lead.conversion - created_ms) // 86_400_000)
+                    ttc = max(0, lead.conversion - created_ms) / 1000  # seconds, exact
                     w["period"] += 1
                     w["ttc_sum"] += ttc
                     w[f"ttc_{next((b for b in BUCKETS if ttc <= b), math.inf)}"] += 1
@@ -209,9 +210,9 @@ def reference_series(
                 for bound in (*BUCKETS, math.inf):
                     running += w[f"ttc_{bound}"]
                     le = "+Inf" if bound == math.inf else str(float(bound))
-                    out.append(Series("leadpulse_window_time_to_convert_days_bucket", {**labels, "le": le}, float(running)))
-                out.append(Series("leadpulse_window_time_to_convert_days_sum", labels, float(w["ttc_sum"])))
-                out.append(Series("leadpulse_window_time_to_convert_days_count", labels, float(w["period"])))
+                    out.append(Series("leadpulse_window_time_to_convert_seconds_bucket", {**labels, "le": le}, float(running)))
+                out.append(Series("leadpulse_window_time_to_convert_seconds_sum", labels, float(w["ttc_sum"])))
+                out.append(Series("leadpulse_window_time_to_convert_seconds_count", labels, float(w["period"])))
     return sorted(out, key=lambda s: (s.name, sorted(s.labels.items())))
 
 

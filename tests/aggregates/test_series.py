@@ -70,9 +70,9 @@ def test_cohorts_outside_the_twelve_published_are_not_read() -> None:
 
 
 def test_window_sums_exactly_its_days_and_builds_a_cumulative_histogram() -> None:
-    inside = day_vector(leads=2, cohort_customers=1, period_customers=2, won=1, lost=1, won_cents=1050, ttc_sum=9)
+    inside = day_vector(leads=2, cohort_customers=1, period_customers=2, won=1, lost=1, won_cents=1050, ttc_sum=9_000_500)
     inside[k.DAY_TTC_BUCKET0 + 0] = 1  # 0-1 days
-    inside[k.DAY_TTC_BUCKET0 + 3] = 1  # 8-14 days
+    inside[k.DAY_TTC_BUCKET0 + 3] = 1  # 8-14 days (milliseconds summed: 9,000.5 s)
     raw = RawCounters(days={T - 6: {("all", "all"): inside}, T - 7: {("all", "all"): day_vector(leads=100)}})
     got = by_key(build_series(raw, AS_OF, (7,), 200))
     base = (("dimension", "all"), ("segment", "all"), ("window", "7d"))
@@ -80,11 +80,12 @@ def test_window_sums_exactly_its_days_and_builds_a_cumulative_histogram() -> Non
     assert got[("leadpulse_window_won_amount", base)] == 10.5
     assert got[("leadpulse_window_win_ratio", base)] == 0.5
     assert got[("leadpulse_window_conversion_ratio", (("basis", "period"), *base))] == 1.0
-    bucket = "leadpulse_window_time_to_convert_days_bucket"
-    cumulative = [got[(bucket, tuple(sorted({**dict(base), "le": le}.items())))] for le in ("1.0", "3.0", "7.0", "14.0", "+Inf")]
+    bucket = "leadpulse_window_time_to_convert_seconds_bucket"
+    les = ("86400.0", "259200.0", "604800.0", "1209600.0", "+Inf")
+    cumulative = [got[(bucket, tuple(sorted({**dict(base), "le": le}.items())))] for le in les]
     assert cumulative == [1, 1, 1, 2, 2]
-    assert got[("leadpulse_window_time_to_convert_days_count", base)] == 2
-    assert got[("leadpulse_window_time_to_convert_days_sum", base)] == 9
+    assert got[("leadpulse_window_time_to_convert_seconds_count", base)] == 2
+    assert got[("leadpulse_window_time_to_convert_seconds_sum", base)] == 9_000.5
 
 
 def test_window_of_only_period_customers_has_no_conversion_ratio() -> None:
