@@ -87,6 +87,11 @@ def ttc_ms(created_ms: int, converted_ms: int) -> int:
     return max(0, converted_ms - created_ms)
 
 
+def lag_days(ttc: int) -> int:
+    """Whole days to convert, rounded up: converted within N x 24 h exactly when lag_days <= N."""
+    return -(-ttc // DAY_MS)
+
+
 def ttc_bucket(ms: int) -> int:
     """Index of the first histogram bucket whose bound (inclusive) holds `ms`; len(TTC_BOUNDS) is +Inf."""
     for index, bound in enumerate(TTC_BOUNDS):

@@ -122,21 +122,33 @@ def consistent(vector: list[int]) -> list[int]:
     leads=st.dictionaries(SEGMENTS, st.integers(0, 5)),
     windows=st.lists(st.sampled_from((1, 7, 30, 90)), min_size=1, max_size=3),
     max_segments=st.integers(1, 3),
+    lags=st.dictionaries(st.integers(T - 180, T), st.dictionaries(SEGMENTS, st.lists(st.integers(0, 3), max_size=40))),
+    ages=st.lists(st.sampled_from((1, 7, 30, 90)), max_size=3),
 )
 def test_series_come_out_sorted_whatever_the_counters(
-    cohorts: dict[str, Vectors], days: dict[int, Vectors], leads: dict[Segment, int], windows: list[int], max_segments: int
+    cohorts: dict[str, Vectors],
+    days: dict[int, Vectors],
+    leads: dict[Segment, int],
+    windows: list[int],
+    max_segments: int,
+    lags: dict[int, Vectors],
+    ages: list[int],
 ) -> None:
-    """Built in sort order rather than sorted: any counters, windows and folding keep that order."""
-    series = build_series(RawCounters(cohorts, days, leads), AS_OF, windows, max_segments)
+    """Built in sort order rather than sorted: any counters, windows, ages and folding keep that order."""
+    series = build_series(RawCounters(cohorts, days, leads, lags=lags), AS_OF, windows, max_segments, ages)
     assert series == sorted(series, key=Series.sort_key)
     assert len({s.sort_key() for s in series}) == len(series)
 
 
 def test_parse_counters_sums_shards_of_differing_vector_lengths() -> None:
-    shard = [[b"all|all", b"2,,1"], [b"source|a", b"1"], [b"all|all", b"1,1,,,,,,2"], [b"all|all", b"3", b"source|a", b"2"], [b"orphans", b"1"]]
-    other = [[b"all|all", b",1"], [], [], [b"source|a", b"1"], [b"orphans", b"2", b"events|t|lead.created|applied", b"9"]]
+    shard = [
+        [b"all|all", b"2,,1"], [b"source|a", b"1"], [b"all|all", b"1,1,,,,,,2"], [b"all|all", b",,3"],
+        [b"all|all", b"3", b"source|a", b"2"], [b"orphans", b"1"],
+    ]  # fmt: skip
+    other = [[b"all|all", b",1"], [], [], [b"all|all", b"1"], [b"source|a", b"1"], [b"orphans", b"2", b"events|t|lead.created|applied", b"9"]]
     raw = parse_counters([shard, other], ["2026-06", "2026-W24"], [T])
     assert raw.cohorts == {"2026-06": {("all", "all"): [2, 1, 1]}, "2026-W24": {("source", "a"): [1]}}
     assert raw.days == {T: {("all", "all"): [1, 1, 0, 0, 0, 0, 0, 2]}}
+    assert raw.lags == {T: {("all", "all"): [1, 0, 3]}}
     assert raw.segment_leads == {("all", "all"): 3, ("source", "a"): 3}
     assert raw.orphans == 3
