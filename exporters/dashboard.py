@@ -72,7 +72,7 @@ def headline(y: int) -> Iterator[JSON]:
                [target(q.ttc_quantile(0.5, "job"), "median")], (20, y, 4, 5), unit=DAYS, steps=rate, graph_mode="area", decimals=1, no_value=NONE_YET)
     y += 5
     counts = [
-        ("Leads", "Leads created in the last $window.", q.one("leadpulse_window_leads", q.ALL, q.WINDOW)),
+        ("Leads", "Leads created in the last $window, all sources together.", q.one("leadpulse_window_leads", q.ALL, q.WINDOW)),
         ("Customers", "Of the leads created in the last $window, those that are customers (cohort basis).", q.one("leadpulse_window_customers", q.ALL, q.WINDOW, 'basis="cohort"')),
         ("Customers won", "Leads that converted in the last $window, whenever they were created (period basis).", q.one("leadpulse_window_customers", q.ALL, q.WINDOW, 'basis="period"')),
         ("Deals won", "Deals whose close (latest outcome) fell in the last $window and is won.", q.one("leadpulse_window_deals_won", q.ALL, q.WINDOW)),

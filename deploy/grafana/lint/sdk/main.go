@@ -1,13 +1,15 @@
 // Command sdk checks Grafana dashboard JSON files with the Grafana foundation SDK:
 // a strict decode (unknown keys, wrong types and missing required fields are errors,
 // panel options and queries included through the registered plugins) followed by
-// Validate. It prints one line per file and exits 1 when any file fails.
+// Validate. It prints "ok" per valid file, one line per error otherwise, and exits 1 when
+// any file fails.
 package main
 
 import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
@@ -48,7 +50,10 @@ func main() {
 	failed := false
 	for _, path := range os.Args[1:] {
 		if err := check(path); err != nil {
-			fmt.Printf("%s: %v\n", path, err)
+			// One line per error, each naming its file, as validate.mjs prints them.
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fmt.Printf("%s: %s\n", path, line)
+			}
 			failed = true
 			continue
 		}
