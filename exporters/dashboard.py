@@ -87,7 +87,7 @@ def by_segment(y: int) -> Iterator[JSON]:
     yield row("By $dimension, last $window", y)
     y += 1
     yield timeseries("Lead-to-customer by $dimension", "Cohort-basis rate of each segment over the time range; the legend lists the last values, best first. The 95% interval of each segment is in the row below.",
-                     [target(q.one("leadpulse_window_conversion_ratio", q.PICKED, q.WINDOW, 'basis="cohort"'), "{{segment}}")], (0, y, 12, 9), unit="percentunit", ratio=True)
+                     [target(q.one("leadpulse_window_conversion_ratio", q.PICKED, q.WINDOW, 'basis="cohort"'), "{{segment}}")], (0, y, 12, 9), unit="percentunit", from_zero=True)
     columns = {
         "A": ("leads", q.one("leadpulse_window_leads", q.PICKED, q.WINDOW)),
         "B": ("customers", q.one("leadpulse_window_customers", q.PICKED, q.WINDOW, 'basis="cohort"')),
@@ -99,10 +99,12 @@ def by_segment(y: int) -> Iterator[JSON]:
         "H": ("won", q.one("leadpulse_window_deals_won", q.PICKED, q.WINDOW)),
         "I": ("lost", q.one("leadpulse_window_deals_lost", q.PICKED, q.WINDOW)),
         "J": ("win rate", q.one("leadpulse_window_win_ratio", q.PICKED, q.WINDOW)),
+        "K": ("drop vs expected", q.one("leadpulse_check_drop_ratio", q.PICKED, 'check="conversion"')),
+        "L": ("z", q.one("leadpulse_check_zscore", q.PICKED, 'check="conversion"')),
     }
     drill = {"title": "Open the dashboard on $dimension=${__value.raw}", "url": q.drill_down("${__value.raw}"), "targetBlank": False}
     yield table(
-        "Per $dimension", "One row per segment, most leads first: counts, the rate with its 95% Wilson interval, N:1 (empty without a customer), the same-period rate and the deals closed. Click a segment to open the dashboard on it.",
+        "Per $dimension", "One row per segment, most leads first: counts, the rate with its 95% Wilson interval, N:1 (empty without a customer), the same-period rate, the deals closed, and LeadConversionDrop's drop against expected with its z score. Click a segment to open the dashboard on it.",
         # max by (job, segment): one series per segment without the labels that differ
         # between the queries, so the merge lines the rows up by segment.
         [target(f"max by (job, segment) ({expr})", instant=True, fmt="table") for _, expr in columns.values()],
@@ -112,17 +114,18 @@ def by_segment(y: int) -> Iterator[JSON]:
             {"id": "organize", "options": {"excludeByName": {"Time": True, "job": True}, "renameByName": {f"Value #{ref}": name for ref, (name, _) in columns.items()}}},
         ],
         overrides=[
-            override("byRegexp", "^(rate|95% low|95% high|same-period rate|win rate)$", unit="percentunit", decimals=1),
+            override("byRegexp", "^(rate|95% low|95% high|same-period rate|win rate|drop vs expected)$", unit="percentunit", decimals=1),
+            override("byName", "z", decimals=1),
             override("byName", "N:1", unit="suffix::1", decimals=1, noValue="–"),
             override("byName", "segment", links=[drill]),
         ],
     )
     y += 9
-    yield timeseries("Last 7 days against the 83 days before", "What LeadConversionDrop compares, per segment: customers won / leads created in the last 7 days (solid) and in the 83 days before (dashed), period basis. A solid line well below its dashed one is a drop.",
-                     [target(q.recent_rate(), "{{segment}} last 7d"), target(q.baseline_rate(), "{{segment}} 83d before")], (0, y, 12, 8), unit="percentunit", ratio=True,
-                     overrides=[override("byRegexp", "83d before$", custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])
+    yield check_panel("LeadConversionDrop: customers won in the last 7 days, against expected", "conversion",
+                      "What LeadConversionDrop compares, per segment: customers won on the last 7 complete days (solid) against what the segment's own history predicts from the leads those customers come from (dashed). A lead surge raises the expectation only as its leads come to convert, so volume alone is no drop.",
+                      (0, y, 12, 8))
     yield timeseries("Leads created in the last $window by $dimension", "Lead volume per segment: a surge of leads with flat customers points at low-quality or spam leads, fewer leads at a broken form or tracking.",
-                     [target(q.one("leadpulse_window_leads", q.PICKED, q.WINDOW), "{{segment}}")], (12, y, 12, 8), unit="short", ratio=True)
+                     [target(q.one("leadpulse_window_leads", q.PICKED, q.WINDOW), "{{segment}}")], (12, y, 12, 8), unit="short", from_zero=True)
     y += 8
     yield row("95% interval per $dimension", y)
     y += 1
@@ -131,7 +134,7 @@ def by_segment(y: int) -> Iterator[JSON]:
                      [target(q.one("leadpulse_window_conversion_ratio", q.PICKED, q.WINDOW, 'basis="cohort"'), "rate"),
                       target(q.one("leadpulse_window_conversion_ratio_lower", q.PICKED, q.WINDOW), "95% low"),
                       target(q.one("leadpulse_window_conversion_ratio_upper", q.PICKED, q.WINDOW), "95% high")],
-                     (0, y, 6, 7), unit="percentunit", ratio=True, repeat="segment", repeatDirection="h", maxPerRow=4,
+                     (0, y, 6, 7), unit="percentunit", from_zero=True, repeat="segment", repeatDirection="h", maxPerRow=4,
                      overrides=[
                          override("byName", "rate", color={"mode": "fixed", "fixedColor": "blue"}),
                          override("byRegexp", "^95% (low|high)$", color={"mode": "fixed", "fixedColor": "light-blue"}, custom_lineWidth=0),
@@ -139,11 +142,20 @@ def by_segment(y: int) -> Iterator[JSON]:
                      ])
 
 
+def check_panel(title: str, check: str, description: str, grid: tuple[int, int, int, int]) -> JSON:
+    """Observed (solid) against expected (dashed) customers of one of the exporter's alert checks."""
+    labels = (q.PICKED, f'check="{check}"')
+    return timeseries(title, description,
+                      [target(q.one("leadpulse_check_observed_customers", *labels), "{{segment}} observed"),
+                       target(q.one("leadpulse_check_expected_customers", *labels), "{{segment}} expected")], grid, unit="short", from_zero=True,
+                      overrides=[override("byRegexp", " expected$", custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])
+
+
 def matured(y: int) -> Iterator[JSON]:
     yield row("Matured (age-matched) conversion, converted within $within", y)
     y += 1
     yield timeseries("Matured conversion by $dimension", "Of the leads created in a $window-long stretch ending $within ago, the share that converted within $within of arriving. Every cohort compared has had the same time, so unlike the cohort rate it does not climb with age: a fall is worse leads, weeks before the period rate shows it (LeadQualityDrop).",
-                     [target(q.one("leadpulse_window_matured_conversion_ratio", q.PICKED, q.WINDOW, q.WITHIN), "{{segment}}")], (0, y, 12, 8), unit="percentunit", ratio=True)
+                     [target(q.one("leadpulse_window_matured_conversion_ratio", q.PICKED, q.WINDOW, q.WITHIN), "{{segment}}")], (0, y, 12, 8), unit="percentunit", from_zero=True)
     columns = {
         "A": ("matured leads", q.one("leadpulse_window_matured_leads", q.PICKED, q.WINDOW, q.WITHIN)),
         "B": ("converted within $within", q.one("leadpulse_window_matured_customers", q.PICKED, q.WINDOW, q.WITHIN)),
@@ -156,6 +168,10 @@ def matured(y: int) -> Iterator[JSON]:
                     {"id": "organize", "options": {"excludeByName": {"Time": True, "job": True}, "renameByName": {f"Value #{ref}": name for ref, (name, _) in columns.items()}}},
                 ],
                 overrides=[override("byName", "matured rate", unit="percentunit", decimals=1)])
+    y += 8
+    yield check_panel("LeadQualityDrop: 30-day matured customers, against expected", "quality",
+                      "What LeadQualityDrop compares, per segment: the customers that the leads created 31 to 44 days ago won within 30 days (solid) against what the segment's 30-day matured rate of the 8 weeks before predicts for them (dashed). Below expectation means worse leads now.",
+                      (0, y, 24, 8))
 
 
 def cohort_matrix(title: str, description: str, expr: str, grid: tuple[int, int, int, int], *, drill: bool = False) -> JSON:
@@ -204,18 +220,18 @@ def deals(y: int) -> Iterator[JSON]:
     yield row("Deals and time to convert, last $window", y)
     y += 1
     yield timeseries("Win rate by $dimension", "Won / (won + lost) of the deals closed in the last $window, per segment.",
-                     [target(q.one("leadpulse_window_win_ratio", q.PICKED, q.WINDOW), "{{segment}}")], (0, y, 8, 8), unit="percentunit", ratio=True)
+                     [target(q.one("leadpulse_window_win_ratio", q.PICKED, q.WINDOW), "{{segment}}")], (0, y, 8, 8), unit="percentunit", from_zero=True)
     yield timeseries("Deals won and lost", "Deals of the selected segments closed in the last $window, by outcome.",
-                     [target(q.total("leadpulse_window_deals_won"), "won"), target(q.total("leadpulse_window_deals_lost"), "lost")], (8, y, 8, 8), unit="short", ratio=True,
+                     [target(q.total("leadpulse_window_deals_won"), "won"), target(q.total("leadpulse_window_deals_lost"), "lost")], (8, y, 8, 8), unit="short", from_zero=True,
                      overrides=[override("byName", "won", color={"mode": "fixed", "fixedColor": "green"}), override("byName", "lost", color={"mode": "fixed", "fixedColor": "orange"})])
     yield timeseries("Won amount by $dimension", "Sum of won amounts of the deals closed in the last $window, per segment, in the deals' own currency.",
-                     [target(q.one("leadpulse_window_won_amount", q.PICKED, q.WINDOW), "{{segment}}")], (16, y, 8, 8), unit="short", ratio=True)
+                     [target(q.one("leadpulse_window_won_amount", q.PICKED, q.WINDOW), "{{segment}}")], (16, y, 8, 8), unit="short", from_zero=True)
     y += 8
     yield bargauge("Time to convert", "Customers won in the last $window (period basis) by how long they took from lead creation to conversion; each bar is one range of the histogram.",
                    [target(q.ttc_buckets(), "{{le}}", instant=True, fmt="heatmap")], (0, y, 12, 8), unit="short", orientation="vertical",
                    overrides=[override("byRegexp", pattern, displayName=name) for pattern, name in q.bucket_names()])
     yield timeseries("Median and 90th percentile days to convert by $dimension", "Days from lead creation to conversion of each segment's customers won in the last $window, estimated from the histogram's buckets (linear within a bucket). Segments without a customer are left out.",
-                     [target(q.ttc_quantile(0.5, "job, segment"), "{{segment}} median"), target(q.ttc_quantile(0.9, "job, segment"), "{{segment}} 90th")], (12, y, 12, 8), unit=DAYS, ratio=True,
+                     [target(q.ttc_quantile(0.5, "job, segment"), "{{segment}} median"), target(q.ttc_quantile(0.9, "job, segment"), "{{segment}} 90th")], (12, y, 12, 8), unit=DAYS, from_zero=True,
                      overrides=[override("byRegexp", " 90th$", custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])
 
 
@@ -225,7 +241,7 @@ def health(y: int) -> Iterator[JSON]:
     yield timeseries("Events/s by topic and outcome", "What the workers applied, recognised as duplicates (re-sent or superseded) or rejected, per second.",
                      [target(q.events_rate(), "{{topic}} {{outcome}}")], (0, y, 8, 8), unit="ops")
     yield timeseries("Rejected share (15 min)", f"Share of each topic's records rejected over the last 15 minutes, what LeadRejectedSurge watches: it fires above the dashed line ({REJECTED_SHARE:.0%}) with at least 10 rejected records. The reasons are on the leadpulse.rejected topic.",
-                     [target(q.rejected_share(), "{{topic}}")], (8, y, 8, 8), unit="percentunit", ratio=True,
+                     [target(q.rejected_share(), "{{topic}}")], (8, y, 8, 8), unit="percentunit", from_zero=True,
                      steps=thresholds("transparent", (REJECTED_SHARE, "red")), threshold_line=True)
     yield timeseries("Age of the newest event", "Time since the newest applied event of each topic happened. LeadFeedStalled fires above the dashed line: 6 h for leads, 24 h for deals.",
                      [target(q.newest_event_age(), "{{topic}}")], (16, y, 8, 8), unit="s", threshold_line=True,

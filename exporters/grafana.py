@@ -89,11 +89,12 @@ def stat(title: str, description: str, targets: list[JSON], grid: tuple[int, int
     return panel("stat", title, description, targets, grid, options=options, defaults=defaults)
 
 
-def timeseries(title: str, description: str, targets: list[JSON], grid: tuple[int, int, int, int], *, unit: str, ratio: bool = False,
+def timeseries(title: str, description: str, targets: list[JSON], grid: tuple[int, int, int, int], *, unit: str, from_zero: bool = False,
                overrides: list[JSON] | None = None, steps: JSON | None = None, threshold_line: bool = False, **extra: Any) -> JSON:
     """A time series with a table legend (last value, sorted) and a shared tooltip, for comparing series.
 
-    Ratios get an axis from 0, so that a move from 3.1% to 2.9% does not fill the panel.
+    `from_zero` starts the axis at 0 (ratios and counts), so that a move from 3.1% to
+    2.9% does not fill the panel.
     """
     custom: JSON = {
         "drawStyle": "line",
@@ -111,7 +112,7 @@ def timeseries(title: str, description: str, targets: list[JSON], grid: tuple[in
         "thresholds": steps or thresholds("green"),
         "mappings": [],
     }
-    if ratio:
+    if from_zero:
         defaults["min"] = 0
     options = {
         "legend": {"showLegend": True, "displayMode": "table", "placement": "right", "calcs": ["lastNotNull"], "sortBy": "Last *", "sortDesc": True},

@@ -39,26 +39,6 @@ def leads_per_customer(labels: str) -> str:
     return f"{one('leadpulse_window_leads', labels, WINDOW)} / ignoring (basis) ({customers} > 0)"
 
 
-def _period(days: int) -> tuple[str, str]:
-    """(period-basis customers, leads) of the `days`-day window per segment, without window labels."""
-    customers = f'max without (instance, window, basis) (leadpulse_window_customers{{{PICKED}, window="{days}d", basis="period"}})'
-    leads = f'max without (instance, window) (leadpulse_window_leads{{{PICKED}, window="{days}d"}})'
-    return customers, leads
-
-
-def recent_rate() -> str:
-    """Customers won / leads created in the last 7 days: LeadConversionDrop's recent side."""
-    customers, leads = _period(7)
-    return f"{customers} / ({leads} > 0)"
-
-
-def baseline_rate() -> str:
-    """The same over the 83 days before (90-day window minus the last 7): its baseline."""
-    customers7, leads7 = _period(7)
-    customers90, leads90 = _period(90)
-    return f"({customers90} - {customers7}) / (({leads90} - {leads7}) > 0)"
-
-
 def total(metric: str) -> str:
     """A window count summed over the selected segments."""
     return f"sum by (job) ({one(metric, PICKED, WINDOW)})"

@@ -31,8 +31,6 @@ SCALED_TIME_UNITS = {"ns", "µs", "ms", "s", "m", "h", "d", "dtdurationms", "dtd
 NOT_CHARTED = {
     "leadpulse_cohort_leads_per_customer": "N:1 per cohort repeats the cohort rate matrix; N:1 is charted on the windows",
 }
-#: Contract v1.1 renamed the histogram to seconds; docs/metrics.md follows with issue 10.
-RENAMED_IN_V1_1 = {"leadpulse_window_time_to_convert_days": "leadpulse_window_time_to_convert_seconds"}
 
 
 def exprs(panel: dict[str, Any]) -> list[str]:
@@ -292,7 +290,7 @@ def documented_metrics() -> set[str]:
         for token in tokens:
             name = tokens[0].rsplit("_", 1)[0] + token if token.startswith("_") else token
             if name.startswith("leadpulse_"):
-                names.add(RENAMED_IN_V1_1.get(name, name))
+                names.add(name)
     return names
 
 

@@ -1,7 +1,8 @@
 """Every query of the dashboard answered with data by a real Prometheus scraping the real
 exporter, on a demo-like feed: one source whose conversion drops (so the alert
-annotation has a firing alert), a steady one, and a young one with leads and no customer
-yet (so N:1 and the quantiles meet a zero divisor). A second batch after the first
+annotation has a firing alert), a steady one, a young one with leads and no customer
+yet (so N:1 and the quantiles meet a zero divisor), and one of older leads (for the
+90-day matured series and the quality check). A second batch after the first
 scrapes moves the counters, as a live feed does, so the 15-minute rejected share has a
 value. No answer may be NaN or infinite.
 """
@@ -12,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -29,17 +30,6 @@ pytestmark = pytest.mark.integration
 
 #: What Grafana would put in for the template variables and its own macros.
 SUBSTITUTIONS = {"$__rate_interval": "1m", "$job": "leadpulse", "$dimension": "source", "$segment": ".+", "$window": "30d", "$within": "30d"}
-#: Contract v1.1 series the exporter does not publish before issue 10 lands. Their panels
-#: are built against the contract's names; their queries are expected to fail (strictly:
-#: they turn red once the series exist, and then leave this list) and the list is checked
-#: against what the exporter publishes.
-NOT_YET_EXPORTED = frozenset({
-    "leadpulse_window_time_to_convert_seconds",
-    "leadpulse_window_matured_leads",
-    "leadpulse_window_matured_customers",
-    "leadpulse_window_matured_conversion_ratio",
-})
-V1_1_SERIES = ("leadpulse_window_time_to_convert_seconds_bucket", "leadpulse_window_matured_leads", "leadpulse_window_matured_customers", "leadpulse_window_matured_conversion_ratio")
 SCRAPE_TIMEOUT = 60.0
 
 
@@ -56,13 +46,6 @@ def substituted(expr: str) -> str:
     return expr
 
 
-def cases() -> Iterator[Any]:
-    for i, (title, expr) in enumerate(dashboard_queries()):
-        pending = sorted(name for name in NOT_YET_EXPORTED if name in expr)
-        marks = [pytest.mark.xfail(strict=True, reason=f"not exported before issue 10: {', '.join(pending)}")] if pending else []
-        yield pytest.param(title, expr, id=f"{i:02d}", marks=marks)
-
-
 @pytest.fixture(scope="module")
 def tag() -> str:
     return f"dash{uuid.uuid4().hex[:8]}"
@@ -70,11 +53,13 @@ def tag() -> str:
 
 @pytest.fixture(scope="module")
 def scraped(stack_settings: Settings, tag: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """A Prometheus that scraped the exporter over a feed with a dropping, a steady and a young source."""
+    """A Prometheus that scraped the exporter over a feed with a dropping, a steady, a young and an older source."""
     settings = stack_settings.model_copy(update={"key_prefix": tag})
     now = datetime.now(timezone.utc)
     raw = (conversion_feed(now, tag, f"{tag}_dropping", (400, 100), (100, 5)) + conversion_feed(now, tag, f"{tag}_steady", (400, 100), (100, 25))
-           + conversion_feed(now, tag, f"{tag}_young", (0, 0), (60, 0)))
+           + conversion_feed(now, tag, f"{tag}_young", (0, 0), (60, 0))
+           # leads of 30 to 115 days ago: old enough for the 90-day matured series and LeadQualityDrop's check
+           + conversion_feed(now - timedelta(days=30), tag, f"{tag}_veteran", (400, 100), (100, 25)))
     events = [e for e in (parse_record(json.dumps(r), int(now.timestamp() * 1000)) for r in raw) if isinstance(e, Event)]
     workdir = tmp_path_factory.mktemp("dashboard")
     env = {"LEADPULSE_REDIS_URL": settings.redis_url, "LEADPULSE_KEY_PREFIX": tag, "LEADPULSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap}
@@ -96,16 +81,11 @@ def finite(samples: list[dict[str, Any]]) -> bool:
     return all(s["value"][1] not in ("NaN", "+Inf", "-Inf") for s in samples)
 
 
-@pytest.mark.parametrize("title, expr", list(cases()))
+@pytest.mark.parametrize("title, expr", dashboard_queries(), ids=[f"{i:02d}" for i in range(len(dashboard_queries()))])
 def test_every_query_parses_and_returns_finite_data(scraped: Prometheus, title: str, expr: str) -> None:
     samples = scraped.query(substituted(expr))
     assert samples, f"{title}: no data for {expr}"
     assert finite(samples), f"{title}: {samples}"
-
-
-def test_not_yet_exported_lists_exactly_the_v1_1_series_the_exporter_lacks(scraped: Prometheus) -> None:
-    missing = {re.sub(r"_bucket$", "", name) for name in V1_1_SERIES if not scraped.query(f'count({{__name__="{name}"}})')}
-    assert missing == NOT_YET_EXPORTED
 
 
 def test_a_segment_without_customers_has_no_leads_per_customer_rather_than_infinity(scraped: Prometheus, tag: str) -> None:
@@ -130,4 +110,4 @@ def test_template_variables_list_the_exported_labels(scraped: Prometheus, tag: s
     assert {"all", "source", "campaign"} <= values["dimension"]
     assert {f"{tag}_dropping", f"{tag}_steady", f"{tag}_young"} <= values["segment"]
     assert values["window"] == {"7d", "30d", "90d"}
-    assert values["within"] == set() if "leadpulse_window_matured_leads" in NOT_YET_EXPORTED else {"7d", "30d", "90d"}
+    assert values["within"] == {"7d", "30d", "90d"}
