@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,12 @@ class MixinConfig:
         return f"{self.docs_url}/alerts.md#{anchor}"
 
     def dashboard_url(self, **variables: str) -> str:
-        """The dashboard opened with template variables set, e.g. dimension="{{ $labels.dimension }}"."""
-        query = urlencode({f"var-{name}": value for name, value in variables.items()}, safe="{}$. ")
+        """The dashboard opened with template variables set, e.g. dimension="{{ $labels.dimension }}".
+
+        `quote`, not urlencode's default `quote_plus`: that turns the template's spaces
+        into "+", and `{{+$labels.dimension+}}` is no template Prometheus can render.
+        """
+        query = urlencode({f"var-{name}": value for name, value in variables.items()}, safe="{}$. ", quote_via=quote)
         return f"{self.grafana_url}/d/{self.dashboard_uid}?{query}"
 
 
