@@ -23,7 +23,7 @@ GRAFANA_SDK := $(GRAFANA_LINT)/sdk/bin/sdk
 .PHONY: help install system-packages kafka-libs venv grafana-lint test typecheck demo bench down clean
 
 help:
-	@echo "make install  system packages, Kafka jars and .venv (only what is missing)"
+	@echo "make install  system packages, Kafka jars, .venv and the dashboard checkers (only what is missing)"
 	@echo "make test     run the tests (their fixture starts the test stack in $(TEST_HOME))"
 	@echo "make demo     stack, worker, exporter and a synthetic feed with a live view"
 	@echo "make typecheck  mypy over the product code (part of make test)"
