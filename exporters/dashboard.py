@@ -243,16 +243,19 @@ def health(y: int) -> Iterator[JSON]:
     yield timeseries("Rejected share (15 min)", f"Share of each topic's records rejected over the last 15 minutes, what LeadRejectedSurge watches: it fires above the dashed line ({REJECTED_SHARE:.0%}) with at least 10 rejected records. The reasons are on the leadpulse.rejected topic.",
                      [target(q.rejected_share(), "{{topic}}")], (8, y, 8, 8), unit="percentunit", from_zero=True,
                      steps=thresholds("transparent", (REJECTED_SHARE, "red")), threshold_line=True)
-    yield timeseries("Age of the newest event", "Time since the newest applied event of each topic happened. LeadFeedStalled fires above the dashed line: 6 h for leads, 24 h for deals.",
-                     [target(q.newest_event_age(), "{{topic}}")], (16, y, 8, 8), unit="s", threshold_line=True,
-                     overrides=[override("byName", topic, thresholds=thresholds("transparent", (seconds, "red"))) for topic, seconds in FEED_QUIET_SECONDS.items()])
+    # The quiet times are drawn as constant series: Grafana draws one threshold line per
+    # axis, and the two topics share one.
+    quiet = [target(f"vector({seconds})", f"{topic} quiet time") for topic, seconds in FEED_QUIET_SECONDS.items()]
+    yield timeseries("Age of the newest event", "Time since the newest applied event of each topic happened. LeadFeedStalled fires when a topic's age stays above its dashed quiet time: 6 h for leads, 24 h for deals.",
+                     [target(q.newest_event_age(), "{{topic}}"), *quiet], (16, y, 8, 8), unit="s",
+                     overrides=[override("byRegexp", " quiet time$", color={"mode": "fixed", "fixedColor": "red"}, custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])
     y += 8
     yield timeseries("Consumer lag (records)", "Records in Kafka not yet applied to the aggregates, per topic.",
                      [target(q.consumer_lag(), "{{topic}}")], (0, y, 8, 7), unit="short")
     updown = [{"type": "value", "options": {"0": {"text": "down", "color": "red", "index": 0}, "1": {"text": "up", "color": "green", "index": 1}}}]
-    yield stat("Up", "Prometheus scrapes the exporter; the exporter could read Redis and Kafka on its last scrape.",
-               [target(f"min({q.one('up', q.JOB)})", "exporter", instant=True), target(f"min({q.one('leadpulse_redis_up', q.JOB)})", "redis", instant=True),
-                target(f"min({q.one('leadpulse_kafka_up', q.JOB)})", "kafka", instant=True)],
+    yield stat("Up", "Prometheus scrapes every exporter instance; each could read Redis and Kafka on its last scrape. Down if any instance is.",
+               # min over every instance: one replica down is "down", not hidden by the other.
+               [target(f"min({metric}{{{q.JOB}}})", name, instant=True) for name, metric in (("exporter", "up"), ("redis", "leadpulse_redis_up"), ("kafka", "leadpulse_kafka_up"))],
                (8, y, 5, 7), unit="none", steps=thresholds("red", (1, "green")), color_mode="background", text_mode="value_and_name", mappings=updown)
     yield stat("Orphan deals", "Closed deals whose lead has no lead.created yet; they join their lead's segments when it arrives.",
                [target(q.one("leadpulse_orphan_deals", q.JOB), "orphans", instant=True)], (13, y, 3, 7), unit="short", steps=thresholds("text"), decimals=0)

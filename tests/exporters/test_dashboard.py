@@ -277,7 +277,9 @@ def test_pipeline_panels_draw_the_alert_thresholds() -> None:
     assert rejected["fieldConfig"]["defaults"]["thresholds"]["steps"][1] == {"color": "red", "value": dashboard.REJECTED_SHARE}
     assert rejected["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
     assert "increase(" in rejected["targets"][0]["expr"] and "[15m]" in rejected["targets"][0]["expr"]
-    assert {t: field_config(age, t)["thresholds"]["steps"][1]["value"] for t in dashboard.FEED_QUIET_SECONDS} == dashboard.FEED_QUIET_SECONDS
+    quiet = {t["legendFormat"].removesuffix(" quiet time"): int(t["expr"].removeprefix("vector(").removesuffix(")")) for t in age["targets"][1:]}
+    assert quiet == dashboard.FEED_QUIET_SECONDS
+    assert all(field_config(age, f"{topic} quiet time")["color"]["fixedColor"] == "red" for topic in quiet)
 
 
 def documented_metrics() -> set[str]:
