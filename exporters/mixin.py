@@ -1,16 +1,10 @@
-"""One configuration for the alert rules and the dashboard, in the manner of the monitoring mixins.
-
-The Prometheus rules (`exporters/rules.py`) and the Grafana dashboard
-(`exporters/dashboard.py`) both read `CONFIG`, so the selector a rule fires on and the
-one the panel that explains it charts cannot drift apart, and the links between them
-(an alert's runbook and dashboard, the dashboard's uid) are built in one place.
-"""
+"""One configuration for the alert rules and the dashboard, in the manner of the monitoring mixins."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 
 @dataclass(frozen=True)
@@ -33,12 +27,8 @@ class MixinConfig:
         return f"{self.docs_url}/alerts.md#{anchor}"
 
     def dashboard_url(self, **variables: str) -> str:
-        """The dashboard opened with template variables set, e.g. dimension="{{ $labels.dimension }}".
-
-        `quote`, not urlencode's default `quote_plus`: that turns the template's spaces
-        into "+", and `{{+$labels.dimension+}}` is no template Prometheus can render.
-        """
-        query = urlencode({f"var-{name}": value for name, value in variables.items()}, safe="{}$. ", quote_via=quote)
+        """The dashboard opened with template variables set, e.g. dimension="{{ $labels.dimension }}"."""
+        query = urlencode({f"var-{name}": value for name, value in variables.items()}, safe="{}$. ")
         return f"{self.grafana_url}/d/{self.dashboard_uid}?{query}"
 
 

@@ -84,14 +84,14 @@ def test_exactly_forty_percent_is_a_drop_of_exactly_0_4() -> None:
     """E summed over nine lags of 5/9 each is 4.999999999999999 in floats: 3 of it, naively, is a 39.99...% drop."""
     expected = sum([5 / 9] * 9)
     assert 1 - 3 / expected < 0.4  # the float hazard the published rounding removes
-    assert Check(3, expected, expected).drop == 0.4
-    assert Check(3, 5.0, 5.0).drop == 0.4
+    assert Check(3, expected, expected, 0.1).drop == 0.4
+    assert Check(3, 5.0, 5.0, 0.1).drop == 0.4
 
 
 @given(observed=st.integers(0, 10_000), expected=st.floats(0.01, 10_000), extra=st.floats(0, 1_000))
 def test_zscore_falls_as_observed_falls_and_is_zero_near_expectation(observed: int, expected: float, extra: float) -> None:
     """The law of the statistic: monotone in O, centred on E (up to the continuity half)."""
-    low, high = Check(observed, expected, expected + extra), Check(observed + 1, expected, expected + extra)
+    low, high = Check(observed, expected, expected + extra, 0.1), Check(observed + 1, expected, expected + extra, 0.1)
     assert low.zscore is not None and high.zscore is not None and low.zscore < high.zscore
     assert (low.zscore < 0) == (observed + 0.5 < expected)
 
