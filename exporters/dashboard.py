@@ -38,10 +38,9 @@ from exporters.grafana import (
     timeseries,
 )
 from exporters.mixin import CONFIG, MixinConfig
+from exporters.rules import QUIET_SECONDS
 
 OUTPUT: Final = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards" / "leadpulse.json"
-#: LeadFeedStalled's quiet time per topic (deploy/prometheus/rules/leadpulse.yml), drawn on the feed panel.
-FEED_QUIET_SECONDS: Final = {"leadpulse.leads": 6 * 3600, "leadpulse.deals": 24 * 3600}
 #: LeadRejectedSurge fires above this share of a topic's records over 15 minutes.
 REJECTED_SHARE: Final = 0.05
 NONE_YET: Final = "no customer yet"
@@ -115,6 +114,8 @@ def by_segment(y: int) -> Iterator[JSON]:
         ],
         overrides=[
             override("byRegexp", "^(rate|95% low|95% high|same-period rate|win rate|drop vs expected)$", unit="percentunit", decimals=1),
+            # LeadConversionDrop's severities: warning from a 20% drop, critical from 40%.
+            override("byName", "drop vs expected", thresholds=thresholds("text", (0.2, "orange"), (0.4, "red")), custom_cellOptions={"type": "color-text"}),
             override("byName", "z", decimals=1),
             override("byName", "N:1", unit="suffix::1", decimals=1, noValue="–"),
             override("byName", "segment", links=[drill]),
@@ -245,7 +246,7 @@ def health(y: int) -> Iterator[JSON]:
                      steps=thresholds("transparent", (REJECTED_SHARE, "red")), threshold_line=True)
     # The quiet times are drawn as constant series: Grafana draws one threshold line per
     # axis, and the two topics share one.
-    quiet = [target(f"vector({seconds})", f"{topic} quiet time") for topic, seconds in FEED_QUIET_SECONDS.items()]
+    quiet = [target(f"vector({seconds})", f"{topic} quiet time") for topic, seconds in QUIET_SECONDS.items()]
     yield timeseries("Age of the newest event", "Time since the newest applied event of each topic happened. LeadFeedStalled fires when a topic's age stays above its dashed quiet time: 6 h for leads, 24 h for deals.",
                      [target(q.newest_event_age(), "{{topic}}"), *quiet], (16, y, 8, 8), unit="s",
                      overrides=[override("byRegexp", " quiet time$", color={"mode": "fixed", "fixedColor": "red"}, custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])

@@ -19,6 +19,7 @@ import yaml
 
 from exporters import dashboard
 from exporters.mixin import CONFIG
+from exporters.rules import QUIET_SECONDS
 from tests.monitoring import DEPLOY, REPO
 
 GRAFANA = DEPLOY / "grafana"
@@ -278,7 +279,7 @@ def test_pipeline_panels_draw_the_alert_thresholds() -> None:
     assert rejected["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
     assert "increase(" in rejected["targets"][0]["expr"] and "[15m]" in rejected["targets"][0]["expr"]
     quiet = {t["legendFormat"].removesuffix(" quiet time"): int(t["expr"].removeprefix("vector(").removesuffix(")")) for t in age["targets"][1:]}
-    assert quiet == dashboard.FEED_QUIET_SECONDS
+    assert quiet == QUIET_SECONDS
     assert all(field_config(age, f"{topic} quiet time")["color"]["fixedColor"] == "red" for topic in quiet)
 
 

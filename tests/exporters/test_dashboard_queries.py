@@ -1,6 +1,7 @@
 """Every query of the dashboard answered with data by a real Prometheus scraping the real
-exporter, on a demo-like feed: one source whose conversion drops (so the alert
-annotation has a firing alert), a steady one, a young one with leads and no customer
+exporter, on a demo-like feed: one source whose conversion drops, big enough for
+LeadConversionDrop's expectation of at least 10 customers (so the alert annotation has
+a firing alert), a steady one, a young one with leads and no customer
 yet (so N:1 and the quantiles meet a zero divisor), and one of older leads (for the
 90-day matured series and the quality check). A second batch after the first
 scrapes moves the counters, as a live feed does, so the 15-minute rejected share has a
@@ -56,7 +57,7 @@ def scraped(stack_settings: Settings, tag: str, tmp_path_factory: pytest.TempPat
     """A Prometheus that scraped the exporter over a feed with a dropping, a steady, a young and an older source."""
     settings = stack_settings.model_copy(update={"key_prefix": tag})
     now = datetime.now(timezone.utc)
-    raw = (conversion_feed(now, tag, f"{tag}_dropping", (400, 100), (100, 5)) + conversion_feed(now, tag, f"{tag}_steady", (400, 100), (100, 25))
+    raw = (conversion_feed(now, tag, f"{tag}_dropping", (2000, 500), (400, 10)) + conversion_feed(now, tag, f"{tag}_steady", (400, 100), (100, 25))
            + conversion_feed(now, tag, f"{tag}_young", (0, 0), (60, 0))
            # leads of 30 to 115 days ago: old enough for the 90-day matured series and LeadQualityDrop's check
            + conversion_feed(now - timedelta(days=30), tag, f"{tag}_veteran", (400, 100), (100, 25)))
