@@ -16,10 +16,14 @@ export LEADPULSE_KAFKA_LIBS := $(abspath $(KAFKA_LIBS))
 TEST_HOME := $(or $(LEADPULSE_TEST_HOME),.leadpulse-test)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install system-packages kafka-libs venv test typecheck demo bench down clean
+GRAFANA_LINT := deploy/grafana/lint
+GRAFANA_SCHEMA_STAMP := $(GRAFANA_LINT)/schema/node_modules/.installed
+GRAFANA_SDK := $(GRAFANA_LINT)/sdk/bin/sdk
+
+.PHONY: help install system-packages kafka-libs venv grafana-lint test typecheck demo bench down clean
 
 help:
-	@echo "make install  system packages, Kafka jars and .venv (only what is missing)"
+	@echo "make install  system packages, Kafka jars, .venv and the dashboard checkers (only what is missing)"
 	@echo "make test     run the tests (their fixture starts the test stack in $(TEST_HOME))"
 	@echo "make demo     stack, worker, exporter and a synthetic feed with a live view"
 	@echo "make typecheck  mypy over the product code (part of make test)"
@@ -28,7 +32,7 @@ help:
 	@echo "make down     stop the demo and test stacks (only processes they started)"
 	@echo "make clean    make down, then remove .venv and the stacks' data"
 
-install: system-packages kafka-libs venv
+install: system-packages kafka-libs venv grafana-lint
 	@echo "==> install: done"
 
 # apt-get runs only when something is missing. A temporary policy-rc.d keeps the
@@ -95,6 +99,24 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
+
+# The dashboard's validators (tests/exporters/test_dashboard_schema.py): Grafana's schema
+# and display code from npm (package-lock.json, `npm ci`) and the foundation SDK's
+# strict decoder from the Go module proxy (go.sum). Each is rebuilt only when its lock
+# file is newer than its stamp; Node 20 and Go come from the machine.
+grafana-lint: $(GRAFANA_SCHEMA_STAMP) $(GRAFANA_SDK)
+	@echo "==> grafana lint: @grafana/schema and the foundation SDK checker are up to date"
+
+$(GRAFANA_SCHEMA_STAMP): $(GRAFANA_LINT)/schema/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20) is missing: install nodejs and npm"; exit 1; }
+	@echo "==> grafana lint: npm ci in $(GRAFANA_LINT)/schema"
+	cd $(GRAFANA_LINT)/schema && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(GRAFANA_SDK): $(GRAFANA_LINT)/sdk/main.go $(GRAFANA_LINT)/sdk/go.mod $(GRAFANA_LINT)/sdk/go.sum
+	@command -v go >/dev/null || { echo "go is missing: install Go 1.26"; exit 1; }
+	@echo "==> grafana lint: go build the foundation SDK checker"
+	cd $(GRAFANA_LINT)/sdk && go build -mod=readonly -o bin/sdk .
 
 test: install typecheck
 	@echo "==> test: pytest (the session fixture starts or reuses the test stack)"
