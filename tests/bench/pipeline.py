@@ -164,7 +164,7 @@ def run(settings: Settings) -> Section:
     ]
     notes = [
         f"{total:,} records on {len(ends)} partitions ({LEADS:,} leads, 5% re-sent, 1% malformed); "
-        f"{ROUNDS} rounds of a, b, c, ratios per round; worker batches of {settings.batch_size:,} "
+        f"{ROUNDS} rounds of a, b, the peers and c, ratios per round; worker batches of {settings.batch_size:,} "
         f"or {settings.batch_wait_ms} ms",
         f"(b) ran on the first {span(naive_events)} records of each round (at most {NAIVE_EVENTS:,} or "
         f"{NAIVE_MAX_S:g} s), not all {total:,}: at its rate all would take "
