@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, NamedTuple
 
 import orjson
 
@@ -33,9 +33,8 @@ PEERS: Final = ("quix", "kstreams")
 STOP_TIMEOUT_S: Final = 60.0
 
 
-@dataclass(frozen=True)
-class Tick:
-    """One progress line."""
+class Tick(NamedTuple):
+    """One progress line: the peer's clock and its three counters."""
 
     micros: int
     read: int
