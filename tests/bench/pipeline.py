@@ -134,10 +134,13 @@ def run(settings: Settings) -> Section:
             for name in peers.PEERS:
                 result = peer_rate(name, settings, logs, total)
                 peer_rates[name].append(result.rate)
-                if result.counts != expected:
+                exact = result.counts == expected
+                if not exact:
                     wrong.append(f"round {round_}: {name}")
+                progress(f"{name}: {result.rate:,.0f} events/s, counts {'equal to' if exact else 'DIFFER from'} the feed's")
             pipe = Pipeline(settings, logs)
             worker.append(worker_rate(pipe, ends))
+            progress(f"(c) leadpulse worker: {worker[-1]:,.0f} events/s")
         assert pipe is not None  # ROUNDS >= 1
         for round_ in range(1, FRESHNESS_ROUNDS + 1):
             progress(f"freshness {round_}/{FRESHNESS_ROUNDS}: {OFFERED_RATE:,} records/s for {FRESHNESS_S:g} s")
