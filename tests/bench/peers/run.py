@@ -116,6 +116,8 @@ def run_peer(name: str, command: list[str], log: Path, total: int, timeout_s: fl
             if line.startswith("C "):
                 counts = {source: (leads, customers) for source, (leads, customers) in orjson.loads(line[2:]).items()}
         process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"the {name} peer closed its stdout but did not exit in {STOP_TIMEOUT_S:g} s; see {log}") from None
     except BenchError as error:
         raise BenchError(f"the {name} peer {error}; see {log}") from None
     finally:
