@@ -108,6 +108,17 @@ def _script(name: str) -> tuple[str, str]:
     return body, hashlib.sha1(body.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """A batch's events as apply.lua's arguments per shard.
+
+    Encoding is pure CPU work: the worker does it for the next batch while the previous
+    one is still in Redis.
+    """
+
+    per_shard: dict[int, list[str]]
+
+
 class StoreSteps:
     """Every store operation as round trips of commands: shared by both executors."""
 
@@ -125,20 +136,26 @@ class StoreSteps:
         ]
         self._ready = False
 
-    def apply(
-        self,
-        events: Sequence[Event],
-        offsets: Mapping[TopicPartition, OffsetAdvance] | None = None,
-        rejected: Mapping[str, int] | None = None,
-    ) -> Steps[ApplyOutcome]:
-        """Apply `events`, count `rejected` records per topic, then move `offsets`."""
-        if not self._ready:
-            yield from self._prepare()
+    def encode(self, events: Sequence[Event]) -> EncodedBatch:
+        """The events' script arguments, grouped by the shard of their lead."""
         layout, keys = self.layout, self.layout.attribute_keys
         per_shard: dict[int, list[str]] = {}
         for event in events:
             shard, bucket = layout.place(event.lead_id)
             per_shard.setdefault(shard, []).extend(encode_event(event, keys, bucket))
+        return EncodedBatch(per_shard)
+
+    def apply(
+        self,
+        events: Sequence[Event] | EncodedBatch,
+        offsets: Mapping[TopicPartition, OffsetAdvance] | None = None,
+        rejected: Mapping[str, int] | None = None,
+    ) -> Steps[ApplyOutcome]:
+        """Apply `events` (or their encoding), count `rejected` records per topic, then move `offsets`."""
+        if not self._ready:
+            yield from self._prepare()
+        layout = self.layout
+        per_shard = (events if isinstance(events, EncodedBatch) else self.encode(events)).per_shard
         today = str(utc_today())
         commands: list[Command] = [
             ("EVALSHA", self._apply_sha, 1, layout.health(shard), *self._headers[shard], today, *args)
@@ -171,7 +188,9 @@ class StoreSteps:
 
     def read_offsets(self) -> Steps[dict[TopicPartition, int]]:
         """The last applied offset of every partition Redis holds one for."""
-        (stored,) = yield [("HGETALL", self.layout.offsets)]
+        replies = yield [("HGETALL", self.layout.offsets)]
+        _raise_first_error(replies)
+        (stored,) = replies
         result: dict[TopicPartition, int] = {}
         for name, offset in stored.items():
             topic, _, partition = as_text(name).rpartition("|")
@@ -243,7 +262,7 @@ class AggregateStore:
 
     def apply(
         self,
-        events: Sequence[Event],
+        events: Sequence[Event] | EncodedBatch,
         offsets: Mapping[TopicPartition, OffsetAdvance] | None = None,
         rejected: Mapping[str, int] | None = None,
     ) -> ApplyOutcome:
@@ -278,9 +297,12 @@ class AsyncAggregateStore:
     def layout(self) -> KeyLayout:
         return self._steps.layout
 
+    def encode(self, events: Sequence[Event]) -> EncodedBatch:
+        return self._steps.encode(events)
+
     async def apply(
         self,
-        events: Sequence[Event],
+        events: Sequence[Event] | EncodedBatch,
         offsets: Mapping[TopicPartition, OffsetAdvance] | None = None,
         rejected: Mapping[str, int] | None = None,
     ) -> ApplyOutcome:

@@ -1,20 +1,33 @@
-"""The Faust application: one consumer group over the lead and deal topics.
+"""The Faust application of a worker: lifecycle, signals and logging, no Faust consumer.
 
-Faust gives partition assignment, rebalancing and batching (`take_events`); exactness
-does not rest on it: the aggregates are idempotent and the applied offsets live in
-Redis (see `streams.positions`), so Faust's own commits are only a starting hint.
+The batch consumer (`streams.worker.consumer`) reads Kafka itself, so Faust's own
+consumer, producer and web server stay off; exactness does not rest on Faust at all:
+the aggregates are idempotent and the applied offsets live in Redis (`streams.positions`).
 """
 
 from __future__ import annotations
 
 import faust
+from faust.app.base import BootStrategy
 
 from streams.settings import Settings
 
 
-def create_app(settings: Settings) -> faust.App:
-    """A Faust app wired to the configured broker; no web server, no changelog tables."""
-    return faust.App(
+class _LifecycleOnly(BootStrategy):
+    """Start no Kafka client and no web server of Faust's: the worker's service owns its clients."""
+
+    enable_kafka = False
+    enable_web = False
+
+
+class WorkerApp(faust.App):
+    BootStrategy = _LifecycleOnly
+
+
+def create_app(settings: Settings, *, faust_consumer: bool = False) -> faust.App:
+    """The worker's app; ``faust_consumer`` keeps Faust's record-at-a-time consumer (the naive bench's)."""
+    app_class = faust.App if faust_consumer else WorkerApp
+    return app_class(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -24,16 +37,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # A crashed worker's partitions wait this long before another worker takes
-        # them; Faust's 60 s default would stall the pipeline for a minute.
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-        # A worker holds at most a few batches in memory; larger buffers only delay
-        # the seek back after Redis lost writes.
-        stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
-        stream_wait_empty=False,
         web_enabled=False,
-        # Concurrency 1 per agent: with more, Faust commits past in-flight messages
-        # (faust-streaming issue 606).
-        agent_supervisor="mode.OneForOneSupervisor",
     )

@@ -2,8 +2,8 @@
 
     python -m tests.bench.naive RESULT.json MAX_EVENTS MAX_SECONDS   (settings from LEADPULSE_*)
 
-The same Faust app as `leadpulse worker` (`create_app`) and the same parsing and Lua
-script, but `async for value in stream` and `AsyncAggregateStore.apply([event])` per
+Faust's own record-at-a-time consumer (`create_app(faust_consumer=True)`), the same
+parsing and Lua script, but `async for value in stream` and `AsyncAggregateStore.apply([event])` per
 event: one EVALSHA round trip per event, which is what batching is measured against.
 Invalid records are skipped without a Redis call. After MAX_EVENTS records or
 MAX_SECONDS from the first one it writes `{"events": n, "seconds": s}` to RESULT.json
@@ -30,7 +30,7 @@ from streams.settings import INPUT_TOPICS, Settings
 
 def main(result: Path, max_events: int, max_seconds: float) -> None:
     settings = Settings()
-    app = create_app(settings)
+    app = create_app(settings, faust_consumer=True)
     store = AsyncAggregateStore(redis.asyncio.from_url(settings.redis_url), settings)
     source = app.topic(*INPUT_TOPICS, key_serializer="raw", value_serializer="raw")
 
