@@ -38,8 +38,10 @@ install: system-packages kafka-libs venv
 # apt-get runs only when something is missing. A temporary policy-rc.d keeps the
 # Debian prometheus/alertmanager packages from starting system daemons on 9090/9093,
 # which would shadow the stack's own; on systemd hosts they are also disabled.
+# chromium is the browser tests/aggregates/review/test_browser.py opens the HTML report
+# in (Playwright drives it; no browser is ever downloaded).
 system-packages:
-	@echo "==> system packages: checking python3.11, java, maven, redis-server, prometheus, alertmanager"
+	@echo "==> system packages: checking python3.11, java, maven, redis-server, prometheus, alertmanager, chromium"
 	@missing=""; \
 	command -v $(PYTHON) >/dev/null || missing="$$missing python3.11"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3.11-venv"; \
@@ -49,6 +51,7 @@ system-packages:
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null \
 	  || missing="$$missing prometheus-alertmanager"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then echo "    all present"; exit 0; fi; \
 	echo "    installing:$$missing"; \
 	if [ ! -e /usr/sbin/policy-rc.d ]; then \

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Literal
+from urllib.parse import parse_qs, urlencode, urlparse
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,19 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".leadpulse"), description="data, logs and pid files of `stack up`")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap host:port")
     kafka_controller_port: int = Field(9095, description="KRaft controller listener of the local broker")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how every Kafka client connects; `stack up` starts its broker's listener so"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (SASL_PLAINTEXT, SASL_SSL)"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user; the local stack's client certificate CN with SSL")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (a secret: never logged or printed)")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM CA of the brokers' certificates (system CAs, plus the local stack's CA if present, when unset)"
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="PEM client certificate, for brokers that require one")
+    kafka_ssl_keyfile: Path | None = Field(None, description="PEM key of the client certificate")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
     exporter_port: int = Field(9816, description="exporter /metrics port")
     api_port: int = Field(9817, description="ingest API port")
@@ -38,6 +52,26 @@ class Settings(BaseSettings):
         description="jars of the stack's Kafka broker (`make install` resolves deploy/kafka/pom.xml there)",
     )
     ingest_secret: SecretStr | None = Field(None, description="HMAC secret of the ingest API (CONTRACT section 5)")
+    api_public_url: str | None = Field(
+        None, description="the API's public base URL behind a proxy or TLS terminator (HubSpot v3 signs the URL)"
+    )
+    hubspot_client_secret: SecretStr | None = Field(None, description="HubSpot app's client secret: serves /v1/hooks/hubspot")
+    segment_shared_secret: SecretStr | None = Field(
+        None, description="shared secret of the Segment webhook destination: serves /v1/hooks/segment"
+    )
+    segment_events: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON: Segment track event name -> meaning (lead.created, lead.qualified:mql, ..., deal.won); "
+        "empty: the defaults of docs/api.md",
+    )
+    segment_identify_as_lead: bool = Field(True, description="a Segment identify call creates its user's lead")
+    segment_properties: dict[str, str] = Field(
+        default_factory=dict, description="JSON: contract field -> Segment property/trait name, where not the field's own"
+    )
+    form_secret: SecretStr | None = Field(None, description="secret of the form-tool webhook: serves /v1/hooks/form")
+    form_fields: dict[str, str] = Field(
+        default_factory=dict, description="JSON: contract field -> form submission field, where not the default"
+    )
     as_of: date | None = Field(None, description="pins day T for windows and cohorts (UTC today if unset)")
     topic_partitions: int = Field(6, description="partitions of the topics `stack up` creates")
     topic_retention_ms: int = Field(-1, description="retention of the input topics (-1 keeps all, so rebuild works)")
@@ -68,9 +102,37 @@ class Settings(BaseSettings):
         return host or "127.0.0.1", int(port)
 
     @property
+    def kafka_tls_dir(self) -> Path:
+        """Where `stack up` keeps its CA, certificates and admin secret; clients look for its CA here."""
+        return self.home.expanduser().resolve() / "kafka" / "tls"
+
+    @property
     def redis_host_port(self) -> tuple[str, int]:
         url = urlparse(self.redis_url)
         return url.hostname or "127.0.0.1", url.port or 6379
+
+    @property
+    def redis_shown(self) -> str:
+        """The Redis URL for logs and messages: any password replaced by `***`."""
+        url = urlparse(self.redis_url)
+        if url.password is None:
+            return self.redis_url
+        user = f"{url.username}:" if url.username else ":"
+        return url._replace(netloc=f"{user}***@{url.hostname}{f':{url.port}' if url.port else ''}").geturl()
+
+    @property
+    def redis_connect_url(self) -> str:
+        """The URL every Redis client connects with: `redis_url`, trusting the local stack's CA.
+
+        A `rediss://` URL without `ssl_ca_certs` also trusts the CA `stack up` made, when
+        there is one (redis-py adds it to the system CAs), as the Kafka clients do.
+        """
+        url = urlparse(self.redis_url)
+        local_ca = self.kafka_tls_dir / "ca.pem"
+        if url.scheme != "rediss" or "ssl_ca_certs" in parse_qs(url.query) or not local_ca.is_file():
+            return self.redis_url
+        query = "&".join(part for part in (url.query, urlencode({"ssl_ca_certs": str(local_ca)})) if part)
+        return url._replace(query=query).geturl()
 
     def today(self) -> date:
         """Day T of the contract: pinned by ``as_of`` or today in UTC."""

@@ -39,10 +39,11 @@ from aiokafka.structs import TopicPartition as KafkaPartition
 from mode import Service
 
 from streams.events import Rejection
+from streams.kafka.clients import client_options
 from streams.kafka.rejected import rejection_headers
 from streams.positions import TopicPartition
 from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
-from streams.worker.batches import Batch, Record, split_batch
+from streams.worker.batches import Record, split_batch
 from streams.worker.processor import BatchProcessor, BatchStore
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
             await self.owner.fail(exc)
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
-    """What every aiokafka client of the worker shares."""
-    return {"bootstrap_servers": settings.kafka_bootstrap}
-
-
 class BatchConsumer(Service):
     """Reads the input topics in batches and applies them, one batch in Redis while the next is read."""
 
@@ -133,7 +129,7 @@ class BatchConsumer(Service):
     async def on_start(self) -> None:
         """Create the clients (aiokafka binds them to the running loop) and join the group."""
         settings = self.settings
-        options = client_options(settings)
+        options = client_options(settings).kwargs()  # address, TLS and SASL, as every client
         consumer = AIOKafkaConsumer(
             **options,
             client_id="leadpulse-worker",
