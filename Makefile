@@ -15,19 +15,23 @@ KAFKA_LIBS ?= $(or $(LEADPULSE_KAFKA_LIBS),$(HOME)/.cache/leadpulse/kafka/libs)
 export LEADPULSE_KAFKA_LIBS := $(abspath $(KAFKA_LIBS))
 TEST_HOME := $(or $(LEADPULSE_TEST_HOME),.leadpulse-test)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The Kafka Streams peer of the pipeline benchmark (docs/bench.md), built by Maven.
+KSTREAMS_PEER := tests/bench/peers/kstreams
+KSTREAMS_JAR := $(KSTREAMS_PEER)/target/kstreams-peer.jar
 
 GRAFANA_LINT := deploy/grafana/lint
 GRAFANA_SCHEMA_STAMP := $(GRAFANA_LINT)/schema/node_modules/.installed
 GRAFANA_SDK := $(GRAFANA_LINT)/sdk/bin/sdk
 
-.PHONY: help install system-packages kafka-libs venv grafana-lint test typecheck demo bench down clean
+.PHONY: help install system-packages kafka-libs venv grafana-lint test typecheck demo bench bench-deps kstreams-peer down clean
 
 help:
 	@echo "make install  system packages, Kafka jars, .venv and the dashboard checkers (only what is missing)"
 	@echo "make test     run the tests (their fixture starts the test stack in $(TEST_HOME))"
 	@echo "make demo     stack, worker, exporter and a synthetic feed with a live view"
 	@echo "make typecheck  mypy over the product code (part of make test)"
-	@echo "make bench    run the benchmarks (docs/bench.md); make bench-NAME runs one:"
+	@echo "make bench    run the benchmarks (docs/bench.md), after installing quixstreams and"
+	@echo "              building the Kafka Streams peer; make bench-NAME runs one:"
 	@echo "              bench-memory, bench-scrape, bench-alerts (docs/alerts.md), bench-pipeline, bench-api"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
 	@echo "make clean    make down, then remove .venv and the stacks' data"
@@ -130,11 +134,30 @@ demo: install
 	@echo "==> demo: stack, worker, exporter and a synthetic feed with a live view (Ctrl-C stops them)"
 	$(LEADPULSE) demo
 
-bench: install
-	@echo "==> bench: python -m tests.bench (about 6-7 minutes; figures against targets, never pass/fail)"
+# What only the benchmark needs: the `bench` extra (the Quix Streams peer) and the Kafka
+# Streams peer's jar. `make test` needs neither.
+bench-deps: install $(VENV)/.bench-installed kstreams-peer
+
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	@echo "==> venv: pip install -e .[dev,bench] (the benchmark's peers)"
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
+	@touch $@
+
+kstreams-peer: $(KSTREAMS_JAR)
+	@echo "==> kstreams peer: $(KSTREAMS_JAR) matches its sources"
+
+# Rebuilt only when the pom or the Java source is newer than the jar.
+$(KSTREAMS_JAR): $(KSTREAMS_PEER)/pom.xml $(shell find $(KSTREAMS_PEER)/src -name '*.java') | system-packages
+	@echo "==> kstreams peer: building $(KSTREAMS_JAR) with Maven"
+	rm -rf $(KSTREAMS_PEER)/target/libs
+	mvn -q -B -Dstyle.color=never -f $(KSTREAMS_PEER)/pom.xml package dependency:copy-dependencies
+	@touch $@
+
+bench: bench-deps
+	@echo "==> bench: python -m tests.bench (about 10 minutes; figures against targets, never pass/fail)"
 	$(VENV)/bin/python -m tests.bench
 
-bench-%: install
+bench-%: bench-deps
 	@echo "==> bench: python -m tests.bench $*"
 	$(VENV)/bin/python -m tests.bench $*
 
@@ -147,5 +170,6 @@ down:
 
 clean: down
 	@echo "==> clean: removing $(VENV), the stacks' data and build leftovers"
-	rm -rf $(VENV) $${LEADPULSE_HOME:-.leadpulse} $(TEST_HOME) .pytest_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $${LEADPULSE_HOME:-.leadpulse} $(TEST_HOME) .pytest_cache .mypy_cache *.egg-info \
+	  $(KSTREAMS_PEER)/target
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
