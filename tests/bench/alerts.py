@@ -34,7 +34,7 @@ YEAR: Final = 365
 AFTER: Final = 120  # days watched after a story starts
 START: Final = WARMUP + 30  # the story's first day: a month of ordinary history before it
 LAGS: Final = c.MAX_LAG + 1
-SEGMENT_YEARS: Final = 60  # runs of a year per cell under no change
+SEGMENT_YEARS: Final = 300  # runs of a year per cell under no change: at 60, a target of 0.1 is 6 episodes, too few to tell 0.05 from 0.12
 STORY_RUNS: Final = 40  # runs per cell of each story
 
 Array = NDArray[np.float64]
