@@ -10,9 +10,10 @@ alerts correctly from its first evaluations.
   the leads of the days they come from, weighted by the segment's own conversion-lag
   distribution over the 83 days before. A lead surge raises E as its leads come to
   convert, so a change of volume alone is not a drop.
-- **quality**: the 30-day matured rate of the leads created T-44 .. T-31 against the
-  same rate of the 8 weeks of cohorts before them. A drop in lead quality shows here
-  weeks before the customers it costs are missed.
+- **quality**: the customers of the leads created T-44 .. T-1, each cohort counted
+  within 30 days or within its age so far if younger, against the 16 weeks of matured
+  cohorts before them at the same ages. A drop in lead quality shows here weeks before
+  the customers it costs are missed.
 
 The current UTC day never enters: its leads and customers are still arriving, and
 counting them would make every check dip at midnight. Both checks step once a day (and
@@ -38,22 +39,28 @@ BASELINE_DAYS: Final = 83
 #: Lags (days to convert, rounded up) the expectation covers; later conversions count on
 #: neither side. 90 days hold the bulk of B2B sales cycles.
 MAX_LAG: Final = 90
-#: Quality check: 30-day matured cohorts, 14 days of them against the 56 days before.
+#: Quality check: the cohorts of the last 44 days (14 of them 30 days old or more, and
+#: the 30 younger ones at their age so far) against the 16 weeks of cohorts before them.
+#: The young cohorts carry a quality drop weeks before it has matured, so it is seen
+#: sooner; the long baseline keeps the estimate's own noise small and still lies within
+#: the history the conversion check reads.
 QUALITY_AGE: Final = 30
-QUALITY_RECENT_DAYS: Final = 14
-QUALITY_BASELINE_DAYS: Final = 56
+QUALITY_MATURED_DAYS: Final = 14
+QUALITY_RECENT_DAYS: Final = QUALITY_AGE + QUALITY_MATURED_DAYS
+QUALITY_BASELINE_DAYS: Final = 112
 #: Creation days before T that the checks read: T-180 .. T-1 with the defaults.
-HISTORY_DAYS: Final = max(RECENT_DAYS + BASELINE_DAYS + MAX_LAG, QUALITY_AGE + QUALITY_RECENT_DAYS + QUALITY_BASELINE_DAYS)
+HISTORY_DAYS: Final = max(RECENT_DAYS + BASELINE_DAYS + MAX_LAG, QUALITY_RECENT_DAYS + QUALITY_BASELINE_DAYS)
 #: Allowance for real feeds' extra week-to-week variation: on top of the Poisson noise,
 #: the observed count may stray by this fraction of E (one standard deviation) without
 #: anything having changed. Without it a hundred-customer week 15% short would read as
 #: z = -1.5 and a thousand-customer one as z = -4.7, though both are ordinary weeks.
 #: The conversion check counts one week of wins: the full 10%. The quality check's
-#: customers come from 14 days of cohorts converting over some five weeks, which
-#: averages a 10% weekly wobble down somewhat; 8% is what `make bench-alerts` found to
-#: keep its false episodes under 0.1 per segment-year with that wobble.
+#: customers are won over the last six weeks and its baseline's over four months, which
+#: averages a 10% weekly wobble down: its relative shortfall then strays by 5.6% (one
+#: sd, measured by the simulation of `make bench-alerts` at a volume where Poisson noise
+#: vanishes), so it allows 6%.
 CONVERSION_VARIATION: Final = 0.1
-QUALITY_VARIATION: Final = 0.08
+QUALITY_VARIATION: Final = 0.06
 #: The drop is published rounded to this many decimals, so a drop of exactly 40%
 #: (3 customers where 5 were expected) is 0.4 and meets `>= 0.4`, whatever the float
 #: arithmetic of E left in the 17th digit.
@@ -139,24 +146,34 @@ def conversion_check(history: History, as_of_day: int) -> Check | None:
 
 
 def quality_check(history: History, as_of_day: int) -> Check | None:
-    """30-day matured customers of the cohorts T-44 .. T-31 against those of T-100 .. T-45.
+    """Customers of the cohorts T-44 .. T-1, each within min(its age, 30) days, against T-156 .. T-45.
 
-    E = L_r C_b / L_b (the baseline cohorts' 30-day rate applied to the recent leads),
-    Var(O - E) = E + (L_r / L_b)^2 C_b. None without baseline leads or recent leads.
+    A cohort created on day s has complete conversions up to lag T-1-s (a conversion at
+    lag k happened before day s+k+1), so it is counted within a = min(T-1-s, 30) days and
+    expected to convert as the baseline cohorts (all 30 days old or more) did within a
+    days. Lag by lag, as in the conversion check: R(k) recent leads are observed at lag k
+    (cohorts up to T-1-k), the baseline's L_b leads won C_b(k) customers at lag k, so
+    E = sum_k R(k) C_b(k) / L_b and Var(O - E) = E + sum_k (R(k) / L_b)^2 C_b(k).
+    None without baseline leads or recent leads.
     """
-    last_recent = as_of_day - QUALITY_AGE - 1  # every one of its leads is 30 days old
-    recent_days = range(last_recent - QUALITY_RECENT_DAYS + 1, last_recent + 1)
-    baseline_days = range(recent_days.start - QUALITY_BASELINE_DAYS, recent_days.start)
-
-    def totals(days: range) -> tuple[int, int]:
-        leads = sum(history.leads.get(day, 0) for day in days)
-        customers = sum(within(history.lags.get(day, ()), QUALITY_AGE) for day in days)
-        return leads, customers
-
-    recent_leads, observed = totals(recent_days)
-    baseline_leads, baseline_customers = totals(baseline_days)
-    if not baseline_leads or not recent_leads:
+    first = as_of_day - QUALITY_RECENT_DAYS
+    baseline_days = range(first - QUALITY_BASELINE_DAYS, first)
+    baseline_leads = sum(history.leads.get(day, 0) for day in baseline_days)
+    baseline = [0] * (QUALITY_AGE + 1)
+    for day in baseline_days:
+        for lag, customers in enumerate(history.lags.get(day, ())[: QUALITY_AGE + 1]):
+            baseline[lag] += customers
+    # R(k), recent leads observed at lag k: cohorts first .. T-1-k, a running sum from the oldest.
+    exposed = [0] * (QUALITY_AGE + 1)
+    observed = seen = 0
+    for day in range(first, as_of_day):
+        age = min(as_of_day - 1 - day, QUALITY_AGE)
+        seen += history.leads.get(day, 0)
+        exposed[age] = seen  # the matured cohorts all land on lag 30, the last one with their total
+        observed += within(history.lags.get(day, ()), age)
+    if not baseline_leads or not seen:
         return None
-    weight = recent_leads / baseline_leads
-    expected = weight * baseline_customers
-    return Check(observed, expected, expected + weight * weight * baseline_customers, QUALITY_VARIATION)
+    weights = [recent / baseline_leads for recent in exposed]
+    expected = sum(w * c for w, c in zip(weights, baseline))
+    estimate_variance = sum(w * w * c for w, c in zip(weights, baseline))
+    return Check(observed, expected, expected + estimate_variance, QUALITY_VARIATION)

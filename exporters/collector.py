@@ -64,7 +64,7 @@ HELP: Final[dict[str, str]] = {
     "leadpulse_window_matured_leads": "Leads created on days T-N-D .. T-N-1 (window D, within N): all at least N days old.",
     "leadpulse_window_matured_customers": "Matured leads that converted within N x 24 h of creation.",
     "leadpulse_window_matured_conversion_ratio": "Matured customers / matured leads: a final N-day rate (0..1).",
-    "leadpulse_check_observed_customers": "Customers the alert check counted (conversion: won T-7 .. T-1; quality: 30-day matured).",
+    "leadpulse_check_observed_customers": "Customers the alert check counted (conversion: won T-7 .. T-1; quality: leads of T-44 .. T-1, each within 30 days or its age).",
     "leadpulse_check_expected_customers": "Customers the segment's own history predicts for the same check.",
     "leadpulse_check_drop_ratio": "1 - observed / expected, rounded to 9 decimals (negative for a rise).",
     "leadpulse_check_zscore": "(observed + 0.5 - expected) / sd under no change, with 10% extra variation allowed.",

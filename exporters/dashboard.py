@@ -170,8 +170,8 @@ def matured(y: int) -> Iterator[JSON]:
                 ],
                 overrides=[override("byName", "matured rate", unit="percentunit", decimals=1)])
     y += 8
-    yield check_panel("LeadQualityDrop: 30-day matured customers, against expected", "quality",
-                      "What LeadQualityDrop compares, per segment: the customers that the leads created 31 to 44 days ago won within 30 days (solid) against what the segment's 30-day matured rate of the 8 weeks before predicts for them (dashed). Below expectation means worse leads now.",
+    yield check_panel("LeadQualityDrop: customers of recent leads at their age, against expected", "quality",
+                      "What LeadQualityDrop compares, per segment: the customers that the leads created 1 to 44 days ago won within 30 days or their age so far (solid) against what the segment's 16 weeks of cohorts before them, at the same ages, predict (dashed). Below expectation means worse leads now.",
                       (0, y, 24, 8))
 
 

@@ -34,9 +34,10 @@ OBSERVED: Final = "leadpulse_check_observed_customers"
 
 #: One-sided p <= 0.001: hundreds of segments are tested every day.
 CONVERSION_Z: Final = -3.09
-#: Quality is a warning: p <= 0.003 keeps it under 0.1 false episodes per segment-year
-#: (its cohorts renew every two weeks) and still sees a 30% drop at 500 leads a day.
-QUALITY_Z: Final = -2.75
+#: Quality, too: its allowance for week-to-week variation is the measured one, not a
+#: margin, so it needs the same p <= 0.001 to stay under 0.1 false episodes per
+#: segment-year, tested daily on six weeks of cohorts.
+QUALITY_Z: Final = CONVERSION_Z
 #: A drop worth acting on, and the line between warning and critical.
 MIN_DROP: Final = 0.2
 CRITICAL_DROP: Final = 0.4
@@ -116,9 +117,9 @@ _TEXT: Final = {
         "A change in lead volume alone does not move this: the prediction follows the lead flow.",
     ),
     QUALITY: (
-        "{{ $labels.dimension }}={{ $labels.segment }}: leads convert {{ $value | humanizePercentage }} less within 30 days than its earlier leads",
-        "{observed} of the leads created 31-44 days ago converted within 30 days\n"
-        "where the 8 weeks of leads before them predict\n"
+        "{{ $labels.dimension }}={{ $labels.segment }}: leads convert {{ $value | humanizePercentage }} less than its earlier leads at the same age",
+        "{observed} of the leads created 1-44 days ago converted within 30 days or their age so far\n"
+        "where the 16 weeks of leads before them, at the same ages, predict\n"
         "{expected} (z = {z}).\n"
         "The leads arriving now are worse; the period rate will show it weeks later.",
     ),

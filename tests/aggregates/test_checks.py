@@ -96,16 +96,48 @@ def test_zscore_falls_as_observed_falls_and_is_zero_near_expectation(observed: i
     assert (low.zscore < 0) == (observed + 0.5 < expected)
 
 
-def test_quality_compares_thirty_day_matured_cohorts() -> None:
-    """Baseline T-100 .. T-45 converts 10 of 100 within 30 days; recent T-44 .. T-31 only 5."""
-    leads = {d: 100 for d in range(T - 100, T - 30)}
-    lags = {d: [0] * 30 + [10 if d < T - 44 else 5] + [0] * 10 + [20] for d in range(T - 100, T - 30)}
+def test_quality_counts_each_recent_cohort_at_its_own_age() -> None:
+    """Baseline T-156 .. T-45: 100 leads a day, 4 customers at lag 5 and 10 at lag 30 (and 20 at lag 41).
+
+    Recent: the matured cohorts T-44 .. T-31 win 4 at lag 5 but only 5 at lag 30; the
+    young ones T-30 .. T-1 win 2 at lag 5, counted only where lag 5 is complete
+    (T-30 .. T-6: cohort T-5's lag-5 customers may have converted today).
+    R(5) = 39 cohorts x 100 = 3900, R(30) = 14 x 100 = 1400, L_b = 11200, C_b(5) = 448,
+    C_b(30) = 1120: E = 3900 x 0.04 + 1400 x 0.1 = 296; O = 14 x 9 + 25 x 2 = 176.
+    """
+    leads = {d: 100 for d in range(T - 200, T)}
+    lags: dict[int, list[int]] = {}
+    for d in range(T - 200, T):
+        vector = [0] * 42
+        vector[5], vector[30], vector[41] = (4, 10, 20) if d < T - 44 else (4, 5, 0) if d <= T - 31 else (2, 0, 0)
+        lags[d] = vector
     check = c.quality_check(History(leads, lags), T)
     assert check is not None
-    assert (check.observed, check.expected, check.drop) == (70, pytest.approx(140), 0.5)
-    assert check.variance == pytest.approx(140 + (1400 / 5600) ** 2 * 560)
+    assert (check.observed, check.expected) == (176, pytest.approx(296))
+    assert check.drop == round(1 - 176 / 296, 9)
+    assert check.variance == pytest.approx(296 + (3900 / 11200) ** 2 * 448 + (1400 / 11200) ** 2 * 1120)
+    assert check.zscore == pytest.approx((176.5 - 296) / math.sqrt(check.variance + (0.06 * 296) ** 2))
+
+
+@given(
+    vector=st.lists(st.integers(0, 5), min_size=1, max_size=40),
+    base=st.integers(1, 50),
+    multipliers=st.lists(st.integers(0, 4), min_size=c.QUALITY_RECENT_DAYS, max_size=c.QUALITY_RECENT_DAYS),
+)
+def test_a_change_in_lead_volume_alone_is_no_quality_drop(vector: list[int], base: int, multipliers: list[int]) -> None:
+    """The law of the quality check: recent cohorts of any size converting as the baseline's did expect what they win."""
+    first = T - c.QUALITY_RECENT_DAYS
+    days = range(first - c.QUALITY_BASELINE_DAYS, T)
+    scale = {d: (multipliers[d - first] if d >= first else 1) for d in days}
+    history = History({d: base * scale[d] for d in days}, {d: [base * scale[d] * n for n in vector] for d in days})
+    check = c.quality_check(history, T)
+    if not any(multipliers):
+        assert check is None
+        return
+    assert check is not None and check.expected == pytest.approx(check.observed, abs=1e-9)
 
 
 def test_quality_without_recent_or_baseline_leads_is_no_check() -> None:
-    assert c.quality_check(History({T - 40: 10}, {}), T) is None
-    assert c.quality_check(History({T - 90: 10}, {}), T) is None
+    assert c.quality_check(History({T - 40: 10}, {}), T) is None  # recent leads only
+    assert c.quality_check(History({T - 90: 10}, {}), T) is None  # baseline leads only
+    assert c.quality_check(History({T - 90: 10, T: 10}, {}), T) is None  # today's leads are not recent yet

@@ -34,7 +34,7 @@ YEAR: Final = 365
 AFTER: Final = 120  # days watched after a story starts
 START: Final = WARMUP + 30  # the story's first day: a month of ordinary history before it
 LAGS: Final = c.MAX_LAG + 1
-SEGMENT_YEARS: Final = 60  # runs of a year per cell under no change
+SEGMENT_YEARS: Final = 300  # runs of a year per cell under no change: at 60, a target of 0.1 is 6 episodes, too few to tell 0.05 from 0.12
 STORY_RUNS: Final = 40  # runs per cell of each story
 
 Array = NDArray[np.float64]
@@ -144,16 +144,21 @@ def checks_over_days(leads: Array, customers: Array, days: NDArray[np.int64]) ->
     expected = (weight * baseline_k).sum(axis=1)
     conversion = _statistic(observed, expected, expected + (weight * weight * baseline_k).sum(axis=1), c.CONVERSION_VARIATION)
 
-    cum_within = np.concatenate([[0.0], np.cumsum(customers[:, : c.QUALITY_AGE + 1].sum(axis=1))])
-    last = days - c.QUALITY_AGE  # stop (exclusive) of the recent cohorts
-    first = last - c.QUALITY_RECENT_DAYS
+    # Quality: cohorts of days < T-k observed at lag k (k <= 30), against the matured baseline's lags.
+    age = c.QUALITY_AGE
+    cum_cohorts = np.concatenate([np.zeros((1, age + 1)), np.cumsum(customers[:, : age + 1], axis=0)])
+    first = days - c.QUALITY_RECENT_DAYS
     oldest = first - c.QUALITY_BASELINE_DAYS
-    recent_leads_q, baseline_leads_q = cum_leads[last] - cum_leads[first], cum_leads[first] - cum_leads[oldest]
-    observed_q, baseline_q = cum_within[last] - cum_within[first], cum_within[first] - cum_within[oldest]
+    lags_q = np.arange(age + 1)
+    exposed_q = cum_leads[t - lags_q[None, :]] - cum_leads[first][:, None]
+    observed_q = (cum_cohorts[t - lags_q[None, :], lags_q[None, :]] - cum_cohorts[first][:, :]).sum(axis=1)
+    baseline_q, baseline_leads_q = cum_cohorts[first] - cum_cohorts[oldest], cum_leads[first] - cum_leads[oldest]
     with np.errstate(divide="ignore", invalid="ignore"):
-        weight_q = np.where((baseline_leads_q > 0) & (recent_leads_q > 0), recent_leads_q / baseline_leads_q, 0.0)
-    expected_q = weight_q * baseline_q
-    quality = _statistic(observed_q, expected_q, expected_q + weight_q * weight_q * baseline_q, c.QUALITY_VARIATION)
+        has_q = (baseline_leads_q > 0) & (exposed_q[:, 0] > 0)
+        weight_q = np.where(has_q[:, None], exposed_q / baseline_leads_q[:, None], 0.0)
+    expected_q = (weight_q * baseline_q).sum(axis=1)
+    variance_q = expected_q + (weight_q * weight_q * baseline_q).sum(axis=1)
+    quality = _statistic(observed_q, expected_q, variance_q, c.QUALITY_VARIATION)
     return conversion, quality
 
 
