@@ -310,6 +310,7 @@ end
 
 -- Per event only a count by code; the health fields are named once per code below.
 local applied, duplicate, last, seen = 0, 0, {}, {}
+local new_days = {} -- created days whose labels this call brought, for `cal` (below)
 local i, n = 17, #ARGV
 while i <= n do
   local code, ms, changed = ARGV[i], nil, false
@@ -328,7 +329,7 @@ while i <= n do
         st.c, changed = {ms = ms, eid = stored_id(eid), ids = ids}, true
         if not labels[day] then
           labels[day] = {ARGV[i + 5], ARGV[i + 6]}
-          redis.call('HSETNX', CALENDAR, day, ARGV[i + 5] .. '|' .. ARGV[i + 6])
+          new_days[#new_days + 1] = day
         end
       end
       i = i + 7 + nseg
@@ -454,6 +455,20 @@ for key, fields in pairs(vectors) do
     if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
     if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
   end
+end
+
+-- The calendar learns each new day once: one HMGET and one HSET per call rather than an
+-- HSETNX per day, with HSETNX's meaning (a stored day keeps its labels).
+for first = 1, #new_days, CHUNK do
+  local stop = math.min(first + CHUNK - 1, #new_days)
+  local stored, sets = redis.call('HMGET', CALENDAR, unpack(new_days, first, stop)), {}
+  for j = first, stop do
+    if not stored[j - first + 1] then
+      local day = new_days[j]
+      sets[#sets + 1] = day; sets[#sets + 1] = labels[day][1] .. '|' .. labels[day][2]
+    end
+  end
+  if #sets > 0 then redis.call('HSET', CALENDAR, unpack(sets)) end
 end
 
 for key, fields in pairs(ints) do
