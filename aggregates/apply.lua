@@ -204,10 +204,9 @@ local function contribution(st)
   local qual = (mql == 1 and disq == 0) and 1 or 0
   local day = floor(c.ms / DAY_MS)
   local cohorts = labels_of(day)
-  local into = {}
-  into[COHORT .. cohorts[1]] = {1, mql, sql, cust, qual, disq}
-  into[COHORT .. cohorts[2]] = {1, mql, sql, cust, qual, disq}
-  into[DAY .. day] = {[D_LEADS] = 1, [D_CCUST] = cust}
+  local into = {[DAY .. day] = {[D_LEADS] = 1, [D_CCUST] = cust}}
+  put(into, COHORT .. cohorts[1], {1, mql, sql, cust, qual, disq})
+  put(into, COHORT .. cohorts[2], {1, mql, sql, cust, qual, disq})
   if st.conv then
     local ttc = math.max(0, st.conv - c.ms) -- milliseconds: exact, and seconds on /metrics
     local slots = {[D_PCUST] = 1, [D_TTC_SUM] = ttc}
