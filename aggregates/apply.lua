@@ -25,6 +25,7 @@
 
 local DAY_MS = 86400000
 local floor = math.floor
+local find, sub, byte, format = string.find, string.sub, string.byte, string.format
 local base, retention, buckets = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local LEADS, COHORT, DAY, SEGMENTS = base .. ARGV[4], base .. ARGV[5], base .. ARGV[6], base .. ARGV[7]
 local NAMES, CALENDAR, LAG, HEALTH = base .. ARGV[8], base .. ARGV[9], base .. ARGV[10], KEYS[1]
@@ -150,6 +151,14 @@ local function encode_core(st)
   return CHANGED_TODAY .. cmsgpack.pack(a)
 end
 
+-- A state events may change without touching `before`: events replace `c` and deal
+-- entries whole and never modify them in place, so copying the deal table suffices.
+local function copy(st)
+  local deals = {}
+  for id, d in pairs(st.deals) do deals[id] = d end
+  return {q = st.q, dq = st.dq, conv = st.conv, nd = st.nd, deals = deals, c = st.c}
+end
+
 -- Pending counter deltas of this call: vectors[key][field][slot], ints[key][field].
 local vectors, ints = {}, {}
 
@@ -177,13 +186,17 @@ local function bucket_of(ms)
   return #bounds + 1
 end
 
--- Add `sign` times the lead's contribution to every counter it feeds.
-local function contribute(st, sign)
+-- Add slots (a sparse {slot = value}) into the contribution `into` under key.
+local function put(into, key, slots)
+  local have = into[key]
+  if not have then into[key] = slots; return end
+  for slot, v in pairs(slots) do have[slot] = (have[slot] or 0) + v end
+end
+
+-- A created lead's contribution as {key = slots}, the same for each of its segments;
+-- keys that coincide (a deal closed on the created day) are summed.
+local function contribution(st)
   local c = st.c
-  if not c then
-    incr(HEALTH, 'orphans', sign * st.nd)
-    return
-  end
   local cust = st.conv and 1 or 0
   local mql = (st.q >= 1 or cust == 1) and 1 or 0
   local sql = (st.q >= 2 or cust == 1) and 1 or 0
@@ -191,31 +204,86 @@ local function contribute(st, sign)
   local qual = (mql == 1 and disq == 0) and 1 or 0
   local day = floor(c.ms / DAY_MS)
   local cohorts = labels_of(day)
-  -- Every (key, slots) this lead feeds, the same for each of its segments.
-  local feeds = {
-    {COHORT .. cohorts[1], {1, mql, sql, cust, qual, disq}},
-    {COHORT .. cohorts[2], {1, mql, sql, cust, qual, disq}},
-    {DAY .. day, {[D_LEADS] = 1, [D_CCUST] = cust}},
-  }
+  local into = {[DAY .. day] = {[D_LEADS] = 1, [D_CCUST] = cust}}
+  put(into, COHORT .. cohorts[1], {1, mql, sql, cust, qual, disq})
+  put(into, COHORT .. cohorts[2], {1, mql, sql, cust, qual, disq})
   if st.conv then
     local ttc = math.max(0, st.conv - c.ms) -- milliseconds: exact, and seconds on /metrics
     local slots = {[D_PCUST] = 1, [D_TTC_SUM] = ttc}
     slots[D_BUCKET0 + bucket_of(ttc) - 1] = 1
-    feeds[#feeds + 1] = {DAY .. floor(st.conv / DAY_MS), slots}
+    put(into, DAY .. floor(st.conv / DAY_MS), slots)
     -- The conversion lag in whole days rounded up (converted within k x 24 h), slot k + 1
     -- of the creation day's lag vector: the matured series and the alerts read it.
     local lag = math.ceil(ttc / DAY_MS)
-    if lag <= max_lag then feeds[#feeds + 1] = {LAG .. day, {[lag + 1] = 1}} end
+    if lag <= max_lag then into[LAG .. day] = {[lag + 1] = 1} end
   end
   for _, d in pairs(st.deals) do
-    local slots = (d[2] == 1) and {[D_WON] = 1, [D_CENTS] = d[3]} or {[D_LOST] = 1}
-    feeds[#feeds + 1] = {DAY .. floor(d[1] / DAY_MS), slots}
+    put(into, DAY .. floor(d[1] / DAY_MS), (d[2] == 1) and {[D_WON] = 1, [D_CENTS] = d[3]} or {[D_LOST] = 1})
   end
-  for i = 1, #dims do
-    local field = (i == 1) and 'all|all' or name_of(c.ids[i - 1])
-    for _, feed in ipairs(feeds) do add(feed[1], field, feed[2], sign) end
-    incr(SEGMENTS, field, sign)
+  return into
+end
+
+-- The counter fields of a created lead: `all|all`, then one per stored segment.
+local function fields_of(c)
+  local fields = {'all|all'}
+  for j = 1, nseg do fields[j + 1] = name_of(c.ids[j]) end
+  return fields
+end
+
+local function feed(fields, into, sign)
+  for key, slots in pairs(into) do
+    for i = 1, #fields do add(key, fields[i], slots, sign) end
   end
+end
+
+-- Add `sign` times the lead's contribution to every counter it feeds.
+local function contribute(st, sign)
+  if not st.c then
+    incr(HEALTH, 'orphans', sign * st.nd)
+    return
+  end
+  local fields = fields_of(st.c)
+  feed(fields, contribution(st), sign)
+  for i = 1, #fields do incr(SEGMENTS, fields[i], sign) end
+end
+
+local function same_segments(a, b)
+  for j = 1, nseg do
+    if a.ids[j] ~= b.ids[j] then return false end
+  end
+  return true
+end
+
+-- Move the counters from a lead's contribution `before` to `after`. Most changes keep
+-- the lead's segments (a stage, a deal, a conversion): then only the difference of the
+-- two contributions is added, once per segment, and `seg` and `orphans` are untouched.
+local function move(before, after)
+  if not (before.c and after.c and same_segments(before.c, after.c)) then
+    contribute(before, -1)
+    contribute(after, 1)
+    return
+  end
+  local old, new = contribution(before), contribution(after)
+  local diff = {}
+  for key, slots in pairs(new) do
+    local was, d, moved = old[key] or {}, {}, false
+    for slot, v in pairs(slots) do
+      local dv = v - (was[slot] or 0)
+      if dv ~= 0 then d[slot], moved = dv, true end
+    end
+    for slot, v in pairs(was) do
+      if slots[slot] == nil and v ~= 0 then d[slot], moved = -v, true end
+    end
+    if moved then diff[key] = d end
+  end
+  for key, slots in pairs(old) do
+    if not new[key] then
+      local d = {}
+      for slot, v in pairs(slots) do d[slot] = -v end
+      diff[key] = d
+    end
+  end
+  feed(fields_of(after.c), diff, 1)
 end
 
 local leads = {}
@@ -232,13 +300,16 @@ local function lead(bucket, id)
         for i, packed in ipairs(redis.call('HMGET', key, unpack(fields))) do deals[i] = cmsgpack.unpack(packed) end
       end
     end
-    entry = {key = key, before = decode(core, deals), st = decode(core, deals), changed = false}
+    local before = decode(core, deals)
+    entry = {key = key, before = before, st = copy(before), changed = false}
     leads[id] = entry
   end
   return entry
 end
 
-local applied, duplicate, last = 0, 0, {}
+-- Per event only a count by code; the health fields are named once per code below.
+local applied, duplicate, last, seen = 0, 0, {}, {}
+local new_days = {} -- created days whose labels this call brought, for `cal` (below)
 local i, n = 17, #ARGV
 while i <= n do
   local code, ms, changed = ARGV[i], nil, false
@@ -257,7 +328,7 @@ while i <= n do
         st.c, changed = {ms = ms, eid = stored_id(eid), ids = ids}, true
         if not labels[day] then
           labels[day] = {ARGV[i + 5], ARGV[i + 6]}
-          redis.call('HSETNX', CALENDAR, day, ARGV[i + 5] .. '|' .. ARGV[i + 6])
+          new_days[#new_days + 1] = day
         end
       end
       i = i + 7 + nseg
@@ -289,14 +360,21 @@ while i <= n do
   else
     duplicate = duplicate + 1
   end
-  incr(HEALTH, 'events|' .. topic .. '|' .. TYPE[code] .. '|' .. (changed and 'applied' or 'duplicate'), 1)
+  local outcome = changed and 'applied' or 'duplicate'
+  local counts = seen[code]
+  if not counts then counts = {applied = 0, duplicate = 0}; seen[code] = counts end
+  counts[outcome] = counts[outcome] + 1
+end
+for code, counts in pairs(seen) do
+  for outcome, count in pairs(counts) do
+    incr(HEALTH, 'events|' .. TOPIC[code] .. '|' .. TYPE[code] .. '|' .. outcome, count)
+  end
 end
 
 for id, entry in pairs(leads) do
   if entry.changed then
     local st = entry.st
-    contribute(entry.before, -1)
-    contribute(st, 1)
+    move(entry.before, st)
     local fields = {'c' .. id, encode_core(st)}
     for deal, d in pairs(st.deals) do
       if d[5] then
@@ -309,21 +387,46 @@ for id, entry in pairs(leads) do
 end
 
 -- Stored vector plus delta, as stored: comma-separated, zero as '', trailing zeros
--- dropped; '' when everything cancelled out.
+-- dropped; '' when everything cancelled out. Only the slots the delta moves are parsed
+-- and formatted; the stored text between them is copied in runs (parsing and
+-- formatting every slot was the largest cost of the whole script).
 local function merged(stored, delta)
-  local vec, size = {}, 0
-  if stored then
-    for s in string.gmatch(stored .. ',', '([^,]*),') do size = size + 1; vec[size] = tonumber(s) or 0 end
+  local slots, k = {}, 0
+  for slot, v in pairs(delta) do
+    if v ~= 0 then k = k + 1; slots[k] = slot end
   end
-  for slot in pairs(delta) do
-    if slot > size then size = slot end
+  if k > 1 then table.sort(slots) end
+  stored = stored or ''
+  local n = #stored
+  -- Slot `cur` starts at byte `pos`; pos is false once past the last stored slot, and
+  -- then `have` slots are written. stored[copied..] is not yet copied out.
+  local pos, cur, have, copied = n > 0 and 1, 1, 0, 1
+  local out, o = {}, 0
+  for j = 1, k do
+    local t = slots[j]
+    while pos and cur < t do
+      local comma = find(stored, ',', pos, true)
+      pos, cur = comma and comma + 1, cur + 1
+    end
+    local v = delta[t]
+    if pos then
+      local comma = find(stored, ',', pos, true)
+      local stop = comma and comma - 1 or n
+      v = v + (tonumber(sub(stored, pos, stop)) or 0)
+      out[o + 1], o = sub(stored, copied, pos - 1), o + 1
+      copied = stop + 1
+    else
+      if have == 0 and n > 0 then have = cur - 1 end
+      out[o + 1], o = sub(stored, copied) .. string.rep(',', (have == 0) and t - 1 or t - have), o + 1
+      copied, have = n + 1, t
+    end
+    out[o + 1], o = (v ~= 0) and format('%d', v) or '', o + 1
   end
-  local out, top = {}, 0
-  for s = 1, size do
-    local v = (vec[s] or 0) + (delta[s] or 0)
-    if v ~= 0 then out[s], top = string.format('%d', v), s else out[s] = '' end
-  end
-  return table.concat(out, ',', 1, top)
+  out[o + 1] = sub(stored, copied)
+  local text = table.concat(out)
+  local top = #text
+  while top > 0 and byte(text, top) == 44 do top = top - 1 end -- 44: ','
+  return sub(text, 1, top)
 end
 
 -- One HMGET and at most one HSET and one HDEL per hash, in chunks that stay well
@@ -351,6 +454,20 @@ for key, fields in pairs(vectors) do
     if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
     if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
   end
+end
+
+-- The calendar learns each new day once: one HMGET and one HSET per call rather than an
+-- HSETNX per day, with HSETNX's meaning (a stored day keeps its labels).
+for first = 1, #new_days, CHUNK do
+  local stop = math.min(first + CHUNK - 1, #new_days)
+  local stored, sets = redis.call('HMGET', CALENDAR, unpack(new_days, first, stop)), {}
+  for j = first, stop do
+    if not stored[j - first + 1] then
+      local day = new_days[j]
+      sets[#sets + 1] = day; sets[#sets + 1] = labels[day][1] .. '|' .. labels[day][2]
+    end
+  end
+  if #sets > 0 then redis.call('HSET', CALENDAR, unpack(sets)) end
 end
 
 for key, fields in pairs(ints) do
