@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import faust
 
+from streams.kafka.clients import client_options
 from streams.settings import Settings
 
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired to the configured broker; no web server, no changelog tables."""
+    kafka = client_options(settings)
     return faust.App(
         settings.consumer_group,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=kafka.faust_credentials(),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",
