@@ -18,12 +18,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
 
 from pydantic import SecretStr
 
 from streams.kafka.clients import CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, SASL_PROTOCOLS
 from streams.settings import Settings
-from streams.stack.certificates import ensure_ca, ensure_certificate
+from streams.stack.certificates import Issued, ensure_ca, ensure_certificate
 from streams.stack.errors import StackError
 from streams.stack.services import DEPLOY, Service, java_command
 
@@ -249,6 +250,46 @@ def _kafka_cluster_id() -> str:
             return cluster_id
 
 
+def _render_redis(settings: Settings, svc: Service) -> None:
+    """Port, password and TLS as `LEADPULSE_REDIS_URL` asks; in a file, so no password is on a command line.
+
+    `redis://user:pw@…` makes that ACL user (and turns `default` off), `redis://:pw@…` a
+    `requirepass`; `rediss://` serves TLS only, with a certificate from the stack's CA.
+    """
+    url = urlparse(settings.redis_url)
+    lines = []
+    if url.scheme == "rediss":
+        tls = _redis_tls(settings, svc)
+        lines += ["port 0", f"tls-port {svc.port}", f"tls-cert-file {tls.cert}", f"tls-key-file {tls.key}"]
+        lines += [f"tls-ca-cert-file {settings.kafka_tls_dir / CA_FILE}", "tls-auth-clients optional"]
+    else:
+        lines.append(f"port {svc.port}")
+    password = unquote(url.password) if url.password else None
+    if password and url.username and url.username != "default":
+        lines += ["user default off", f"user {unquote(url.username)} on {_redis_quote('>' + password)} ~* &* +@all"]
+    elif password:
+        lines.append(f"requirepass {_redis_quote(password)}")
+    _write_private(svc.dir / "redis.conf", _HEADER + "".join(f"{line}\n" for line in lines))
+
+
+def _redis_tls(settings: Settings, svc: Service) -> Issued:
+    given = parse_qs(urlparse(settings.redis_url).query).get("ssl_ca_certs")
+    local_ca = settings.kafka_tls_dir / CA_FILE
+    if given and Path(given[0]).resolve() != local_ca:
+        raise StackError(
+            f"the local stack signs its Redis certificate with its own CA ({local_ca}); "
+            "drop ssl_ca_certs from LEADPULSE_REDIS_URL (or point it there) to run the stack's Redis with TLS"
+        )
+    ca = ensure_ca(settings.kafka_tls_dir)
+    hosts = {svc.host, "localhost", "127.0.0.1"}
+    return ensure_certificate(ca, svc.dir / "tls" / "redis.pem", svc.dir / "tls" / "redis-key.pem", "leadpulse-redis", hosts)
+
+
+def _redis_quote(value: str) -> str:
+    """A redis.conf argument: double-quoted, with backslashes and quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _render_prometheus(settings: Settings, svc: Service) -> None:
     """The compose config with every target on 127.0.0.1 and this stack's ports."""
     config = _load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
@@ -278,6 +319,7 @@ def _render_alertmanager(settings: Settings, svc: Service) -> None:
 _HEADER = "# Rendered by `leadpulse stack up` from deploy/; edits here are overwritten on the next start.\n"
 RENDER: dict[str, Callable[[Settings, Service], None]] = {
     "kafka": _render_kafka,
+    "redis": _render_redis,
     "prometheus": _render_prometheus,
     "alertmanager": _render_alertmanager,
 }
