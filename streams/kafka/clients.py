@@ -53,6 +53,7 @@ class KafkaClientOptions:
     sasl_username: str | None
     sasl_password: SecretStr | None
     ssl_context: ssl.SSLContext | None
+    certfile: Path | None = None  # the client certificate in `ssl_context`, for messages
 
     @property
     def principal(self) -> str:
@@ -97,7 +98,7 @@ def client_options(settings: Settings) -> KafkaClientOptions:
                 "and LEADPULSE_KAFKA_SASL_PASSWORD"
             )
         mechanism = settings.kafka_sasl_mechanism
-    context = _ssl_context(settings) if protocol in TLS_PROTOCOLS else None
+    context, certfile = _ssl_context(settings) if protocol in TLS_PROTOCOLS else (None, None)
     return KafkaClientOptions(
         settings.kafka_bootstrap,
         protocol,
@@ -105,10 +106,11 @@ def client_options(settings: Settings) -> KafkaClientOptions:
         settings.kafka_sasl_username if mechanism else None,
         settings.kafka_sasl_password if mechanism else None,
         context,
+        certfile,
     )
 
 
-def _ssl_context(settings: Settings) -> ssl.SSLContext:
+def _ssl_context(settings: Settings) -> tuple[ssl.SSLContext, Path | None]:
     """Verifying context (hostnames included) with the configured or the local stack's CA and client certificate."""
     local = settings.kafka_tls_dir
     context = ssl.create_default_context()
@@ -129,7 +131,7 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
                 f"LEADPULSE_KAFKA_SSL_CERTFILE / LEADPULSE_KAFKA_SSL_KEYFILE: cannot load {certfile}"
                 f"{f' with {keyfile}' if keyfile else ''}: {exc}"
             ) from exc
-    return context
+    return context, certfile
 
 
 def _existing(path: Path) -> Path | None:

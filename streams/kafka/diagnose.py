@@ -12,9 +12,11 @@ gives the line. Nothing here prints a password: messages name settings, users an
 from __future__ import annotations
 
 import asyncio
+import datetime
 import ssl
 import struct
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from streams.kafka.clients import TLS_PROTOCOLS, KafkaClientOptions
@@ -27,7 +29,10 @@ STEP_TIMEOUT_S: Final = 5.0
 _API_VERSIONS_V0: Final = struct.pack(">hhih", 18, 0, 1, 18) + b"leadpulse-diagnose"
 ACL_HINT: Final = "ask the cluster's admin for the ACLs in docs/operations.md"
 #: OpenSSL verify codes (`ssl.SSLCertVerificationError.verify_code`).
-_CERT_EXPIRED, _HOSTNAME_MISMATCH = 10, 62
+_CERT_EXPIRED: Final = 10
+_NAME_MISMATCH: Final = frozenset({62, 64})  # hostname, IP address
+#: TLS alerts with which a broker refuses the client's certificate (or its absence).
+_CLIENT_CERT_REFUSED: Final = ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "UNKNOWN_CA", "CERTIFICATE_EXPIRED", "DECRYPT_ERROR")
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST", "UNEXPECTED_EOF")
 
 
@@ -68,9 +73,12 @@ async def _transport(options: KafkaClientOptions, host: str, port: int, where: s
     try:
         await asyncio.wait_for(_api_versions(host, port, options.ssl_context), STEP_TIMEOUT_S)
     except ssl.SSLError as exc:
-        return f"{where}: {_tls_cause(exc, host)}"
+        return f"{where}: {_tls_cause(exc, host, options)}"
     except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError):
-        if protocol not in TLS_PROTOCOLS and await _speaks_tls(host, port):
+        speaks_tls = await _speaks_tls(host, port)
+        if protocol in TLS_PROTOCOLS and not speaks_tls:
+            return f"{where}: {_NOT_TLS_ADVICE}"
+        if protocol not in TLS_PROTOCOLS and speaks_tls:
             return (
                 f"{where} expects TLS but LEADPULSE_KAFKA_SECURITY_PROTOCOL is {protocol}: "
                 "set it to SSL or SASL_SSL (with LEADPULSE_KAFKA_SSL_CAFILE if its CA is private)"
@@ -107,11 +115,11 @@ async def _speaks_tls(host: str, port: int) -> bool:
     return True
 
 
-def _tls_cause(exc: ssl.SSLError, host: str) -> str:
+def _tls_cause(exc: ssl.SSLError, host: str, options: KafkaClientOptions) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         if exc.verify_code == _CERT_EXPIRED:
             return "its TLS certificate has expired: renew it on the broker (the local stack's `leadpulse stack up` makes a new one)"
-        if exc.verify_code == _HOSTNAME_MISMATCH:
+        if exc.verify_code in _NAME_MISMATCH:
             return f"its TLS certificate does not name {host}: set LEADPULSE_KAFKA_BOOTSTRAP to a host name the certificate holds"
         return (
             f"its TLS certificate is not signed by a CA this client trusts ({exc.verify_message}): "
@@ -119,17 +127,34 @@ def _tls_cause(exc: ssl.SSLError, host: str) -> str:
         )
     reason = (exc.reason or str(exc)).upper()
     if any(marker in reason for marker in _NOT_TLS) or "EOF" in str(exc).upper():
-        return (
-            "does not speak TLS on this port: set LEADPULSE_KAFKA_SECURITY_PROTOCOL to PLAINTEXT or SASL_PLAINTEXT, "
-            "or LEADPULSE_KAFKA_BOOTSTRAP to its TLS listener"
-        )
-    if "CERTIFICATE_EXPIRED" in reason:
-        return "it refused the client certificate as expired: renew the one LEADPULSE_KAFKA_SSL_CERTFILE names"
-    if "CERTIFICATE_REQUIRED" in reason or "HANDSHAKE_FAILURE" in reason:
-        return "it requires a client certificate: set LEADPULSE_KAFKA_SSL_CERTFILE and LEADPULSE_KAFKA_SSL_KEYFILE"
-    if "UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason or "DECRYPT_ERROR" in reason:
-        return "it refused the client certificate (LEADPULSE_KAFKA_SSL_CERTFILE): not signed by a CA the broker trusts"
+        return _NOT_TLS_ADVICE
+    if any(alert in reason for alert in _CLIENT_CERT_REFUSED):
+        return _client_certificate_cause(options.certfile)
     return f"the TLS handshake failed ({exc.reason}): check LEADPULSE_KAFKA_SSL_CAFILE, LEADPULSE_KAFKA_SSL_CERTFILE and LEADPULSE_KAFKA_SSL_KEYFILE"
+
+
+_NOT_TLS_ADVICE: Final = (
+    "does not speak TLS on this port: set LEADPULSE_KAFKA_SECURITY_PROTOCOL to PLAINTEXT or SASL_PLAINTEXT, "
+    "or LEADPULSE_KAFKA_BOOTSTRAP to its TLS listener"
+)
+
+
+def _client_certificate_cause(certfile: Path | None) -> str:
+    """Why the broker refused our certificate: none sent, expired, or signed by a CA it does not trust."""
+    if certfile is None:
+        return "it requires a client certificate: set LEADPULSE_KAFKA_SSL_CERTFILE and LEADPULSE_KAFKA_SSL_KEYFILE"
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(certfile.read_bytes())
+    except (OSError, ValueError):
+        cert = None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if cert is not None and cert.not_valid_after_utc < now:
+        return f"it refused the client certificate {certfile}, which has expired: renew the one LEADPULSE_KAFKA_SSL_CERTFILE names"
+    if cert is not None and now < cert.not_valid_before_utc:
+        return f"it refused the client certificate {certfile}, which is not valid yet: check LEADPULSE_KAFKA_SSL_CERTFILE and the clock"
+    return f"it refused the client certificate {certfile} (LEADPULSE_KAFKA_SSL_CERTFILE): not signed by a CA the broker trusts"
 
 
 async def _sasl(options: KafkaClientOptions, host: str, port: int, where: str) -> str | None:
