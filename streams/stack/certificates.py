@@ -136,9 +136,13 @@ def _general_name(host: str) -> x509.GeneralName:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    """PKCS#8 without a passphrase (what Kafka's PEM keystore reads), readable by the owner only."""
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    """PKCS#8 without a passphrase: what Kafka's PEM keystore reads."""
+    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+def write_private(path: Path, data: bytes | str) -> None:
+    """Write `data` readable by the owner only: keys, and configs that may hold passwords."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+        out.write(data.encode() if isinstance(data, str) else data)

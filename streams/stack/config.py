@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import secrets
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from pydantic import SecretStr
 
 from streams.kafka.clients import CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, SASL_PROTOCOLS
 from streams.settings import Settings
-from streams.stack.certificates import Issued, ensure_ca, ensure_certificate
+from streams.stack.certificates import Issued, ensure_ca, ensure_certificate, write_private
 from streams.stack.errors import StackError
 from streams.stack.services import DEPLOY, Service, java_command
 
@@ -57,7 +56,7 @@ def _render_kafka(settings: Settings, svc: Service) -> None:
         props.update(_secured_kafka(settings, svc, controller))
     # A .properties value reads backslashes as escapes: double them (JAAS passwords may hold some).
     lines = [f"{key}={value.replace(chr(92), chr(92) * 2)}\n" for key, value in props.items()]
-    _write_private(svc.dir / "server.properties", _HEADER + "".join(lines))  # may hold PLAIN passwords
+    write_private(svc.dir / "server.properties", _HEADER + "".join(lines))  # may hold PLAIN passwords
     shutil.copyfile(DEPLOY / "kafka" / "log4j2.properties", svc.dir / "log4j2.properties")
     if not (svc.dir / "data" / "meta.properties").exists():
         _format_kafka(settings, svc)
@@ -135,7 +134,7 @@ def _broker_tls(settings: Settings) -> Path:
         ca, tls / "broker.pem", tls / "broker-key.pem", BROKER_PRINCIPAL, {host, "localhost", "127.0.0.1"}
     )
     keystore = broker.key.read_text() + broker.cert.read_text() + ca.cert.read_text()
-    _write_private(tls / BROKER_KEYSTORE, keystore)
+    write_private(tls / BROKER_KEYSTORE, keystore)
     if settings.kafka_security_protocol == "SSL" and settings.kafka_ssl_certfile is None:
         ensure_certificate(ca, tls / CLIENT_CERT_FILE, tls / CLIENT_KEY_FILE, app_principal(settings))
     return tls
@@ -145,7 +144,7 @@ def admin_password(settings: Settings) -> str:
     """The stack's admin password: random, made once per home, kept beside the CA (owner-only)."""
     path = settings.kafka_tls_dir / ADMIN_PASSWORD_FILE
     if not path.exists():
-        _write_private(path, secrets.token_urlsafe(24))
+        write_private(path, secrets.token_urlsafe(24))
     return path.read_text().strip()
 
 
@@ -236,12 +235,6 @@ def _check_formatted_users(settings: Settings, svc: Service) -> None:
         )
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-
-
 def _kafka_cluster_id() -> str:
     """A random Kafka Uuid as `StorageTool random-uuid` prints it, without starting a JVM."""
     while True:
@@ -269,7 +262,7 @@ def _render_redis(settings: Settings, svc: Service) -> None:
         lines += ["user default off", f"user {unquote(url.username)} on {_redis_quote('>' + password)} ~* &* +@all"]
     elif password:
         lines.append(f"requirepass {_redis_quote(password)}")
-    _write_private(svc.dir / "redis.conf", _HEADER + "".join(f"{line}\n" for line in lines))
+    write_private(svc.dir / "redis.conf", _HEADER + "".join(f"{line}\n" for line in lines))
 
 
 def _redis_tls(settings: Settings, svc: Service) -> Issued:
