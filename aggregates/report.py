@@ -29,10 +29,10 @@ Row = dict[str, float]
 def print_report(settings: Settings, as_of: date, as_json: bool) -> int:
     """Print the report; exit status 1 (with the reason on stderr) when Redis cannot be read."""
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+        client = redis.Redis.from_url(settings.redis_connect_url, socket_timeout=10)
         series = read_series(client, settings, as_of)
     except redis.RedisError as exc:
-        print(f"error: cannot read the aggregates from Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+        print(f"error: cannot read the aggregates from Redis at {settings.redis_shown}: {exc}", file=sys.stderr)
         return 1
     if as_json:
         sys.stdout.write(orjson.dumps([series_json(s) for s in series], option=orjson.OPT_INDENT_2).decode() + "\n")

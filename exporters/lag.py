@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from streams.kafka.clients import KafkaClientOptions
+from streams.kafka.diagnose import diagnose_sync
 from streams.positions import TopicPartition
 from streams.settings import INPUT_TOPICS
 
@@ -46,13 +48,13 @@ class EndOffsets:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaClientOptions,
         topics: Sequence[str] = INPUT_TOPICS,
         timeout_s: float = TIMEOUT_S,
         retry_after_s: float = RETRY_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._topics = list(topics)
         self._timeout_ms = int(timeout_s * 1000)
         self._retry_after_s = retry_after_s
@@ -70,7 +72,8 @@ class EndOffsets:
             try:
                 return self._read()
             except (KafkaError, OSError) as error:
-                log.warning("Kafka end offsets unavailable (%s); consumer lag not exported for %.0f s", error, self._retry_after_s)
+                cause = diagnose_sync(self._kafka, self._topics) or error
+                log.warning("Kafka end offsets unavailable (%s); consumer lag not exported for %.0f s", cause, self._retry_after_s)
                 self._close()
                 self._retry_at = self._clock() + self._retry_after_s
                 return None
@@ -85,7 +88,7 @@ class EndOffsets:
 
         if self._admin is None:
             self._admin = KafkaAdminClient(
-                bootstrap_servers=self._bootstrap,
+                **self._kafka.kwargs(),
                 bootstrap_timeout_ms=self._timeout_ms,
                 request_timeout_ms=self._timeout_ms,
                 client_id="leadpulse-exporter",

@@ -30,16 +30,17 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     from exporters.collector import LeadpulseCollector
     from exporters.lag import EndOffsets
+    from streams.kafka.clients import client_options
 
     client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        settings.redis_connect_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
     )
-    end_offsets = EndOffsets(settings.kafka_bootstrap)
+    end_offsets = EndOffsets(client_options(settings))
     registry = CollectorRegistry()
     registry.register(LeadpulseCollector(client, settings, end_offsets))
     ProcessCollector(registry=registry)  # the exporter's own CPU and memory
     server, thread = start_http_server(port, addr=host, registry=registry)
-    log.info("serving /metrics on %s:%d (Redis %s, key prefix %r)", host, port, settings.redis_url, settings.key_prefix)
+    log.info("serving /metrics on %s:%d (Redis %s, key prefix %r)", host, port, settings.redis_shown, settings.key_prefix)
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:

@@ -16,12 +16,23 @@ from streams.ingest.api import api_command
 from streams.demo.run import demo_command
 from streams.demo.generate import generate_command
 from streams.ingest.publish import publish_command
+from streams.kafka.clients import KafkaAccessError, KafkaSettingsError
 from streams.logs import configure_logging
 from streams.settings import Settings
 from streams.stack.cli import stack
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Every command's Kafka settings and access errors end as one `Error:` line and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (KafkaSettingsError, KafkaAccessError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """leadpulse: live lead-to-customer conversion analytics.
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Literal
+from urllib.parse import parse_qs, urlencode, urlparse
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,19 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".leadpulse"), description="data, logs and pid files of `stack up`")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap host:port")
     kafka_controller_port: int = Field(9095, description="KRaft controller listener of the local broker")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how every Kafka client connects; `stack up` starts its broker's listener so"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (SASL_PLAINTEXT, SASL_SSL)"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user; the local stack's client certificate CN with SSL")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (a secret: never logged or printed)")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM CA of the brokers' certificates (system CAs, plus the local stack's CA if present, when unset)"
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="PEM client certificate, for brokers that require one")
+    kafka_ssl_keyfile: Path | None = Field(None, description="PEM key of the client certificate")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
     exporter_port: int = Field(9816, description="exporter /metrics port")
     api_port: int = Field(9817, description="ingest API port")
@@ -68,9 +82,37 @@ class Settings(BaseSettings):
         return host or "127.0.0.1", int(port)
 
     @property
+    def kafka_tls_dir(self) -> Path:
+        """Where `stack up` keeps its CA, certificates and admin secret; clients look for its CA here."""
+        return self.home.expanduser().resolve() / "kafka" / "tls"
+
+    @property
     def redis_host_port(self) -> tuple[str, int]:
         url = urlparse(self.redis_url)
         return url.hostname or "127.0.0.1", url.port or 6379
+
+    @property
+    def redis_shown(self) -> str:
+        """The Redis URL for logs and messages: any password replaced by `***`."""
+        url = urlparse(self.redis_url)
+        if url.password is None:
+            return self.redis_url
+        user = f"{url.username}:" if url.username else ":"
+        return url._replace(netloc=f"{user}***@{url.hostname}{f':{url.port}' if url.port else ''}").geturl()
+
+    @property
+    def redis_connect_url(self) -> str:
+        """The URL every Redis client connects with: `redis_url`, trusting the local stack's CA.
+
+        A `rediss://` URL without `ssl_ca_certs` also trusts the CA `stack up` made, when
+        there is one (redis-py adds it to the system CAs), as the Kafka clients do.
+        """
+        url = urlparse(self.redis_url)
+        local_ca = self.kafka_tls_dir / "ca.pem"
+        if url.scheme != "rediss" or "ssl_ca_certs" in parse_qs(url.query) or not local_ca.is_file():
+            return self.redis_url
+        query = "&".join(part for part in (url.query, urlencode({"ssl_ca_certs": str(local_ca)})) if part)
+        return url._replace(query=query).geturl()
 
     def today(self) -> date:
         """Day T of the contract: pinned by ``as_of`` or today in UTC."""

@@ -23,6 +23,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from aggregates.series import Series
 from streams.events import Event, parse_record
+from streams.kafka.clients import client_options
 from streams.settings import DEALS_TOPIC, INPUT_TOPICS, LEADS_TOPIC, Settings
 from tests.aggregates.reference import reference_series
 
@@ -35,21 +36,39 @@ class Pipeline:
     logs: Path
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: False keeps the base settings' consumer group: the one a secured broker's ACLs name.
+    own_group: bool = True
 
     @property
     def settings(self) -> Settings:
-        return self.base.model_copy(update={"key_prefix": f"w{self.tag}", "consumer_group": f"g{self.tag}"})
+        update = {"key_prefix": f"w{self.tag}"} | ({"consumer_group": f"g{self.tag}"} if self.own_group else {})
+        return self.base.model_copy(update=update)
 
     def env(self) -> dict[str, str]:
+        """The environment of this pipeline's commands: every setting that says where and how to connect."""
         s = self.settings
-        return {
+        env = {
             **os.environ,
             "LEADPULSE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
             "LEADPULSE_REDIS_URL": s.redis_url,
             "LEADPULSE_KEY_PREFIX": s.key_prefix,
             "LEADPULSE_CONSUMER_GROUP": s.consumer_group,
             "LEADPULSE_HOME": str(s.home),
+            "LEADPULSE_KAFKA_SECURITY_PROTOCOL": s.kafka_security_protocol,
+            "LEADPULSE_KAFKA_SASL_MECHANISM": s.kafka_sasl_mechanism,
         }
+        optional = {
+            "LEADPULSE_KAFKA_SASL_USERNAME": s.kafka_sasl_username,
+            "LEADPULSE_KAFKA_SASL_PASSWORD": s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else None,
+            "LEADPULSE_KAFKA_SSL_CAFILE": s.kafka_ssl_cafile,
+            "LEADPULSE_KAFKA_SSL_CERTFILE": s.kafka_ssl_certfile,
+            "LEADPULSE_KAFKA_SSL_KEYFILE": s.kafka_ssl_keyfile,
+        }
+        for name, value in optional.items():
+            env.pop(name, None)
+            if value is not None:
+                env[name] = str(value)
+        return env
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker-{self.tag}-{len(self.workers)}.log").open("wb")
@@ -70,7 +89,7 @@ class Pipeline:
 
     def publish_raw(self, records: list[bytes]) -> None:
         """Write records straight to the input topics, as any producer might (no validation)."""
-        producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all", linger_ms=5)
+        producer = KafkaProducer(**client_options(self.settings).kwargs(), acks="all", linger_ms=5)
         for i, raw in enumerate(records):
             try:
                 decoded = orjson.loads(raw)
@@ -88,7 +107,7 @@ class Pipeline:
 
     def records_up_to(self, last: dict[tuple[str, int], int]) -> list[bytes]:
         """The input records at or below each partition's `last` offset."""
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
+        consumer = KafkaConsumer(**client_options(self.settings).kwargs(), enable_auto_commit=False)
         partitions, starts, _ = _extent(consumer)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
@@ -107,12 +126,12 @@ class Pipeline:
         return records
 
     def stored_offsets(self) -> dict[tuple[str, int], int]:
-        raw = redis.Redis.from_url(self.settings.redis_url).hgetall(f"{self.settings.key_prefix}:offsets")
+        raw = redis.Redis.from_url(self.settings.redis_connect_url).hgetall(f"{self.settings.key_prefix}:offsets")
         return {(k.decode().rpartition("|")[0], int(k.decode().rpartition("|")[2])): int(v) for k, v in raw.items()}
 
     def wait_caught_up(self, timeout: float = 120) -> None:
         """Until Redis's stored offsets reach the end every non-empty partition has now."""
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+        consumer = KafkaConsumer(**client_options(self.settings).kwargs())
         partitions, starts, ends = _extent(consumer)
         consumer.close()
         last = {(tp.topic, tp.partition): ends[tp] - 1 for tp in partitions if ends[tp] > starts[tp]}

@@ -64,7 +64,7 @@ def feed_kafka(
     """
     from streams.ingest.publish import DELIVERY_TIMEOUT_MS, connect
 
-    producer = connect(settings.kafka_bootstrap)
+    producer = connect(settings)
     summary = FeedSummary()
 
     def failed(_: Exception) -> None:  # runs on the producer's I/O thread, the only writer of `failed`

@@ -165,11 +165,12 @@ class Probe:
 
         from aggregates.store import AggregateStore
         from exporters.lag import EndOffsets
+        from streams.kafka.clients import client_options
 
         self.settings = settings
-        self.client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.client = redis.Redis.from_url(settings.redis_connect_url, socket_timeout=5, socket_connect_timeout=5)
         self.store = AggregateStore(self.client, settings)
-        self.end_offsets = EndOffsets(settings.kafka_bootstrap)
+        self.end_offsets = EndOffsets(client_options(settings))
 
     def sample(self, at_s: float, as_of: date, processes: dict[str, str]) -> Sample:
         from aggregates.read import read_health, read_series
@@ -277,7 +278,7 @@ class _Watch:
                 try:
                     sample = self.probe.sample(tick - self.started, as_of, self.processes.states())
                 except RedisError as error:
-                    raise DemoError(f"Redis at {self.settings.redis_url} stopped answering: {error}") from error
+                    raise DemoError(f"Redis at {self.settings.redis_shown} stopped answering: {error}") from error
                 self.timeline.add(sample, datetime.now(timezone.utc).strftime("%H:%M:%S UTC"))
                 if display is not None:
                     display.update(render(self.timeline, context))

@@ -30,8 +30,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from streams.events import MAX_RECORD_BYTES, Event, Rejection, parse_record
 from streams.ingest.publish import rejected_key
 from streams.ingest.records import Record, read_jsonl, wall_clock_ms
+from streams.kafka.clients import KafkaClientOptions, client_options
+from streams.kafka.diagnose import diagnose
 from streams.kafka.rejected import rejection_headers
-from streams.settings import REJECTED_TOPIC, Settings
+from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
 from streams.ingest.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from streams.ingest.webhooks import MAPPERS, map_notifications
 
@@ -47,6 +49,10 @@ NDJSON: Final = "application/x-ndjson"
 PRODUCE_TIMEOUT_S: Final = 10.0
 HEALTH_TIMEOUT_S: Final = 2.0
 RETRY_AFTER_S: Final = 5
+#: After a failed produce, why Kafka refused is diagnosed (and logged with the 503) at most
+#: this often, within DIAGNOSE_TIMEOUT_S, so a flood of failing requests costs one check.
+DIAGNOSE_EVERY_S: Final = 30.0
+DIAGNOSE_TIMEOUT_S: Final = 5.0
 #: No lingering: records batch up anyway while a produce request is in flight (aiokafka keeps
 #: one per broker); in `tests/bench/api.py`, 5 ms doubled a lone event's latency and gained nothing
 #: at batch sizes 100 and 1,000.
@@ -100,9 +106,10 @@ class ApiMetrics:
 class KafkaSink:
     """The API's one idempotent producer, started on first use: the API serves (503s) while Kafka is down."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaClientOptions) -> None:
+        self._kafka = kafka
         self._producer: AIOKafkaProducer | None = None
+        self._cause: tuple[float, str | None] | None = None  # when the last diagnosis ran, and what it found
         self._lock = asyncio.Lock()
 
     async def send(self, records: Sequence[Record], origin: str) -> None:
@@ -110,7 +117,18 @@ class KafkaSink:
         try:
             await asyncio.wait_for(self._send(records, origin), PRODUCE_TIMEOUT_S)
         except _KAFKA_FAILURES as exc:
-            raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
+            raise KafkaUnavailable(await self._why(exc)) from exc
+
+    async def _why(self, exc: BaseException) -> str:
+        """The diagnosed cause (credentials, certificates, ACLs), at most one diagnosis per DIAGNOSE_EVERY_S."""
+        now = time.monotonic()
+        if self._cause is None or now - self._cause[0] > DIAGNOSE_EVERY_S:
+            try:
+                cause = await asyncio.wait_for(diagnose(self._kafka, [*INPUT_TOPICS, REJECTED_TOPIC]), DIAGNOSE_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                cause = None
+            self._cause = (now, cause)
+        return self._cause[1] or str(exc) or type(exc).__name__
 
     async def reachable(self) -> bool:
         """Whether Kafka answers a metadata request within HEALTH_TIMEOUT_S (connecting included)."""
@@ -151,7 +169,7 @@ class KafkaSink:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self._bootstrap,
+                    **self._kafka.kwargs(),
                     client_id="leadpulse-api",
                     acks="all",
                     enable_idempotence=True,
@@ -307,7 +325,7 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False) -> web.App
     secret = settings.ingest_secret.get_secret_value().encode() if settings.ingest_secret is not None else b""
     if not secret and not insecure_no_auth:
         raise MissingSecret("LEADPULSE_INGEST_SECRET is not set; refusing to accept unsigned requests")
-    api = IngestApi(KafkaSink(settings.kafka_bootstrap), None if insecure_no_auth else secret, ApiMetrics())
+    api = IngestApi(KafkaSink(client_options(settings)), None if insecure_no_auth else secret, ApiMetrics())
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[api.answer])
     app.add_routes(
         [

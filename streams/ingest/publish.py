@@ -20,8 +20,10 @@ import orjson
 
 from streams.events import MAX_ID_CHARS, Event
 from streams.ingest.records import FORMATS, STDIN, Format, Record, detect_format, read_records, wall_clock_ms
+from streams.kafka.clients import client_options
+from streams.kafka.diagnose import ACL_HINT, diagnose_sync
 from streams.kafka.rejected import rejection_headers
-from streams.settings import REJECTED_TOPIC, Settings
+from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
 
 if TYPE_CHECKING:  # kafka and rich load only when a command runs, keeping `leadpulse --help` instant
     from kafka import KafkaProducer
@@ -94,7 +96,7 @@ def publish(
     from kafka.errors import KafkaTimeoutError
 
     inputs = check_inputs(paths, fmt)
-    producer = connect(settings.kafka_bootstrap)
+    producer = connect(settings)
     deliveries = _Deliveries()
     records = bytes_done = 0
     try:
@@ -108,8 +110,8 @@ def publish(
                 bytes_done += _position(stream)
         return deliveries.drain()
     except KafkaTimeoutError as exc:  # `send` got no topic metadata in time: the broker went away
-        message = f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}"
-        raise KafkaUnreachable(message, deliveries.drain()) from exc
+        summary = deliveries.drain()
+        raise KafkaUnreachable(_why_unreachable(settings, exc), summary) from exc
     except OSError as exc:  # an input failed mid-read (after `check_inputs` passed)
         raise PublishError(f"reading input failed: {exc}", deliveries.drain()) from exc
     finally:
@@ -134,7 +136,7 @@ def check_inputs(paths: Sequence[str], fmt: Format | None) -> list[tuple[str, Fo
     return inputs
 
 
-def connect(bootstrap: str) -> KafkaProducer:
+def connect(settings: Settings) -> KafkaProducer:
     """A durable, batching producer, or `KafkaUnreachable` within CONNECT_TIMEOUT_MS.
 
     `enable_idempotence` is left at kafka-python's default (on), which it switches off
@@ -145,7 +147,7 @@ def connect(bootstrap: str) -> KafkaProducer:
 
     try:
         return KafkaProducer(
-            bootstrap_servers=bootstrap,
+            **client_options(settings).kwargs(),
             client_id="leadpulse-publish",
             acks="all",
             linger_ms=LINGER_MS,
@@ -156,7 +158,13 @@ def connect(bootstrap: str) -> KafkaProducer:
             delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
         )
     except KafkaError as exc:
-        raise KafkaUnreachable(f"Kafka at {bootstrap} is unreachable: {exc}") from exc
+        raise KafkaUnreachable(_why_unreachable(settings, exc)) from exc
+
+
+def _why_unreachable(settings: Settings, exc: Exception) -> str:
+    """The diagnosed cause (credentials, certificates, ACLs, address), else what the client said."""
+    topics = [*INPUT_TOPICS, REJECTED_TOPIC]
+    return diagnose_sync(client_options(settings), topics) or f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}"
 
 
 def _send(producer: KafkaProducer, path: str, record: Record) -> FutureRecordMetadata:
@@ -287,7 +295,8 @@ def publish_command(files: tuple[str, ...], fmt: Format | None, bootstrap: str |
         raise click.ClickException(str(exc)) from exc
     click.echo(str(summary))
     if not summary.ok:
+        hint = f": its user may not write there; {ACL_HINT}" if "AuthorizationFailed" in (summary.first_failure or "") else ""
         raise click.ClickException(
             f"Kafka at {settings.kafka_bootstrap} did not acknowledge {summary.failed} records"
-            f" (first: {summary.first_failure})"
+            f" (first: {summary.first_failure}){hint}"
         )

@@ -10,6 +10,8 @@ import click
 
 from streams.logs import configure_logging
 from streams.settings import Settings
+from streams.kafka.clients import CA_FILE
+from streams.stack.config import app_principal
 from streams.stack.control import START_TIMEOUT, STOP_TIMEOUT, ServiceStatus, down, status, up
 from streams.stack.errors import StackError
 from streams.stack.services import SERVICES
@@ -34,6 +36,21 @@ def _with_settings(command: Callable[..., None]) -> Callable[..., None]:
 def _settings(overrides: dict[str, Any]) -> Settings:
     configure_logging("info")
     return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+def _print_security(settings: Settings) -> None:
+    """How clients must connect to a secured stack, and the CA they trust by default; never a password."""
+    kafka: str = settings.kafka_security_protocol
+    ca = settings.kafka_tls_dir / CA_FILE
+    if kafka == "PLAINTEXT" and not settings.redis_url.startswith("rediss:"):
+        return
+    if kafka.startswith("SASL"):
+        kafka += f" ({settings.kafka_sasl_mechanism}, user {app_principal(settings)}, ACLs on)"
+    elif kafka == "SSL":
+        kafka += f" (client certificate CN={app_principal(settings)}, ACLs on)"
+    click.echo(f"Kafka: {kafka}")
+    click.echo(f"Redis: {settings.redis_shown}")
+    click.echo(f"CA every leadpulse client trusts by default: {_short(ca)}{'' if ca.exists() else ' (made by `stack up`)'}")
 
 
 def _print_table(statuses: Sequence[ServiceStatus]) -> None:
@@ -79,7 +96,9 @@ def up_command(services: tuple[str, ...], timeout: float, **overrides: Any) -> N
     Processes keep running after this command exits.
     """
     try:
-        _print_table(up(_settings(overrides), services or None, timeout))
+        settings = _settings(overrides)
+        _print_table(up(settings, services or None, timeout))
+        _print_security(settings)
     except StackError as error:
         raise click.ClickException(str(error)) from error
 
@@ -107,6 +126,8 @@ def status_command(**overrides: Any) -> None:
     answers on the port), stopped, or not installed.
     """
     try:
-        _print_table(status(_settings(overrides)))
+        settings = _settings(overrides)
+        _print_table(status(settings))
+        _print_security(settings)
     except StackError as error:
         raise click.ClickException(str(error)) from error

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.settings import Settings
+from streams.stack.acls import grant, grants
+from streams.stack.config import app_principal
 from streams.stack.errors import StackError
 from streams.stack.probes import answers, kafka_admin, port_open, quiet_kafka
 from streams.stack.processes import POLL, ours, recorded, running, send_signal, start, stop, wait_gone
@@ -41,9 +43,9 @@ class ServiceStatus:
     log: Path
 
 
-def _wait_ready(svc: Service, deadline: float, mine: bool) -> None:
+def _wait_ready(settings: Settings, svc: Service, deadline: float, mine: bool) -> None:
     """Poll until ``svc`` answers; fail early if our process died."""
-    while not answers(svc, 1.0):
+    while not answers(settings, svc, 1.0):
         proc = recorded(svc)
         if mine and (proc is None or not running(proc)):
             raise StackError(f"{svc.name} exited while starting; see {_logs(svc)}{_tail(svc)}")
@@ -80,7 +82,7 @@ def up(settings: Settings, services: Sequence[str] | None = None, timeout: float
     deadline = time.monotonic() + timeout
     started = [svc for svc in (service(settings, name) for name in names) if _ensure_started(settings, svc, deadline)]
     for svc in started:
-        _wait_ready(svc, deadline, mine=True)
+        _wait_ready(settings, svc, deadline, mine=True)
     if "kafka" in names:
         create_topics(settings)
     return status(settings, names)
@@ -101,12 +103,12 @@ def _ensure_started(settings: Settings, svc: Service, deadline: float) -> bool:
         )
     if proc is not None:
         log.info("%s already runs on %s (pid %d, ours)", svc.name, svc.address, proc.pid)
-        _wait_ready(svc, deadline, mine=True)
+        _wait_ready(settings, svc, deadline, mine=True)
     elif port_open(svc.host, svc.port):
         log.info("%s: something already listens on %s; reusing it (not ours: `down` leaves it)", svc.name, svc.address)
         patience = 0.0 if svc.name in OPTIONAL else EXTERNAL_WAIT
         try:
-            _wait_ready(svc, min(deadline, time.monotonic() + patience), mine=False)
+            _wait_ready(settings, svc, min(deadline, time.monotonic() + patience), mine=False)
         except StackError as error:
             if svc.name not in OPTIONAL:
                 raise
@@ -120,7 +122,10 @@ def _ensure_started(settings: Settings, svc: Service, deadline: float) -> bool:
 
 
 def create_topics(settings: Settings) -> None:
-    """Create the contract's topics, keeping any that exist (their settings are not changed)."""
+    """Create the contract's topics, keeping any that exist (their settings are not changed).
+
+    On a secured broker, also grant leadpulse's principal its ACLs (`streams.stack.acls`).
+    """
     from kafka.errors import TopicAlreadyExistsError
 
     wanted = {
@@ -132,7 +137,7 @@ def create_topics(settings: Settings) -> None:
         for topic in TOPICS
     }
     with quiet_kafka():
-        admin = kafka_admin(settings.kafka_bootstrap, 10.0)
+        admin = kafka_admin(settings, 10.0)
         try:
             result = admin.create_topics(wanted, raise_errors=False)
             for topic in result["topics"]:
@@ -141,6 +146,8 @@ def create_topics(settings: Settings) -> None:
                 elif topic["error_code"] != TopicAlreadyExistsError.errno:
                     raise StackError(f"creating topic {topic['name']} failed: {topic['error_message']}")
             admin.wait_for_topics(list(TOPICS), timeout_ms=30_000)
+            if settings.kafka_security_protocol != "PLAINTEXT":
+                grant(admin, app_principal(settings), grants(settings))
         finally:
             admin.close()
 

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from streams.kafka.clients import client_options
+from streams.settings import Settings
+from streams.stack.config import admin_settings
 from streams.stack.services import Service
 
 
@@ -27,29 +30,32 @@ def quiet_kafka() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def kafka_admin(bootstrap: str, timeout: float) -> Any:
+def kafka_admin(settings: Settings, timeout: float) -> Any:
+    """An admin client of the stack's super user (on a secured stack) on the configured broker."""
     from kafka import KafkaAdminClient
 
     ms = int(timeout * 1000)
-    return KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=ms, request_timeout_ms=max(ms, 1000))
+    options = client_options(admin_settings(settings)).kwargs()
+    return KafkaAdminClient(**options, bootstrap_timeout_ms=ms, request_timeout_ms=max(ms, 1000))
 
 
-def _kafka_answers(svc: Service, timeout: float) -> bool:
+def _kafka_answers(settings: Settings, timeout: float) -> bool:
     from kafka.errors import KafkaError
 
     with quiet_kafka():
         try:
             # Bootstrapping is a metadata request: it succeeds once the broker serves clients.
-            kafka_admin(svc.address, timeout).close()
+            kafka_admin(settings, timeout).close()
         except (KafkaError, OSError):
             return False
     return True
 
 
-def _redis_answers(svc: Service, timeout: float) -> bool:
+def _redis_answers(settings: Settings, timeout: float) -> bool:
     import redis
 
-    client = redis.Redis(host=svc.host, port=svc.port, socket_timeout=timeout, socket_connect_timeout=timeout)
+    # The URL, not just host and port: a stack Redis with a password or TLS answers only so.
+    client = redis.Redis.from_url(settings.redis_connect_url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         return bool(client.ping())  # a Redis still loading its AOF answers LOADING: not ready yet
     except redis.RedisError:
@@ -69,12 +75,12 @@ def _http_ready(svc: Service, timeout: float) -> bool:
         return False
 
 
-def answers(svc: Service, timeout: float) -> bool:
+def answers(settings: Settings, svc: Service, timeout: float) -> bool:
     """Whether ``svc`` serves: Kafka and Redis by their protocols, the others by /-/ready."""
     if svc.name == "kafka":
-        return _kafka_answers(svc, timeout)
+        return _kafka_answers(settings, timeout)
     if svc.name == "redis":
-        return _redis_answers(svc, timeout)
+        return _redis_answers(settings, timeout)
     return _http_ready(svc, timeout)
 
 

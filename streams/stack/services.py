@@ -74,8 +74,8 @@ def _redis(settings: Settings, home: Path) -> Service:
     host, port = settings.redis_host_port
     command = (
         "redis-server",
+        str(d / "redis.conf"),  # the port, TLS and password, rendered from LEADPULSE_REDIS_URL
         "--bind", socket.gethostbyname(host),  # Redis binds addresses, not names
-        "--port", str(port),
         "--dir", str(d),
         "--appendonly", "yes",
         "--appendfsync", "everysec",

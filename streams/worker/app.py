@@ -10,6 +10,7 @@ from __future__ import annotations
 import faust
 from faust.app.base import BootStrategy
 
+from streams.kafka.clients import client_options
 from streams.settings import Settings
 
 
@@ -27,9 +28,11 @@ class WorkerApp(faust.App):
 def create_app(settings: Settings, *, faust_consumer: bool = False) -> faust.App:
     """The worker's app; ``faust_consumer`` keeps Faust's record-at-a-time consumer (the naive bench's)."""
     app_class = faust.App if faust_consumer else WorkerApp
+    kafka = client_options(settings)
     return app_class(
         settings.consumer_group,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=kafka.faust_credentials(),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",

@@ -108,11 +108,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
             await self.owner.fail(exc)
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
-    """What every aiokafka client of the worker shares."""
-    return {"bootstrap_servers": settings.kafka_bootstrap}
-
-
 class BatchConsumer(Service):
     """Reads the input topics in batches and applies them, one batch in Redis while the next is read."""
 
@@ -133,7 +128,7 @@ class BatchConsumer(Service):
     async def on_start(self) -> None:
         """Create the clients (aiokafka binds them to the running loop) and join the group."""
         settings = self.settings
-        options = client_options(settings)
+        options = client_options(settings).kwargs()
         consumer = AIOKafkaConsumer(
             **options,
             client_id="leadpulse-worker",

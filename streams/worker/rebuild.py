@@ -18,6 +18,8 @@ from rich.progress import Progress
 
 from aggregates.store import AggregateStore
 from streams.events import Event, Rejection, parse_record
+from streams.kafka.clients import client_options
+from streams.kafka.diagnose import diagnose_sync
 from streams.positions import PartitionPositions
 from streams.settings import INPUT_TOPICS, Settings
 
@@ -34,8 +36,12 @@ def rebuild(settings: Settings) -> int:
     """Run the rebuild; the exit status is 0 only when every partition was read to its end."""
     try:
         records, rejected = _rebuild(settings)
-    except (RebuildRefused, KafkaError, redis.RedisError) as exc:
+    except (RebuildRefused, redis.RedisError) as exc:
         log.error("rebuild failed: %s", exc)
+        return 1
+    except KafkaError as exc:
+        cause = diagnose_sync(client_options(settings), INPUT_TOPICS, settings.consumer_group)
+        log.error("rebuild failed: %s", cause or exc)
         return 1
     log.info("rebuilt from %d records (%d rejected)", records, rejected)
     return 0
@@ -44,7 +50,7 @@ def rebuild(settings: Settings) -> int:
 def _rebuild(settings: Settings) -> tuple[int, int]:
     _refuse_if_workers_run(settings)
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings).kwargs(),
         group_id=None,
         enable_auto_commit=False,
         request_timeout_ms=30_000,
@@ -59,7 +65,7 @@ def _rebuild(settings: Settings) -> tuple[int, int]:
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         starts = consumer.beginning_offsets(partitions)
-        store = AggregateStore(redis.Redis.from_url(settings.redis_url), settings)
+        store = AggregateStore(redis.Redis.from_url(settings.redis_connect_url), settings)
         cleared = store.clear()
         log.info("cleared %d keys with prefix %r", cleared, settings.key_prefix)
         return _replay(consumer, store, starts, ends)
@@ -72,7 +78,7 @@ IDLE_GROUP_STATES = frozenset({"Empty", "Dead"})
 
 
 def _refuse_if_workers_run(settings: Settings) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
+    admin = KafkaAdminClient(**client_options(settings).kwargs(), request_timeout_ms=15_000)
     try:
         groups = {g["group_id"]: g["group_state"] for g in admin.list_groups()}
     finally:

@@ -6,15 +6,26 @@ import faust
 import redis.asyncio
 
 from aggregates.store import AsyncAggregateStore
-from streams.settings import Settings
+from streams.kafka.clients import KafkaAccessError, client_options
+from streams.kafka.diagnose import diagnose_sync
+from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
 from streams.worker.app import create_app
 from streams.worker.consumer import BatchConsumer
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Run until SIGTERM/SIGINT; a SIGKILL loses nothing (see streams.positions)."""
+    """Run until SIGTERM/SIGINT; a SIGKILL loses nothing (see streams.positions).
+
+    Raises `KafkaAccessError` first if Kafka refuses this worker (credentials,
+    certificates, ACLs) or cannot be reached, so its supervisor sees an exit status
+    and the reason instead of a worker retrying silently.
+    """
+    kafka = client_options(settings)
+    cause = diagnose_sync(kafka, [*INPUT_TOPICS, REJECTED_TOPIC], settings.consumer_group)
+    if cause is not None:
+        raise KafkaAccessError(cause)
     app = create_app(settings)
-    store = AsyncAggregateStore(redis.asyncio.from_url(settings.redis_url), settings)
+    store = AsyncAggregateStore(redis.asyncio.from_url(settings.redis_connect_url), settings)
     # Faust starts instances as well as classes (App._prepare_subservice).
     app.service(BatchConsumer(settings, store, loop=app.loop, beacon=app.beacon))  # type: ignore[arg-type]
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

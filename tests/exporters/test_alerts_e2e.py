@@ -24,6 +24,7 @@ import redis
 
 from aggregates.store import AggregateStore
 from exporters.lag import EndOffsets
+from streams.kafka.clients import client_options
 from streams.settings import Settings
 from tests.monitoring import (
     LEADPULSE,
@@ -51,7 +52,7 @@ def tag() -> str:
 def settings(stack_settings: Settings, tag: str) -> Iterator[Settings]:
     """This pipeline's settings, its offsets seeded at the ends of the shared topics."""
     ours = stack_settings.model_copy(update={"key_prefix": tag, "consumer_group": tag})
-    reader = EndOffsets(ours.kafka_bootstrap, timeout_s=10)
+    reader = EndOffsets(client_options(ours), timeout_s=10)
     ends = reader.read()
     reader.close()
     assert ends, "the test stack's Kafka did not answer"

@@ -20,6 +20,7 @@ from aggregates.store import AggregateStore
 from exporters.collector import LeadpulseCollector
 from exporters.lag import EndOffsets, consumer_lag
 from streams.events import Event, parse_record
+from streams.kafka.clients import client_options
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
 from tests import contract_examples
 from tests.contract_examples import AS_OF, NOW_MS, feed_events
@@ -239,8 +240,8 @@ def test_consumer_lag_counts_records_after_the_applied_offset() -> None:
     assert consumer_lag({(DEALS_TOPIC, 3): 5}, {}) == {(DEALS_TOPIC, 3): 5}
 
 
-def end_offsets(bootstrap: str) -> dict[tuple[str, int], int]:
-    reader = EndOffsets(bootstrap, timeout_s=10)
+def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+    reader = EndOffsets(client_options(settings), timeout_s=10)
     try:
         offsets = reader.read()
     finally:
@@ -251,10 +252,10 @@ def end_offsets(bootstrap: str) -> dict[tuple[str, int], int]:
 
 def test_consumer_lag_per_partition_against_the_real_kafka(examples_settings: Settings, redis_client: redis.Redis, key_prefix: str) -> None:
     settings = examples_settings.model_copy(update={"key_prefix": key_prefix})
-    before = end_offsets(settings.kafka_bootstrap)
+    before = end_offsets(settings)
     applied = {tp: max(end - 6, -1) for tp, end in before.items()}  # 5 records behind where there are 5
     redis_client.hset(f"{key_prefix}:offsets", mapping={f"{t}|{p}": o for (t, p), o in applied.items()})
-    reader = EndOffsets(settings.kafka_bootstrap)
+    reader = EndOffsets(client_options(settings))
     registry = CollectorRegistry()
     registry.register(LeadpulseCollector(redis_client, settings, reader))
     try:
@@ -262,7 +263,7 @@ def test_consumer_lag_per_partition_against_the_real_kafka(examples_settings: Se
     finally:
         reader.close()
         redis_client.delete(f"{key_prefix}:offsets")
-    after = end_offsets(settings.kafka_bootstrap)
+    after = end_offsets(settings)
     lag = {(dict(labels)["topic"], int(dict(labels)["partition"])): v for (name, labels), v in scraped.items() if name == "leadpulse_consumer_lag_messages"}
     assert set(lag) == set(before) and {t for t, _ in lag} == {LEADS_TOPIC, DEALS_TOPIC}
     for tp, behind in lag.items():
@@ -270,7 +271,8 @@ def test_consumer_lag_per_partition_against_the_real_kafka(examples_settings: Se
 
 
 def test_kafka_down_drops_only_the_lag_and_stays_fast(examples_settings: Settings) -> None:
-    reader = EndOffsets(f"127.0.0.1:{free_port()}", timeout_s=0.5, retry_after_s=60)
+    unreachable = examples_settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
+    reader = EndOffsets(client_options(unreachable), timeout_s=0.5, retry_after_s=60)
     registry = CollectorRegistry()
     with redis.Redis.from_url(examples_settings.redis_url) as client:
         registry.register(LeadpulseCollector(client, examples_settings, reader))

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from streams import stack
 from streams.settings import Settings
+from streams.stack.cli import stack as stack_command
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def test_status_command_prints_a_row_per_service(stack_settings: Settings) -> No
         "LEADPULSE_PROMETHEUS_PORT": str(stack_settings.prometheus_port),
         "LEADPULSE_ALERTMANAGER_PORT": str(stack_settings.alertmanager_port),
     }
-    result = CliRunner().invoke(stack.stack, ["status"], env=env, terminal_width=200)
+    result = CliRunner().invoke(stack_command, ["status"], env=env, terminal_width=200)
     assert result.exit_code == 0, result.output
     for name in stack.SERVICES:
         assert name in result.output
