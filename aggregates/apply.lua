@@ -9,10 +9,11 @@
 -- event changes no state, hence no counter. See docs/keys.md.
 --
 -- KEYS[1]: the shard's health hash `<base>g`; every key touched shares its hash tag.
--- ARGV[1..14]: base, lead retention (days), lead buckets per shard, key parts
---   lead/cohort/day/segments/names/calendar, leads topic, deals topic, histogram bounds
---   (csv), attribute dimension keys (csv), today (UTC epoch day, the worker's clock).
--- ARGV[15..]: events, each a code then its fields (bucket: the lead's bucket, from
+-- ARGV[1..16]: base, lead retention (days), lead buckets per shard, key parts
+--   lead/cohort/day/segments/names/calendar/lag, leads topic, deals topic, histogram
+--   bounds (csv, milliseconds), attribute dimension keys (csv), longest stored lag
+--   (days), today (UTC epoch day, the worker's clock).
+-- ARGV[17..]: events, each a code then its fields (bucket: the lead's bucket, from
 --   aggregates/keys.py):
 --   c bucket lead ms event_id week month source campaign attr...   (lead.created)
 --   q bucket lead ms stage(1|2)                                     (lead.qualified)
@@ -26,19 +27,19 @@ local DAY_MS = 86400000
 local floor = math.floor
 local base, retention, buckets = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local LEADS, COHORT, DAY, SEGMENTS = base .. ARGV[4], base .. ARGV[5], base .. ARGV[6], base .. ARGV[7]
-local NAMES, CALENDAR, HEALTH = base .. ARGV[8], base .. ARGV[9], KEYS[1]
-local TOPIC = {c = ARGV[10], q = ARGV[10], x = ARGV[10], d = ARGV[11], w = ARGV[11], l = ARGV[11]}
+local NAMES, CALENDAR, LAG, HEALTH = base .. ARGV[8], base .. ARGV[9], base .. ARGV[10], KEYS[1]
+local TOPIC = {c = ARGV[11], q = ARGV[11], x = ARGV[11], d = ARGV[12], w = ARGV[12], l = ARGV[12]}
 local TYPE = {
   c = 'lead.created', q = 'lead.qualified', x = 'lead.disqualified',
   d = 'deal.created', w = 'deal.won', l = 'deal.lost',
 }
 
 local bounds = {}
-for b in string.gmatch(ARGV[12], '[^,]+') do bounds[#bounds + 1] = tonumber(b) end
+for b in string.gmatch(ARGV[13], '[^,]+') do bounds[#bounds + 1] = tonumber(b) end
 local dims = {'all', 'source', 'campaign'}
-for k in string.gmatch(ARGV[13], '[^,]+') do dims[#dims + 1] = k end
+for k in string.gmatch(ARGV[14], '[^,]+') do dims[#dims + 1] = k end
 local nseg = #dims - 1 -- stored segments: source, campaign, attributes
-local today = tonumber(ARGV[14])
+local max_lag, today = tonumber(ARGV[15]), tonumber(ARGV[16])
 
 -- Counter slots (1-based); aggregates/keys.py names the same slots 0-based.
 local D_LEADS, D_CCUST, D_PCUST, D_WON, D_LOST, D_CENTS, D_TTC_SUM, D_BUCKET0 = 1, 2, 3, 4, 5, 6, 7, 8
@@ -169,9 +170,9 @@ local function incr(key, field, delta)
   fields[field] = (fields[field] or 0) + delta
 end
 
-local function bucket_of(days)
+local function bucket_of(ms)
   for i, b in ipairs(bounds) do
-    if days <= b then return i end
+    if ms <= b then return i end
   end
   return #bounds + 1
 end
@@ -197,10 +198,14 @@ local function contribute(st, sign)
     {DAY .. day, {[D_LEADS] = 1, [D_CCUST] = cust}},
   }
   if st.conv then
-    local ttc = math.max(0, floor((st.conv - c.ms) / DAY_MS))
+    local ttc = math.max(0, st.conv - c.ms) -- milliseconds: exact, and seconds on /metrics
     local slots = {[D_PCUST] = 1, [D_TTC_SUM] = ttc}
     slots[D_BUCKET0 + bucket_of(ttc) - 1] = 1
     feeds[#feeds + 1] = {DAY .. floor(st.conv / DAY_MS), slots}
+    -- The conversion lag in whole days rounded up (converted within k x 24 h), slot k + 1
+    -- of the creation day's lag vector: the matured series and the alerts read it.
+    local lag = math.ceil(ttc / DAY_MS)
+    if lag <= max_lag then feeds[#feeds + 1] = {LAG .. day, {[lag + 1] = 1}} end
   end
   for _, d in pairs(st.deals) do
     local slots = (d[2] == 1) and {[D_WON] = 1, [D_CENTS] = d[3]} or {[D_LOST] = 1}
@@ -234,7 +239,7 @@ local function lead(bucket, id)
 end
 
 local applied, duplicate, last = 0, 0, {}
-local i, n = 15, #ARGV
+local i, n = 17, #ARGV
 while i <= n do
   local code, ms, changed = ARGV[i], nil, false
   if code == 'd' then

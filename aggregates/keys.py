@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from streams.events import normalise_segment
-from streams.settings import Settings
+from streams.settings import MAX_MATURITY_DAYS, Settings
 
 ALL: Final = "all"
 BUILTIN_DIMENSIONS: Final = (ALL, "source", "campaign")
@@ -24,6 +24,7 @@ OTHER_SEGMENT: Final = "other"
 LEAD_PART: Final = "l:"  # + bucket: hash `c<lead_id>` -> lead state, `d<i>|<lead_id>` -> its deals
 COHORT_PART: Final = "c:"  # + cohort label: hash (dimension|segment) -> cohort vector
 DAY_PART: Final = "d:"  # + UTC epoch day: hash (dimension|segment) -> day vector
+LAG_PART: Final = "a:"  # + UTC epoch day of creation: hash (dimension|segment) -> customers by days to convert
 SEGMENTS_NAME: Final = "seg"  # hash (dimension|segment) -> all-time leads
 HEALTH_NAME: Final = "g"  # hash: orphans, events|topic|type|outcome, last|topic
 NAMES_NAME: Final = "n"  # hash: dimension|segment <-> small id, so lead state stays short
@@ -34,6 +35,12 @@ CALENDAR_NAME: Final = "cal"  # hash: UTC epoch day -> `week|month` cohort label
 #: leads each: ~1.6 million live leads with 16 shards. Beyond that they still work, as
 #: hashtables costing ~70 more bytes per lead. Part of the layout fingerprint.
 LEAD_BUCKETS: Final = 1024
+
+#: Longest conversion lag (whole days, rounded up) the lag vectors `a:` hold: slot k
+#: counts the customers of the day's leads that converted more than k-1 and at most k
+#: days (k x 24 h) after creation, k = 0..LAG_DAYS; a later conversion is in no slot.
+#: It bounds the maturity ages (`LEADPULSE_MATURITY_AGES`). Part of the layout.
+LAG_DAYS: Final = MAX_MATURITY_DAYS
 
 ORPHANS_FIELD: Final = "orphans"
 INVALID_TYPE: Final = "invalid"
@@ -49,7 +56,7 @@ COHORT_SLOTS: Final = 6
     DAY_WON,  # deals closed won that day
     DAY_LOST,  # deals closed lost that day
     DAY_WON_CENTS,  # their won amount, integer cents
-    DAY_TTC_SUM,  # sum of whole days to convert of that day's conversions
+    DAY_TTC_SUM,  # sum of milliseconds to convert of that day's conversions
     DAY_TTC_BUCKET0,  # then one non-cumulative slot per histogram bucket, +Inf last
 ) = range(8)
 
@@ -88,7 +95,7 @@ class KeyLayout:
     @property
     def fingerprint(self) -> str:
         """What stored lead state depends on: changing it needs `leadpulse rebuild`."""
-        return f"v2;shards={self.shards};buckets={LEAD_BUCKETS};attributes={','.join(self.attribute_keys)}"
+        return f"v3;shards={self.shards};buckets={LEAD_BUCKETS};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
 
     def place(self, lead_id: str) -> tuple[int, int]:
         """(shard, bucket) of a lead: from one crc32, stable across processes unlike `hash`."""
@@ -110,6 +117,11 @@ class KeyLayout:
     def days(self, shard: int, days: Iterable[int]) -> list[str]:
         """The day hashes of UTC epoch `days`."""
         prefix = f"{self.base(shard)}{DAY_PART}"
+        return [f"{prefix}{day}" for day in days]
+
+    def lags(self, shard: int, days: Iterable[int]) -> list[str]:
+        """The conversion-lag hashes of the leads created on UTC epoch `days`."""
+        prefix = f"{self.base(shard)}{LAG_PART}"
         return [f"{prefix}{day}" for day in days]
 
     def segments(self, shard: int) -> str:

@@ -1,8 +1,9 @@
 """Read the aggregates back: business series for the exporter and `report`, and health.
 
 `read_aggregates` (behind `read_series`) is one pipeline round trip: per shard one
-`EVAL_RO read.lua` returning the HGETALL of its published cohort hashes, the day hashes
-of the longest window, its segment hash and its health hash. Summing over shards is
+`EVAL_RO read.lua` returning the HGETALL of its published cohort hashes, the day and
+lag hashes of the days the windows, the matured cohorts and the checks reach back to
+(T-180 .. T with the defaults), its segment hash and its health hash. Summing over shards is
 `parse_counters` (pure); the series themselves are built by
 `aggregates.series.build_series` (pure).
 """
@@ -18,7 +19,9 @@ from typing import Final, TypeVar
 import redis
 from redis.client import NEVER_DECODE
 
+from aggregates.checks import HISTORY_DAYS
 from aggregates.keys import ORPHANS_FIELD, KeyLayout
+from aggregates.matured import span
 from aggregates.rules import published_cohorts, window_day_range
 from aggregates.series import RawCounters, Segment, Series, build_series
 from streams.settings import Settings
@@ -44,16 +47,23 @@ def read_aggregates(client: redis.Redis, settings: Settings, as_of: date) -> tup
     """Every business series of CONTRACT section 3 as of day T, and the health, in one round trip."""
     layout = KeyLayout.from_settings(settings)
     cohorts = [label for _, label in published_cohorts(as_of)]
-    days = list(window_day_range(as_of, max(settings.window_days, default=1)))
+    windows, ages = settings.window_days, settings.maturity_days
+    days = list(window_day_range(as_of, max(max(windows, default=1), span(windows, ages), HISTORY_DAYS) + 1))
     shards = _hgetall(
         client,
         [
-            [*layout.cohorts(shard, cohorts), *layout.days(shard, days), layout.segments(shard), layout.health(shard)]
+            [
+                *layout.cohorts(shard, cohorts),
+                *layout.days(shard, days),
+                *layout.lags(shard, days),
+                layout.segments(shard),
+                layout.health(shard),
+            ]
             for shard in range(layout.shards)
         ],
     )
     raw = parse_counters(shards, cohorts, days)
-    series = build_series(raw, as_of, settings.window_days, settings.max_segments)
+    series = build_series(raw, as_of, windows, settings.max_segments, ages)
     return series, parse_health([hashes[-1] for hashes in shards])
 
 
@@ -82,12 +92,13 @@ def _hgetall(client: redis.Redis, groups: Sequence[Sequence[str]]) -> list[list[
 
 
 def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], days: Sequence[int]) -> RawCounters:
-    """Sum the shards' replies, each the flat hashes of the cohorts, the days, segments, health.
+    """Sum the shards' replies, each the flat hashes of the cohorts, the days, the lags of the
+    same days, segments, health.
 
     Vectors are summed per raw field name first and named once at the end, so the
     per-vector work is one split and the integer additions.
     """
-    sums: list[dict[bytes, list[int]]] = [{} for _ in range(len(cohorts) + len(days))]
+    sums: list[dict[bytes, list[int]]] = [{} for _ in range(len(cohorts) + 2 * len(days))]
     leads: dict[bytes, int] = {}
     orphans = 0
     for hashes in shards:
@@ -104,6 +115,7 @@ def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], day
     return RawCounters(
         cohorts={label: _named(vectors, names) for label, vectors in zip(cohorts, sums)},
         days={day: _named(vectors, names) for day, vectors in zip(days, sums[len(cohorts) :])},
+        lags={day: _named(vectors, names) for day, vectors in zip(days, sums[len(cohorts) + len(days) :]) if vectors},
         segment_leads=_named(leads, names),
         orphans=orphans,
     )

@@ -48,11 +48,12 @@ def series_json(series: Series) -> dict[str, object]:
 
 
 def _window_rows(series: Sequence[Series], window: str) -> dict[tuple[str, str], Row]:
-    """One window's series pivoted to {(dimension, segment): {name[/basis]: value}}."""
+    """One window's series pivoted to {(dimension, segment): {name[/basis or /within]: value}}."""
     rows: dict[tuple[str, str], Row] = defaultdict(dict)
     for s in series:
         if s.labels.get("window") == window and "le" not in s.labels:
-            column = s.name.removeprefix("leadpulse_") + (f"/{s.labels['basis']}" if "basis" in s.labels else "")
+            qualifier = s.labels.get("basis", s.labels.get("within"))
+            column = s.name.removeprefix("leadpulse_") + (f"/{qualifier}" if qualifier else "")
             rows[(s.labels["dimension"], s.labels["segment"])][column] = s.value
     return rows
 
@@ -62,10 +63,23 @@ def _percent(value: float | None) -> str:
 
 
 def overview_table(series: Sequence[Series], as_of: date) -> Table:
-    """Overall and per source over the last 30 days: leads, customers, rate, N:1, interval."""
-    table = Table(title=f"Lead-to-customer conversion, {OVERVIEW_WINDOW} window as of {as_of} (UTC)")
-    for column in ("segment", "leads", "customers", "rate", "leads per customer", "95% interval",
-                   "won in window", "period rate", "win rate"):
+    """Overall and per source over the last 30 days: leads, customers, rate, N:1, interval.
+
+    The young cohort's rate is still rising (its leads are days old), so the matured
+    rates stand beside it: the leads of a 30-day window N days older, converted within
+    N days (CONTRACT section 2), final and comparable from one day to the next.
+    """
+    table = Table(
+        title=f"Lead-to-customer conversion, {OVERVIEW_WINDOW} window as of {as_of} (UTC)",
+        caption="matured N: of the leads created N+1 .. N+30 days ago, those converted within N days",
+        caption_justify="left",
+    )
+    matured = sorted(
+        {s.labels["within"] for s in series if "within" in s.labels and s.labels.get("window") == OVERVIEW_WINDOW},
+        key=lambda within: int(within.rstrip("d")),
+    )
+    for column in ("segment", "leads", "customers", "rate", *(f"matured {w}" for w in matured),
+                   "leads per customer", "95% interval", "won in window", "period rate", "win rate"):
         table.add_column(column, justify="left" if column == "segment" else "right")
     rows = _window_rows(series, OVERVIEW_WINDOW)
     for (dimension, segment), row in sorted(rows.items(), key=lambda item: (item[0][0] != "all", item[0])):
@@ -78,6 +92,7 @@ def overview_table(series: Sequence[Series], as_of: date) -> Table:
             f"{leads:.0f}",
             f"{customers:.0f}",
             _percent(row.get("window_conversion_ratio/cohort")),
+            *(_percent(row.get(f"window_matured_conversion_ratio/{w}")) for w in matured),
             f"{leads / customers:.1f}:1" if customers else "-",
             f"{_percent(lower)} - {_percent(upper)}" if lower is not None else "-",
             f"{row.get('window_customers/period', 0.0):.0f}",

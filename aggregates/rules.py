@@ -14,8 +14,9 @@ from typing import Final
 
 DAY_MS: Final = 86_400_000
 EPOCH: Final = date(1970, 1, 1)
-#: Upper bounds (whole days, inclusive) of the time-to-convert histogram; +Inf follows.
-TTC_BOUNDS: Final = (1, 3, 7, 14, 30, 60, 90, 180)
+#: Upper bounds (seconds, inclusive) of the time-to-convert histogram: 1, 3, 7, 14, 30, 60,
+#: 90 and 180 days (CONTRACT v1.1 section 3); +Inf follows.
+TTC_BOUNDS: Final = tuple(days * 86_400 for days in (1, 3, 7, 14, 30, 60, 90, 180))
 #: Two-sided 95% normal quantile of the Wilson interval (the contract's expected file
 #: was computed with exactly this value).
 WILSON_Z: Final = 1.959963984540054
@@ -77,15 +78,24 @@ def published_cohorts(as_of: date) -> list[tuple[str, str]]:
     return [(WEEK, label) for label in weeks] + [(MONTH, label) for label in months]
 
 
-def ttc_days(created_ms: int, converted_ms: int) -> int:
-    """Whole days from creation to conversion, never below 0 (a deal may predate its lead)."""
-    return max(0, (converted_ms - created_ms) // DAY_MS)
+def ttc_ms(created_ms: int, converted_ms: int) -> int:
+    """Milliseconds from creation to conversion, never below 0 (a deal may predate its lead).
+
+    Milliseconds, the events' own resolution, so sums stay exact integers; the exporter
+    divides by 1000 for the contract's seconds.
+    """
+    return max(0, converted_ms - created_ms)
 
 
-def ttc_bucket(days: int) -> int:
-    """Index of the first histogram bucket whose bound holds `days`; len(TTC_BOUNDS) is +Inf."""
+def lag_days(ttc: int) -> int:
+    """Whole days to convert, rounded up: converted within N x 24 h exactly when lag_days <= N."""
+    return -(-ttc // DAY_MS)
+
+
+def ttc_bucket(ms: int) -> int:
+    """Index of the first histogram bucket whose bound (inclusive) holds `ms`; len(TTC_BOUNDS) is +Inf."""
     for index, bound in enumerate(TTC_BOUNDS):
-        if days <= bound:
+        if ms <= bound * 1000:
             return index
     return len(TTC_BOUNDS)
 

@@ -10,6 +10,10 @@ series exist live here:
 - a window (window, dimension, segment) publishes when any of its leads, customers
   (either basis) or closed deals is not 0: then all of its counts, zeros included, each
   defined ratio, and the time-to-convert histogram when it has a conversion;
+- a matured cell (window, within, dimension, segment) publishes when it has a matured
+  lead: its leads, customers (zeros included) and ratio (`aggregates.matured`);
+- a check (check, dimension, segment) publishes its observed and expected customers,
+  drop and z score when its baseline expects any customer (`aggregates.checks`);
 - `leadpulse_orphan_deals` always publishes.
 
 A scrape builds tens of thousands of series, so this is written for speed: series come
@@ -25,7 +29,9 @@ from datetime import date
 from typing import Final, NamedTuple
 
 from aggregates import keys as k
-from aggregates.rules import TTC_BOUNDS, published_cohorts, ratio, wilson_interval, window_day_range
+from aggregates.checks import CONVERSION, QUALITY, Check, History, conversion_check, quality_check
+from aggregates.matured import matured
+from aggregates.rules import TTC_BOUNDS, day_number, published_cohorts, ratio, wilson_interval, window_day_range
 
 Segment = tuple[str, str]  # (dimension, segment)
 Vectors = dict[Segment, list[int]]
@@ -62,6 +68,7 @@ class RawCounters:
     days: dict[int, Vectors] = field(default_factory=dict)  # UTC epoch day -> vectors
     segment_leads: dict[Segment, int] = field(default_factory=dict)  # all-time leads
     orphans: int = 0
+    lags: dict[int, Vectors] = field(default_factory=dict)  # UTC epoch day of creation -> lag vectors
 
 
 def folding(segment_leads: Mapping[Segment, int], max_segments: int) -> dict[Segment, str]:
@@ -82,7 +89,7 @@ def folding(segment_leads: Mapping[Segment, int], max_segments: int) -> dict[Seg
 
 
 def build_series(
-    raw: RawCounters, as_of: date, window_days: Iterable[int], max_segments: int
+    raw: RawCounters, as_of: date, window_days: Iterable[int], max_segments: int, maturity_days: Iterable[int] = ()
 ) -> list[Series]:
     """Every business series as of day T, in `Series.sort_key` order (name, then sorted labels).
 
@@ -114,7 +121,30 @@ def build_series(
         rows += [(segment, f"{length}d", list(vector)) for segment, vector in summed.items()]
     for segment, window, vector in sorted(rows, key=lambda row: (row[0], row[1])):
         _window_series(runs, window, segment, vector)
+    today = day_number(as_of)
+    for segment, history in sorted(histories(raw, labels).items()):
+        _matured_series(runs, segment, history, today, lengths, maturity_days)
+        _check_series(runs, segment, CONVERSION, conversion_check(history, today))
+        _check_series(runs, segment, QUALITY, quality_check(history, today))
     return [series for key in sorted(runs) for series in runs[key]]
+
+
+def histories(raw: RawCounters, labels: Mapping[Segment, str]) -> dict[Segment, History]:
+    """Each folded segment's leads by creation day and lag vectors, for matured series and checks."""
+    leads: dict[Segment, dict[int, int]] = {}
+    for day, vectors in raw.days.items():
+        folded: Vectors = {}
+        _fold(vectors, labels, folded)
+        for segment, vector in folded.items():
+            if vector and vector[k.DAY_LEADS]:
+                leads.setdefault(segment, {})[day] = vector[k.DAY_LEADS]
+    lags: dict[Segment, dict[int, list[int]]] = {}
+    for day, vectors in raw.lags.items():
+        folded = {}
+        _fold(vectors, labels, folded)
+        for segment, vector in folded.items():
+            lags.setdefault(segment, {})[day] = vector
+    return {segment: History(leads.get(segment, {}), lags.get(segment, {})) for segment in leads.keys() | lags.keys()}
 
 
 def _fold(vectors: Mapping[Segment, Sequence[int]], labels: Mapping[Segment, str], into: Vectors) -> None:
@@ -130,6 +160,31 @@ def _fold(vectors: Mapping[Segment, Sequence[int]], labels: Mapping[Segment, str
         for slot, value in enumerate(vector):
             if value:
                 current[slot] += value
+
+
+def _matured_series(
+    runs: Runs, segment: Segment, history: History, today: int, windows: Sequence[int], ages: Iterable[int]
+) -> None:
+    """The matured cells of a segment, visited in sorted-label order (window, then within, as text)."""
+    cells = matured(history.leads, history.lags, today, windows, ages)
+    for cell in sorted(cells, key=lambda c: (f"{c.window}d", f"{c.within}d")):
+        if cell.leads <= 0:
+            continue
+        labels = {"dimension": segment[0], "segment": segment[1], "window": f"{cell.window}d", "within": f"{cell.within}d"}
+        _emit(runs, ("leadpulse_window_matured_leads",), labels, cell.leads)
+        _emit(runs, ("leadpulse_window_matured_customers",), labels, cell.customers)
+        _emit(runs, ("leadpulse_window_matured_conversion_ratio",), labels, cell.customers / cell.leads)
+
+
+def _check_series(runs: Runs, segment: Segment, check: str, result: Check | None) -> None:
+    """A check's inputs and statistic; nothing when its baseline expects no customer (no division by 0)."""
+    if result is None or result.drop is None or result.zscore is None:
+        return
+    labels = {"check": check, "dimension": segment[0], "segment": segment[1]}
+    _emit(runs, ("leadpulse_check_observed_customers", check), labels, result.observed)
+    _emit(runs, ("leadpulse_check_expected_customers", check), labels, result.expected)
+    _emit(runs, ("leadpulse_check_drop_ratio", check), labels, result.drop)
+    _emit(runs, ("leadpulse_check_zscore", check), labels, result.zscore)
 
 
 def _padded(vector: Sequence[int], size: int) -> list[int]:
@@ -193,7 +248,7 @@ def _window_series(runs: Runs, window: str, segment: Segment, vector: Sequence[i
         cumulative = 0
         for le, count in zip(LE_LABELS, v[k.DAY_TTC_BUCKET0 :]):
             cumulative += count
-            key = ("leadpulse_window_time_to_convert_days_bucket", segment[0], le)
+            key = ("leadpulse_window_time_to_convert_seconds_bucket", segment[0], le)
             _emit(runs, key, {**base, "le": le}, cumulative)
-        _emit(runs, ("leadpulse_window_time_to_convert_days_sum",), base, v[k.DAY_TTC_SUM])
-        _emit(runs, ("leadpulse_window_time_to_convert_days_count",), base, period_customers)
+        _emit(runs, ("leadpulse_window_time_to_convert_seconds_sum",), base, v[k.DAY_TTC_SUM] / 1000)
+        _emit(runs, ("leadpulse_window_time_to_convert_seconds_count",), base, period_customers)

@@ -32,6 +32,8 @@ from aggregates.keys import (
     COHORT_PART,
     DAY_PART,
     INVALID_TYPE,
+    LAG_DAYS,
+    LAG_PART,
     LEAD_BUCKETS,
     LEAD_PART,
     NAMES_NAME,
@@ -127,11 +129,11 @@ class StoreSteps:
         self._apply_body, self._apply_sha = _script("apply.lua")
         self._offsets_body, self._offsets_sha = _script("offsets.lua")
         retention = str(settings.lead_retention_days)
-        shared = [LEAD_PART, COHORT_PART, DAY_PART, SEGMENTS_NAME, NAMES_NAME, CALENDAR_NAME, LEADS_TOPIC, DEALS_TOPIC]
-        bounds = ",".join(map(str, TTC_BOUNDS))
+        parts = [LEAD_PART, COHORT_PART, DAY_PART, SEGMENTS_NAME, NAMES_NAME, CALENDAR_NAME, LAG_PART]
+        bounds = ",".join(str(bound * 1000) for bound in TTC_BOUNDS)
         attributes = ",".join(self.layout.attribute_keys)
         self._headers = [
-            [self.layout.base(shard), retention, str(LEAD_BUCKETS), *shared, bounds, attributes]
+            [self.layout.base(shard), retention, str(LEAD_BUCKETS), *parts, LEADS_TOPIC, DEALS_TOPIC, bounds, attributes, str(LAG_DAYS)]
             for shard in range(self.layout.shards)
         ]
         self._ready = False

@@ -32,7 +32,7 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-HISTOGRAM: Final = "leadpulse_window_time_to_convert_days"
+HISTOGRAM: Final = "leadpulse_window_time_to_convert_seconds"
 #: Position of each histogram sample within its label set, as the text format wants
 #: them: buckets in bound order, then count and sum. Keyed by (name, `le` label or "").
 _HISTOGRAM_SLOTS: Final = {
@@ -60,7 +60,14 @@ HELP: Final[dict[str, str]] = {
     "leadpulse_window_deals_lost": "Deals whose close (lost) falls in the window.",
     "leadpulse_window_win_ratio": "Won / (won + lost) deals closed in the window (0..1).",
     "leadpulse_window_won_amount": "Sum of the amounts of deals won in the window.",
-    HISTOGRAM: "Whole days from lead creation to conversion of the window's period-basis customers.",
+    HISTOGRAM: "Seconds from lead creation to conversion of the window's period-basis customers.",
+    "leadpulse_window_matured_leads": "Leads created on days T-N-D .. T-N-1 (window D, within N): all at least N days old.",
+    "leadpulse_window_matured_customers": "Matured leads that converted within N x 24 h of creation.",
+    "leadpulse_window_matured_conversion_ratio": "Matured customers / matured leads: a final N-day rate (0..1).",
+    "leadpulse_check_observed_customers": "Customers the alert check counted (conversion: won T-7 .. T-1; quality: 30-day matured).",
+    "leadpulse_check_expected_customers": "Customers the segment's own history predicts for the same check.",
+    "leadpulse_check_drop_ratio": "1 - observed / expected, rounded to 9 decimals (negative for a rise).",
+    "leadpulse_check_zscore": "(observed + 0.5 - expected) / sd under no change, with 10% extra variation allowed.",
     "leadpulse_orphan_deals": "Won or lost deals whose lead has no lead.created yet.",
 }
 UNDOCUMENTED: Final = "leadpulse business series (see docs/metrics.md)."

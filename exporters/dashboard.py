@@ -85,7 +85,7 @@ def leads_per_customer(labels: str) -> str:
 def ttc_quantile(q: float, by: str = "") -> str:
     grouping = f"{by}, le" if by else "le"
     labels = ALL if not by else PICKED
-    return f"histogram_quantile({q}, sum by ({grouping}) (leadpulse_window_time_to_convert_days_bucket{{{labels}, {WINDOW}}}))"
+    return f"histogram_quantile({q}, sum by ({grouping}) (leadpulse_window_time_to_convert_seconds_bucket{{{labels}, {WINDOW}}}))"
 
 
 def overview(y: int) -> Iterator[JSON]:
@@ -224,7 +224,7 @@ def deals(y: int) -> Iterator[JSON]:
     yield panel(
         "bargauge",
         "Time to convert (days)",
-        [target(f"sum by (le) (leadpulse_window_time_to_convert_days_bucket{{{PICKED}, {WINDOW}}})", "{{le}}", instant=True, fmt="heatmap")],
+        [target(f"sum by (le) (leadpulse_window_time_to_convert_seconds_bucket{{{PICKED}, {WINDOW}}})", "{{le}}", instant=True, fmt="heatmap")],
         (16, y, 8, 8),
         description="Customers of the window (period basis) by whole days from lead creation to conversion, per bucket.",
         options={"orientation": "vertical", "displayMode": "basic", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},

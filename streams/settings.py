@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlencode, urlparse
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LEADS_TOPIC = "leadpulse.leads"
 DEALS_TOPIC = "leadpulse.deals"
 REJECTED_TOPIC = "leadpulse.rejected"
 INPUT_TOPICS = (LEADS_TOPIC, DEALS_TOPIC)
+#: Longest maturity age: the conversion lags Redis keeps (aggregates.keys.LAG_DAYS).
+MAX_MATURITY_DAYS = 365
 
 
 class Settings(BaseSettings):
@@ -62,11 +64,30 @@ class Settings(BaseSettings):
     max_segments: int = Field(200, description="distinct segments per dimension; the rest fold into `other`")
     attribute_dimensions: str = Field("", description="comma-separated attribute keys that become dimensions")
     windows: str = Field("7,30,90", description="rolling window lengths in days, comma-separated")
+    maturity_ages: str = Field(
+        "7,30,90", description="ages N in days of the matured series (converted within N days), comma-separated, 1..365"
+    )
     session_timeout_s: float = Field(
         10.0, description="how long a silent worker keeps its partitions before others take them over"
     )
     batch_size: int = Field(2000, description="events per worker batch (one Redis round trip each)")
     batch_wait_ms: int = Field(50, description="longest a worker waits to fill a batch")
+
+    @field_validator("maturity_ages")
+    @classmethod
+    def _ages_are_days_of_a_year(cls, value: str) -> str:
+        """The lag counters hold conversions up to 365 days (aggregates.keys.LAG_DAYS)."""
+        try:
+            ages = [int(a) for a in value.split(",") if a.strip()]
+        except ValueError:
+            raise ValueError(f"LEADPULSE_MATURITY_AGES must be whole days separated by commas, got {value!r}") from None
+        if not ages or not all(1 <= a <= MAX_MATURITY_DAYS for a in ages):
+            raise ValueError(f"LEADPULSE_MATURITY_AGES must list days from 1 to {MAX_MATURITY_DAYS}, got {value!r}")
+        return value
+
+    @property
+    def maturity_days(self) -> tuple[int, ...]:
+        return tuple(sorted({int(a) for a in self.maturity_ages.split(",") if a.strip()}))
 
     @property
     def attribute_keys(self) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from mode import Service
 from streams.events import Rejection
 from streams.kafka.rejected import rejection_headers
 from streams.positions import TopicPartition
+from streams.kafka.clients import client_options
 from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
 from streams.worker.batches import Batch, Record, split_batch
 from streams.worker.processor import BatchProcessor, BatchStore

@@ -7,21 +7,26 @@ pipeline to it. Choices the contract leaves open are the documented ones of lead
 a deal's outcome ties in time go to won, then to the larger amount; amounts are summed
 in whole cents; segments beyond `max_segments` (ranked by all-time leads, ties by name)
 fold into `other`; which zero counts are published follows `aggregates.series`.
+The alert checks are leadpulse's, not the contract's: the reference counts their inputs
+(leads per creation day, customers per creation day and whole days to convert) from the
+events itself and hands them to the statistics of `aggregates.checks`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
+from aggregates.checks import CONVERSION, QUALITY, History, conversion_check, quality_check
 from aggregates.series import Series
 from streams.events import Event
 
 Z = 1.959963984540054
-BUCKETS = (1, 3, 7, 14, 30, 60, 90, 180)
+DAY_S = 86_400
+BUCKETS = tuple(days * DAY_S for days in (1, 3, 7, 14, 30, 60, 90, 180))  # seconds
 
 
 def utc_date(ms: int) -> date:
@@ -97,6 +102,7 @@ def reference_series(
     windows: tuple[int, ...] = (7, 30, 90),
     max_segments: int = 200,
     attribute_keys: tuple[str, ...] = (),
+    ages: tuple[int, ...] = (7, 30, 90),
 ) -> list[Series]:
     leads = build_leads(events)
     known = [lead for lead in leads.values() if lead.created is not None]
@@ -175,7 +181,7 @@ def reference_series(
                     w["leads"] += 1
                     w["cohort"] += lead.conversion is not None
                 if lead.conversion is not None and first <= utc_date(lead.conversion) <= last:
-                    ttc = max(0, (lead.conversion - created_ms) // 86_400_000)
+                    ttc = max(0, lead.conversion - created_ms) / 1000  # seconds, exact
                     w["period"] += 1
                     w["ttc_sum"] += ttc
                     w[f"ttc_{next((b for b in BUCKETS if ttc <= b), math.inf)}"] += 1
@@ -209,10 +215,72 @@ def reference_series(
                 for bound in (*BUCKETS, math.inf):
                     running += w[f"ttc_{bound}"]
                     le = "+Inf" if bound == math.inf else str(float(bound))
-                    out.append(Series("leadpulse_window_time_to_convert_days_bucket", {**labels, "le": le}, float(running)))
-                out.append(Series("leadpulse_window_time_to_convert_days_sum", labels, float(w["ttc_sum"])))
-                out.append(Series("leadpulse_window_time_to_convert_days_count", labels, float(w["period"])))
+                    out.append(Series("leadpulse_window_time_to_convert_seconds_bucket", {**labels, "le": le}, float(running)))
+                out.append(Series("leadpulse_window_time_to_convert_seconds_sum", labels, float(w["ttc_sum"])))
+                out.append(Series("leadpulse_window_time_to_convert_seconds_count", labels, float(w["period"])))
+    out += matured_series(known, labelled, as_of, windows, ages)
+    out += check_series(known, labelled, as_of)
     return sorted(out, key=lambda s: (s.name, sorted(s.labels.items())))
+
+
+def matured_series(
+    known: list[Lead], labelled: Callable[[Lead], list[dict[str, str]]], as_of: date, windows: tuple[int, ...], ages: tuple[int, ...]
+) -> list[Series]:
+    """CONTRACT section 2: leads created T-N-D .. T-N-1, customers converted within N x 24 h."""
+    out = []
+    for days in windows:
+        for age in ages:
+            first, last = as_of - timedelta(days=age + days), as_of - timedelta(days=age + 1)
+            cells: dict[tuple[tuple[str, str], ...], list[int]] = defaultdict(lambda: [0, 0])
+            for lead in known:
+                assert lead.created is not None
+                if not first <= utc_date(lead.created.occurred_ms) <= last:
+                    continue
+                converted = lead.conversion is not None and lead.conversion - lead.created.occurred_ms <= age * 86_400_000
+                for segment in labelled(lead):
+                    cell = cells[tuple(sorted({**segment, "window": f"{days}d", "within": f"{age}d"}.items()))]
+                    cell[0] += 1
+                    cell[1] += converted
+            for key, (leads_n, customers) in cells.items():
+                labels = dict(key)
+                out += [
+                    Series("leadpulse_window_matured_leads", labels, float(leads_n)),
+                    Series("leadpulse_window_matured_customers", labels, float(customers)),
+                    Series("leadpulse_window_matured_conversion_ratio", labels, customers / leads_n),
+                ]
+    return out
+
+
+def check_series(known: list[Lead], labelled: Callable[[Lead], list[dict[str, str]]], as_of: date) -> list[Series]:
+    """The checks' inputs counted from the events: leads by creation day, customers by (day, lag)."""
+    leads: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    lags: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * 366))
+    for lead in known:
+        assert lead.created is not None
+        day = lead.created.occurred_ms // 86_400_000
+        lag = None
+        if lead.conversion is not None:
+            lag = math.ceil(max(0, lead.conversion - lead.created.occurred_ms) / 86_400_000)
+        for segment in labelled(lead):
+            pair = (segment["dimension"], segment["segment"])
+            leads[pair][day] += 1
+            if lag is not None and lag <= 365:
+                lags[pair][day][lag] += 1
+    today = (as_of - date(1970, 1, 1)).days
+    out = []
+    for pair in leads.keys() | lags.keys():
+        history = History(leads[pair], lags[pair])
+        for name, result in ((CONVERSION, conversion_check(history, today)), (QUALITY, quality_check(history, today))):
+            if result is None or result.drop is None or result.zscore is None:
+                continue
+            labels = {"check": name, "dimension": pair[0], "segment": pair[1]}
+            out += [
+                Series("leadpulse_check_observed_customers", labels, float(result.observed)),
+                Series("leadpulse_check_expected_customers", labels, result.expected),
+                Series("leadpulse_check_drop_ratio", labels, result.drop),
+                Series("leadpulse_check_zscore", labels, result.zscore),
+            ]
+    return out
 
 
 def assert_same_series(actual: list[Series], expected: list[Series]) -> None:

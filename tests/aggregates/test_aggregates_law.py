@@ -27,8 +27,11 @@ AS_OF = date(2026, 6, 15)
 T0 = int(datetime(2026, 6, 15, tzinfo=timezone.utc).timestamp() * 1000)
 DAY, HOUR = 86_400_000, 3_600_000
 #: Around every boundary that matters: window edges (T-6, T-7, T-29, T-30, T-89, T-90),
-#: week and month edges, T itself and tomorrow (valid up to 24 h ahead), so times collide.
-DAYS = (-120, -90, -89, -45, -30, -29, -15, -8, -7, -6, -1, 0, 1)
+#: matured cohort edges (T-N-1, T-N-D: T-8, T-14, T-31, T-37, T-38), the checks' edges
+#: (T-44, T-45, T-100, T-101, T-180, T-181), week and month edges, T itself and tomorrow
+#: (valid up to 24 h ahead), so times collide; whole days apart, conversions land
+#: exactly N x 24 h after creation.
+DAYS = (-181, -180, -120, -101, -100, -90, -89, -45, -44, -38, -37, -31, -30, -29, -15, -14, -8, -7, -6, -1, 0, 1)
 TIMES = st.builds(lambda d, h: T0 + d * DAY + h * HOUR, st.sampled_from(DAYS), st.sampled_from((0, 0, 1, 23)))
 LEADS = st.sampled_from(("L1", "L2", "L3"))
 DEALS = st.sampled_from(("D1", "D2"))

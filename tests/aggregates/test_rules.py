@@ -71,21 +71,22 @@ def test_published_cohorts_are_the_twelve_latest_weeks_and_months_up_to_t() -> N
 
 
 @pytest.mark.parametrize(
-    ("created", "converted", "days", "bucket"),
+    ("created", "converted", "seconds", "bucket"),
     [
-        ("2026-06-15T07:00:00Z", "2026-06-15T08:00:00Z", 0, 0),
+        ("2026-06-15T07:00:00Z", "2026-06-15T08:00:00Z", 3_600, 0),
         ("2026-06-15T08:00:00Z", "2026-06-15T07:00:00Z", 0, 0),  # won before created: never below 0
-        ("2026-06-01T09:00:00Z", "2026-06-02T08:59:59Z", 0, 0),
-        ("2026-06-01T09:00:00Z", "2026-06-02T09:00:00Z", 1, 0),  # le=1 holds exactly 1 day
-        ("2026-06-01T09:00:00Z", "2026-06-03T09:00:00Z", 2, 1),
-        ("2026-06-01T09:00:00Z", "2026-06-10T09:00:00Z", 9, 3),
-        ("2026-01-01T00:00:00Z", "2026-06-30T00:00:00Z", 180, 7),
-        ("2026-01-01T00:00:00Z", "2026-07-01T00:00:00Z", 181, 8),  # +Inf
+        ("2026-06-01T09:00:00Z", "2026-06-02T08:59:59Z", 86_399, 0),
+        ("2026-06-01T09:00:00Z", "2026-06-02T09:00:00Z", 86_400, 0),  # le=86400 holds exactly 1 day
+        ("2026-06-01T09:00:00Z", "2026-06-02T09:00:01Z", 86_401, 1),  # a second more is the next bucket
+        ("2026-06-01T09:00:00Z", "2026-06-10T09:00:00Z", 9 * 86_400, 3),
+        ("2026-01-01T00:00:00Z", "2026-06-30T00:00:00Z", 180 * 86_400, 7),
+        ("2026-01-01T00:00:00Z", "2026-07-01T00:00:00Z", 181 * 86_400, 8),  # +Inf
     ],
 )
-def test_time_to_convert_is_whole_days_in_inclusive_buckets(created: str, converted: str, days: int, bucket: int) -> None:
-    assert rules.ttc_days(ms(created.replace("Z", "+00:00")), ms(converted.replace("Z", "+00:00"))) == days
-    assert rules.ttc_bucket(days) == bucket
+def test_time_to_convert_is_exact_seconds_in_inclusive_buckets(created: str, converted: str, seconds: int, bucket: int) -> None:
+    elapsed = rules.ttc_ms(ms(created.replace("Z", "+00:00")), ms(converted.replace("Z", "+00:00")))
+    assert elapsed == seconds * 1000
+    assert rules.ttc_bucket(elapsed) == bucket
 
 
 def test_ratio_over_zero_is_not_a_number_to_export() -> None:

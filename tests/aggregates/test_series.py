@@ -70,9 +70,9 @@ def test_cohorts_outside_the_twelve_published_are_not_read() -> None:
 
 
 def test_window_sums_exactly_its_days_and_builds_a_cumulative_histogram() -> None:
-    inside = day_vector(leads=2, cohort_customers=1, period_customers=2, won=1, lost=1, won_cents=1050, ttc_sum=9)
+    inside = day_vector(leads=2, cohort_customers=1, period_customers=2, won=1, lost=1, won_cents=1050, ttc_sum=9_000_500)
     inside[k.DAY_TTC_BUCKET0 + 0] = 1  # 0-1 days
-    inside[k.DAY_TTC_BUCKET0 + 3] = 1  # 8-14 days
+    inside[k.DAY_TTC_BUCKET0 + 3] = 1  # 8-14 days (milliseconds summed: 9,000.5 s)
     raw = RawCounters(days={T - 6: {("all", "all"): inside}, T - 7: {("all", "all"): day_vector(leads=100)}})
     got = by_key(build_series(raw, AS_OF, (7,), 200))
     base = (("dimension", "all"), ("segment", "all"), ("window", "7d"))
@@ -80,11 +80,12 @@ def test_window_sums_exactly_its_days_and_builds_a_cumulative_histogram() -> Non
     assert got[("leadpulse_window_won_amount", base)] == 10.5
     assert got[("leadpulse_window_win_ratio", base)] == 0.5
     assert got[("leadpulse_window_conversion_ratio", (("basis", "period"), *base))] == 1.0
-    bucket = "leadpulse_window_time_to_convert_days_bucket"
-    cumulative = [got[(bucket, tuple(sorted({**dict(base), "le": le}.items())))] for le in ("1.0", "3.0", "7.0", "14.0", "+Inf")]
+    bucket = "leadpulse_window_time_to_convert_seconds_bucket"
+    les = ("86400.0", "259200.0", "604800.0", "1209600.0", "+Inf")
+    cumulative = [got[(bucket, tuple(sorted({**dict(base), "le": le}.items())))] for le in les]
     assert cumulative == [1, 1, 1, 2, 2]
-    assert got[("leadpulse_window_time_to_convert_days_count", base)] == 2
-    assert got[("leadpulse_window_time_to_convert_days_sum", base)] == 9
+    assert got[("leadpulse_window_time_to_convert_seconds_count", base)] == 2
+    assert got[("leadpulse_window_time_to_convert_seconds_sum", base)] == 9_000.5
 
 
 def test_window_of_only_period_customers_has_no_conversion_ratio() -> None:
@@ -121,21 +122,33 @@ def consistent(vector: list[int]) -> list[int]:
     leads=st.dictionaries(SEGMENTS, st.integers(0, 5)),
     windows=st.lists(st.sampled_from((1, 7, 30, 90)), min_size=1, max_size=3),
     max_segments=st.integers(1, 3),
+    lags=st.dictionaries(st.integers(T - 180, T), st.dictionaries(SEGMENTS, st.lists(st.integers(0, 3), max_size=40))),
+    ages=st.lists(st.sampled_from((1, 7, 30, 90)), max_size=3),
 )
 def test_series_come_out_sorted_whatever_the_counters(
-    cohorts: dict[str, Vectors], days: dict[int, Vectors], leads: dict[Segment, int], windows: list[int], max_segments: int
+    cohorts: dict[str, Vectors],
+    days: dict[int, Vectors],
+    leads: dict[Segment, int],
+    windows: list[int],
+    max_segments: int,
+    lags: dict[int, Vectors],
+    ages: list[int],
 ) -> None:
-    """Built in sort order rather than sorted: any counters, windows and folding keep that order."""
-    series = build_series(RawCounters(cohorts, days, leads), AS_OF, windows, max_segments)
+    """Built in sort order rather than sorted: any counters, windows, ages and folding keep that order."""
+    series = build_series(RawCounters(cohorts, days, leads, lags=lags), AS_OF, windows, max_segments, ages)
     assert series == sorted(series, key=Series.sort_key)
     assert len({s.sort_key() for s in series}) == len(series)
 
 
 def test_parse_counters_sums_shards_of_differing_vector_lengths() -> None:
-    shard = [[b"all|all", b"2,,1"], [b"source|a", b"1"], [b"all|all", b"1,1,,,,,,2"], [b"all|all", b"3", b"source|a", b"2"], [b"orphans", b"1"]]
-    other = [[b"all|all", b",1"], [], [], [b"source|a", b"1"], [b"orphans", b"2", b"events|t|lead.created|applied", b"9"]]
+    shard = [
+        [b"all|all", b"2,,1"], [b"source|a", b"1"], [b"all|all", b"1,1,,,,,,2"], [b"all|all", b",,3"],
+        [b"all|all", b"3", b"source|a", b"2"], [b"orphans", b"1"],
+    ]  # fmt: skip
+    other = [[b"all|all", b",1"], [], [], [b"all|all", b"1"], [b"source|a", b"1"], [b"orphans", b"2", b"events|t|lead.created|applied", b"9"]]
     raw = parse_counters([shard, other], ["2026-06", "2026-W24"], [T])
     assert raw.cohorts == {"2026-06": {("all", "all"): [2, 1, 1]}, "2026-W24": {("source", "a"): [1]}}
     assert raw.days == {T: {("all", "all"): [1, 1, 0, 0, 0, 0, 0, 2]}}
+    assert raw.lags == {T: {("all", "all"): [1, 0, 3]}}
     assert raw.segment_leads == {("all", "all"): 3, ("source", "a"): 3}
     assert raw.orphans == 3

@@ -15,7 +15,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from tests.monitoring import (
     Prometheus,
     WebhookReceiver,
     alertmanager,
-    conversion_feed,
     exporter,
     prometheus,
     running,
@@ -63,7 +62,27 @@ def settings(stack_settings: Settings, tag: str) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(settings: Settings, tag: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus, WebhookReceiver]]:
+def events(tag: str) -> list[dict[str, Any]]:
+    return feed(tag)
+
+
+def settle(prom: Prometheus, events: list[dict[str, Any]]) -> None:
+    """Wait until Prometheus has every lead and win of the feed in the 90-day window of each segment."""
+    first = (datetime.now(timezone.utc) - timedelta(days=89)).date().isoformat()
+    for segment in sorted({e["source"] for e in events if "source" in e}):
+        leads = sum(e["type"] == "lead.created" and e["source"] == segment and e["occurred_at"] >= first for e in events)
+        wins = sum(e["type"] == "deal.won" and e["lead_id"].startswith(f"{segment}-") and e["occurred_at"] >= first for e in events)
+        for expr, count in (
+            (f'leadpulse_window_leads{{window="90d", segment="{segment}"}}', leads),
+            (f'leadpulse_window_customers{{window="90d", basis="period", segment="{segment}"}}', wins),
+        ):
+            wait_until(lambda: prom.query(f"{expr} == {count}"), PIPELINE_TIMEOUT, f"{expr} == {count}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    settings: Settings, tag: str, events: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Prometheus, WebhookReceiver]]:
     """Webhook, Alertmanager, exporter, Prometheus and a worker, all running; then the feed is published."""
     workdir = tmp_path_factory.mktemp("e2e")
     env = {
@@ -80,16 +99,45 @@ def pipeline(settings: Settings, tag: str, tmp_path_factory: pytest.TempPathFact
         prometheus(workdir, metrics, alertmanager_port) as prom,
         running([str(LEADPULSE), "worker"], workdir / "worker.log", lambda: True, env, cwd=workdir),
     ):
-        publish(feed(tag), workdir, env)
+        publish(events, workdir, env)
         yield prom, receiver
 
 
+#: Each segment gets LEADS leads a day for 120 days, created at noon UTC; CONVERTING of
+#: them are won 14 days and 2 hours later (lag 15 days, rounded up). Wins that would lie
+#: in the future are not sent.
+LEADS, CONVERTING, HISTORY_DAYS = 30, 6, 120
+LAG = timedelta(days=14, hours=2)
+
+
 def feed(tag: str) -> list[dict[str, Any]]:
-    """`<tag>_dropping` converts 25% of 400 leads, then 5 of its last 100; `<tag>_steady` 25% throughout."""
+    """Two segments whose period rate (wins / leads of the last 7 days) halves or worse.
+
+    `<tag>_surge`: its lead flow doubles over the last 7 complete days, conversion
+    unchanged: the surge's leads have not had time to convert, so the period basis
+    halves, which the old rule read as a critical drop. `<tag>_dropping`: steady leads,
+    but the cohorts whose wins fall in the last 7 complete days (created 22 to 16 days
+    ago) win 1 customer each instead of 6: a broken follow-up.
+    """
     now = datetime.now(timezone.utc)
-    return conversion_feed(now, tag, f"{tag}_dropping", (400, 100), (100, 5)) + conversion_feed(
-        now, tag, f"{tag}_steady", (400, 100), (100, 25)
-    )
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    events: list[dict[str, Any]] = []
+    for segment in (f"{tag}_surge", f"{tag}_dropping"):
+        for back in range(1, HISTORY_DAYS + 1):
+            created = noon - timedelta(days=back)
+            leads = 2 * LEADS if segment.endswith("_surge") and back <= 7 else LEADS
+            won = 1 if segment.endswith("_dropping") and 16 <= back <= 22 else CONVERTING
+            for i in range(leads):
+                lead = f"{segment}-{back}-{i}"
+                events.append({"event_id": f"{lead}-c", "type": "lead.created", "occurred_at": created.isoformat(),
+                               "lead_id": lead, "source": segment, "campaign": f"{tag}_campaign"})  # fmt: skip
+                if i < won and created + LAG < now:
+                    events.append({"event_id": f"{lead}-w", "type": "deal.won", "occurred_at": (created + LAG).isoformat(),
+                                   "lead_id": lead, "deal_id": f"{lead}-d", "amount": 1000})  # fmt: skip
+    # Newest first, as a backfill from the CRM would come: whatever part the worker has
+    # applied at a scrape is then whole cohorts (a win is counted once its lead arrives),
+    # so the checks never see a half-applied feed as a drop.
+    return sorted(events, key=lambda e: e["occurred_at"], reverse=True)
 
 
 def publish(events: list[dict[str, Any]], workdir: Path, env: dict[str, str]) -> None:
@@ -101,21 +149,39 @@ def publish(events: list[dict[str, Any]], workdir: Path, env: dict[str, str]) ->
 
 
 def test_a_real_drop_reaches_the_webhook_as_a_critical_lead_conversion_drop(
-    pipeline: tuple[Prometheus, WebhookReceiver], tag: str
+    pipeline: tuple[Prometheus, WebhookReceiver], tag: str, events: list[dict[str, Any]]
 ) -> None:
-    _, receiver = pipeline
-    labels = {"alertname": "LeadConversionDrop", "dimension": "source", "segment": f"{tag}_dropping"}
+    prom, receiver = pipeline
+    # 7 won where 7 days x 30 leads x 20% = 42 were expected: an 83% drop, critical.
+    labels = {"alertname": "LeadConversionDrop", "dimension": "source", "segment": f"{tag}_dropping", "severity": "critical"}
     alert = wait_until(lambda: receiver.alerts(**labels), PIPELINE_TIMEOUT, f"{labels} at the webhook")[0]
     assert alert["status"] == "firing"
-    assert alert["labels"]["severity"] == "critical"  # 25% -> 5%: an 80% drop
-    assert alert["annotations"]["summary"] == f"source={tag}_dropping: period conversion 80% below its baseline"
-    assert "Last 7 days 5% against 25%" in alert["annotations"]["description"]
+    summary = f"source={tag}_dropping: 83.33% fewer customers than its lead flow predicts"
+
+    def settled() -> list[dict[str, Any]]:
+        """The firing alert once the whole feed is applied (annotations follow each evaluation)."""
+        return [a for a in prom.alerts() if a["labels"].get("segment") == labels["segment"] and a["annotations"]["summary"] == summary]
+
+    settle(prom, events)
+    annotations = wait_until(settled, PIPELINE_TIMEOUT, summary)[0]["annotations"]
+    assert annotations["description"].startswith("7 customers won on the last 7 complete UTC days")
+    assert "predict\n42.0 (z = -4.34)" in annotations["description"]
+    assert annotations["runbook_url"].endswith("/alerts.md#leadconversiondrop")
 
 
-def test_the_steady_segment_of_the_same_feed_raises_nothing(pipeline: tuple[Prometheus, WebhookReceiver], tag: str) -> None:
+def test_a_lead_surge_in_the_same_feed_stays_quiet(
+    pipeline: tuple[Prometheus, WebhookReceiver], tag: str, events: list[dict[str, Any]]
+) -> None:
     prom, receiver = pipeline
     wait_until(lambda: receiver.alerts(segment=f"{tag}_dropping"), PIPELINE_TIMEOUT, "the dropping segment's alert")
-    steady = prom.query(f'segment:leadpulse_period_conversion_ratio:recent7d{{segment="{tag}_steady"}}')
-    assert [float(s["value"][1]) for s in steady] == [0.25]  # evaluated by the same rules...
-    assert not [a for a in prom.alerts() if a["labels"].get("segment") == f"{tag}_steady"]  # ...and quiet
-    assert not receiver.alerts(segment=f"{tag}_steady")
+    surge = {"dimension": "source", "segment": f"{tag}_surge"}
+    settle(prom, events)
+    period = prom.query(f'leadpulse_window_conversion_ratio{{basis="period", window="7d", segment="{tag}_surge"}}')
+    # 36 or 42 wins (as the day goes on) on 360 surge leads: about half its 20%, the old rule's "critical drop".
+    assert [float(s["value"][1]) < 0.12 for s in period] == [True]
+    observed = prom.query(f'leadpulse_check_observed_customers{{check="conversion", segment="{tag}_surge"}}')
+    expected = prom.query(f'leadpulse_check_expected_customers{{check="conversion", segment="{tag}_surge"}}')
+    assert [float(s["value"][1]) for s in observed] == [42]
+    assert [round(float(s["value"][1]), 9) for s in expected] == [42]  # evaluated by the same rules...
+    assert not [a for a in prom.alerts() if a["labels"].get("segment") == surge["segment"]]  # ...and quiet
+    assert not receiver.alerts(segment=surge["segment"])

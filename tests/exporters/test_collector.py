@@ -37,9 +37,6 @@ OPERATIONAL = {
     "leadpulse_kafka_up",
     "leadpulse_consumer_lag_messages",
 }
-#: The one lint finding the contract's own name brings: `promtool check metrics` wants
-#: durations in seconds, CONTRACT section 3 names the histogram in days.
-CONTRACT_LINT = 'leadpulse_window_time_to_convert_days use base unit "seconds" instead of "days"'
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -96,8 +93,8 @@ def exporter_url(examples_settings: Settings, tmp_path_factory: pytest.TempPathF
         yield url
 
 
-def test_exposition_passes_promtool_check_metrics_but_for_the_contract_days_unit(exporter_url: str) -> None:
-    assert promtool_findings(scrape(exporter_url)) == [CONTRACT_LINT]
+def test_exposition_passes_promtool_check_metrics_with_no_finding_at_all(exporter_url: str) -> None:
+    assert promtool_findings(scrape(exporter_url)) == []
 
 
 def test_business_series_are_exactly_what_read_series_returns(exporter_url: str, examples_settings: Settings) -> None:
@@ -120,11 +117,11 @@ def test_business_series_carry_the_contract_examples_numbers(exporter_url: str) 
 
 def test_histogram_is_one_family_with_buckets_in_bound_order(exporter_url: str) -> None:
     families = {f.name: f for f in text_string_to_metric_families(scrape(exporter_url))}
-    histogram = families["leadpulse_window_time_to_convert_days"]
+    histogram = families["leadpulse_window_time_to_convert_seconds"]
     assert histogram.type == "histogram"
     all_7d = [s for s in histogram.samples if s.labels.get("dimension") == "all" and s.labels["window"] == "7d"]
     assert [s.labels.get("le") for s in all_7d if s.name.endswith("_bucket")] == [
-        "1.0", "3.0", "7.0", "14.0", "30.0", "60.0", "90.0", "180.0", "+Inf"
+        "86400.0", "259200.0", "604800.0", "1209600.0", "2592000.0", "5184000.0", "7776000.0", "15552000.0", "+Inf"
     ]  # fmt: skip
     count = next(s.value for s in all_7d if s.name.endswith("_count"))
     assert count == all_7d[8].value == 4  # L1, L2, L6, L8 converted in the 7 days to 2026-06-15

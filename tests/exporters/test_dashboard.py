@@ -79,7 +79,7 @@ def test_dashboard_covers_every_figure_the_issue_asks_for() -> None:
         'stage="customer"',  # funnel
         "leadpulse_window_win_ratio",
         "leadpulse_window_won_amount",
-        "leadpulse_window_time_to_convert_days_bucket",
+        "leadpulse_window_time_to_convert_seconds_bucket",
         'rate(leadpulse_events_total{outcome="rejected"}',
         "leadpulse_last_event_timestamp_seconds",
         "leadpulse_consumer_lag_messages",

@@ -1,0 +1,78 @@
+"""The generated alert rules: the committed file is the generator's output, and its Python
+evaluation (what `make bench-alerts` runs) agrees with promtool's, sample by sample."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporters import rules
+from exporters.mixin import CONFIG
+
+pytestmark = pytest.mark.integration  # promtool
+
+
+def test_committed_rule_file_is_what_the_generator_writes() -> None:
+    assert rules.OUTPUT.read_text() == rules.render(), "run `python -m exporters.rules`"
+
+
+def test_every_expression_selects_the_job_and_every_alert_links_its_runbook() -> None:
+    for group in yaml.safe_load(rules.render())["groups"]:
+        for rule in group["rules"]:
+            for line in rule["expr"].splitlines():
+                if "{" in line:
+                    assert CONFIG.selector in line, line
+            assert rule["annotations"]["runbook_url"] == CONFIG.runbook_url(rule["alert"].lower())
+    for alert in rules.BUSINESS_ALERTS:
+        rendered = rules._annotations(alert, CONFIG)
+        assert rendered["dashboard_url"].startswith(f"{CONFIG.grafana_url}/d/{CONFIG.dashboard_uid}?var-dimension=")
+
+
+#: Values on and around every threshold, so ties are tested where floats are touchy.
+DROPS = (-0.2, 0.0, 0.19999, 0.2, 0.3, 0.39999, 0.4, 0.40001, 1.0)
+ZS = (-5.0, -3.1, -3.09, -3.0899, -2.76, -2.75, -2.0, 0.5)
+EXPECTEDS = (0.5, 9.99, 10.0, 250.0)
+
+
+def test_python_evaluation_of_the_rules_agrees_with_promtool(tmp_path: Path) -> None:
+    """Random segments on the thresholds; promtool must fire exactly the alerts `Alert.holds` says."""
+    rng = random.Random(7)
+    series, expected = [], {name: [] for name in ("LeadConversionDrop", "LeadQualityDrop")}
+    for i in range(120):
+        check = "conversion" if i % 2 else "quality"
+        samples = {rules.DROP: rng.choice(DROPS), rules.ZSCORE: rng.choice(ZS), rules.EXPECTED: rng.choice(EXPECTEDS)}
+        labels = f'job="leadpulse",check="{check}",dimension="source",segment="s{i}"'
+        series += [{"series": f"{name}{{{labels}}}", "values": f"{value}x400"} for name, value in samples.items()]
+        for alert in rules.BUSINESS_ALERTS:
+            if alert.check == check and alert.holds(samples):
+                expected[alert.name].append(
+                    {"exp_labels": {"job": "leadpulse", "check": check, "dimension": "source", "segment": f"s{i}", "severity": alert.severity}}
+                )
+    assert all(expected.values()), "some segments must fire, or the test proves nothing"
+    rules_file = tmp_path / "rules.yml"
+    # Annotations are not under test here (they query series the segments share names with).
+    data = yaml.safe_load(rules.render())
+    for group in data["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    rules_file.write_text(yaml.safe_dump(data))
+    test = {
+        "rule_files": [str(rules_file)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": "6h", "alertname": name, "exp_alerts": alerts} for name, alerts in expected.items()
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    done = subprocess.run(["promtool", "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
