@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+from redis.exceptions import (
+    ClusterDownError,
+    ConnectionError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TimeoutError,
+    TryAgainError,
+)
+
 
 class AggregateError(Exception):
     """Redis refused an aggregates command for a reason retrying will not cure.
@@ -19,3 +31,11 @@ class LayoutMismatch(AggregateError):
     `leadpulse rebuild`, or restore the previous LEADPULSE_SHARDS /
     LEADPULSE_ATTRIBUTE_DIMENSIONS (or leadpulse version).
     """
+
+
+#: What Redis answers while it recovers - a restart, a Cluster failover (the slot's
+#: master is down or not yet replaced), a slot that is moving: wait and send again.
+#: Everything else needs an operator.
+TRANSIENT_ERRORS: Final = (ConnectionError, TimeoutError, ClusterDownError, TryAgainError, SlotNotCoveredError, OSError)
+#: Everything a Redis or Redis Cluster client raises (cluster routing errors are no `RedisError`).
+REDIS_ERRORS: Final = (RedisError, RedisClusterException)

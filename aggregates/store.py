@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, TypeVar
@@ -26,7 +26,8 @@ import redis
 import redis.asyncio
 from redis.exceptions import NoScriptError
 
-from aggregates.errors import AggregateError, LayoutMismatch
+from aggregates.connect import AsyncRedis, SyncRedis, primaries, queue
+from aggregates.errors import REDIS_ERRORS, TRANSIENT_ERRORS, AggregateError, LayoutMismatch
 from aggregates.keys import (
     CALENDAR_NAME,
     COHORT_PART,
@@ -173,46 +174,50 @@ class StoreSteps:
             for (topic, partition), move in sorted((offsets or {}).items())
             for arg in (f"{topic}|{partition}", move.expected, move.new)
         ]
-        if triples:
-            commands.append(("EVALSHA", self._offsets_sha, 1, layout.offsets, *triples))
+        if triples:  # every shard, touched or not: a partition's offset is the least of its shards'
+            commands += [
+                ("EVALSHA", self._offsets_sha, 1, layout.offsets(shard), *triples) for shard in range(layout.shards)
+            ]
         replies = yield from self._run_scripts(commands)
         counts = {"applied": 0, "duplicate": 0, "rejected": sum(rejected.values())}
         for reply in replies[: len(per_shard)]:
             counts["applied"] += int(reply[0])
             counts["duplicate"] += int(reply[1])
-        refused: dict[TopicPartition, int] = {}
-        if triples:
-            flat = replies[-1]
-            for name, stored in zip(flat[::2], flat[1::2]):
-                topic, _, partition = as_text(name).rpartition("|")
-                refused[(topic, int(partition))] = int(stored)
-        return ApplyOutcome(counts, refused)
+        return ApplyOutcome(counts, _refused(offsets or {}, replies[len(replies) - layout.shards :] if triples else []))
 
     def read_offsets(self) -> Steps[dict[TopicPartition, int]]:
-        """The last applied offset of every partition Redis holds one for."""
-        replies = yield [("HGETALL", self.layout.offsets)]
-        _raise_first_error(replies)
-        (stored,) = replies
-        result: dict[TopicPartition, int] = {}
-        for name, offset in stored.items():
-            topic, _, partition = as_text(name).rpartition("|")
-            result[(topic, int(partition))] = int(offset)
-        return result
-
-    def clear(self) -> Steps[int]:
-        """Delete every key of this prefix (and only those); returns how many went."""
+        """Per partition, the last offset whose records every shard holds (absent: none stored)."""
         layout = self.layout
-        (deleted,) = yield [("DEL", layout.offsets, layout.layout_stamp)]
-        cursor: Any = 0
-        while True:
-            ((cursor, keys),) = yield [("SCAN", cursor, "MATCH", layout.shard_key_pattern, "COUNT", CLEAR_CHUNK)]
-            if keys:
-                (removed,) = yield [("UNLINK", *keys)]
-                deleted += removed
-            if int(cursor) == 0:
-                break
+        replies = yield [("HGETALL", layout.offsets(shard)) for shard in range(layout.shards)]
+        _raise_first_error(replies)
+        held = [{_partition(name): int(offset) for name, offset in stored.items()} for stored in replies]
+        return {tp: min(shard[tp] for shard in held) for tp in held[0] if all(tp in shard for shard in held)}
+
+    def forget_layout(self) -> Steps[int]:
+        """Delete the layout stamp: the first step of `clear`, before each node's `clear_keys`."""
+        (deleted,) = yield [("DEL", self.layout.layout_stamp)]
         self._ready = False
         return int(deleted)
+
+    def clear_keys(self) -> Steps[int]:
+        """Delete every shard key of this prefix (and only those) one server holds.
+
+        SCAN visits one server, so on a Cluster this runs once per master; keys are
+        unlinked per shard because a multi-key command must stay within one slot.
+        """
+        deleted = 0
+        cursor: Any = 0
+        while True:
+            ((cursor, keys),) = yield [("SCAN", cursor, "MATCH", self.layout.shard_key_pattern, "COUNT", CLEAR_CHUNK)]
+            by_shard: dict[str, list[Any]] = {}
+            for key in keys:
+                by_shard.setdefault(as_text(key).partition("}")[0], []).append(key)
+            if by_shard:
+                removed = yield [("UNLINK", *group) for group in by_shard.values()]
+                _raise_first_error(removed)
+                deleted += sum(removed)
+            if int(cursor) == 0:
+                return deleted
 
     def _prepare(self) -> Steps[None]:
         """Load both scripts and stamp (or check) the layout the stored state depends on."""
@@ -245,16 +250,62 @@ class StoreSteps:
         return replies
 
 
+def _partition(name: bytes | str) -> TopicPartition:
+    topic, _, partition = as_text(name).rpartition("|")
+    return topic, int(partition)
+
+
+def _refused(offsets: Mapping[TopicPartition, OffsetAdvance], replies: Sequence[Any]) -> dict[TopicPartition, int]:
+    """Per partition some shard refused to advance: the least offset a refusing shard holds."""
+    refused: dict[TopicPartition, int] = {}
+    for flat in replies:
+        for name, stored in zip(flat[::2], flat[1::2]):
+            tp = _partition(name)
+            refused[tp] = min(int(stored), refused.get(tp, offsets[tp].new))
+    return refused
+
+
 def _raise_first_error(replies: list[Any]) -> None:
     for reply in replies:
+        if isinstance(reply, TRANSIENT_ERRORS):
+            raise reply
         if isinstance(reply, Exception):
             raise AggregateError(f"Redis refused an aggregates command: {reply}") from reply
 
 
-class AggregateStore:
-    """The aggregates of one pipeline on a synchronous `redis.Redis`."""
+#: Commands without a key, for every master: outside the pipeline, which routes by slot.
+#: They come first in their round trip (`_prepare`), so running them first keeps order.
+FAN_OUT: Final = frozenset({"SCRIPT LOAD"})
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+
+def _fans_out(command: Command) -> bool:
+    return command[0] in FAN_OUT
+
+
+def _reply(execute: Callable[..., Any], command: Command) -> Any:
+    """The reply of one command sent alone, or its error as a pipeline would give it."""
+    try:
+        return execute(*command)
+    except REDIS_ERRORS as exc:
+        return exc
+
+
+async def _async_reply(execute: Callable[..., Awaitable[Any]], command: Command) -> Any:
+    try:
+        return await execute(*command)
+    except REDIS_ERRORS as exc:
+        return exc
+
+
+class AggregateStore:
+    """The aggregates of one pipeline on a synchronous `redis.Redis` or `RedisCluster`.
+
+    On a Cluster, redis-py's pipeline sends a round trip's commands as one batch per
+    node (by each command's hash slot), in their order, and re-sends in order what a
+    failover or a slot migration answered with MOVED, ASK or a dropped connection.
+    """
+
+    def __init__(self, client: SyncRedis, settings: Settings) -> None:
         self._client = client
         self._steps = StoreSteps(settings)
 
@@ -274,24 +325,31 @@ class AggregateStore:
         return self._run(self._steps.read_offsets())
 
     def clear(self) -> int:
-        return self._run(self._steps.clear())
+        """Delete every key of this prefix, on every master; returns how many went."""
+        deleted = self._run(self._steps.forget_layout())
+        return deleted + sum(self._run(self._steps.clear_keys(), node) for node in primaries(self._client))
 
-    def _run(self, steps: Steps[T]) -> T:
+    def _run(self, steps: Steps[T], client: SyncRedis | None = None) -> T:
+        client = self._client if client is None else client
         try:
             commands = next(steps)
             while True:
-                pipe = self._client.pipeline(transaction=False)
-                for command in commands:
-                    pipe.execute_command(*command)
-                commands = steps.send(pipe.execute(raise_on_error=False))
+                replies = [_reply(client.execute_command, c) if _fans_out(c) else None for c in commands]
+                pipe = client.pipeline(transaction=False)
+                keyed = [i for i, command in enumerate(commands) if not _fans_out(command)]
+                for i in keyed:
+                    queue(pipe, client, *commands[i])
+                for i, reply in zip(keyed, pipe.execute(raise_on_error=False)):
+                    replies[i] = reply
+                commands = steps.send(replies)
         except StopIteration as done:
             return done.value
 
 
 class AsyncAggregateStore:
-    """The same aggregates on a `redis.asyncio.Redis` (the Faust worker's)."""
+    """The same aggregates on a `redis.asyncio.Redis` or `RedisCluster` (the worker's)."""
 
-    def __init__(self, client: redis.asyncio.Redis, settings: Settings) -> None:
+    def __init__(self, client: AsyncRedis, settings: Settings) -> None:
         self._client = client
         self._steps = StoreSteps(settings)
 
@@ -313,17 +371,18 @@ class AsyncAggregateStore:
     async def read_offsets(self) -> dict[TopicPartition, int]:
         return await self._run(self._steps.read_offsets())
 
-    async def clear(self) -> int:
-        return await self._run(self._steps.clear())
-
     async def _run(self, steps: Steps[T]) -> T:
+        client = self._client
         try:
             commands = next(steps)
             while True:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for command in commands:
-                        pipe.execute_command(*command)
-                    replies = await pipe.execute(raise_on_error=False)
+                replies = [await _async_reply(client.execute_command, c) if _fans_out(c) else None for c in commands]
+                pipe = client.pipeline(transaction=False)
+                keyed = [i for i, command in enumerate(commands) if not _fans_out(command)]
+                for i in keyed:
+                    pipe.execute_command(*commands[i])
+                for i, reply in zip(keyed, await pipe.execute(raise_on_error=False)):
+                    replies[i] = reply
                 commands = steps.send(replies)
         except StopIteration as done:
             return done.value

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = Field(None, description="PEM client certificate, for brokers that require one")
     kafka_ssl_keyfile: Path | None = Field(None, description="PEM key of the client certificate")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
+    redis_cluster: bool = Field(
+        False, description="true: LEADPULSE_REDIS_URL names any node of a Redis Cluster, and every client speaks its protocol"
+    )
     exporter_port: int = Field(9816, description="exporter /metrics port")
     api_port: int = Field(9817, description="ingest API port")
     prometheus_port: int = Field(9090, description="Prometheus port")

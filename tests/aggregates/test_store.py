@@ -44,14 +44,25 @@ def test_outcomes_count_a_resent_or_superseded_event_as_duplicate(redis_client: 
     assert store.apply([created("c1", "L"), mql, created("c0", "L", T0 + 1)]).counts["duplicate"] == 3
 
 
-def test_offsets_move_only_from_the_value_the_worker_last_saw(redis_client: redis.Redis, key_prefix: str) -> None:
-    store = AggregateStore(redis_client, Settings(key_prefix=key_prefix))
+def test_offsets_move_only_over_what_every_shard_holds_and_never_back(redis_client: redis.Redis, key_prefix: str) -> None:
+    settings = Settings(key_prefix=key_prefix, shards=4)
+    store = AggregateStore(redis_client, settings)
     assert store.read_offsets() == {}
     assert store.apply([created("c1", "L")], offsets={TP: OffsetAdvance(-1, 10)}).refused == {}
     assert store.read_offsets() == {TP: 10}
-    outcome = store.apply([created("c2", "M")], offsets={TP: OffsetAdvance(5, 20)})
-    assert outcome.refused == {TP: 10}
-    assert store.read_offsets() == {TP: 10}
+    # Another owner moved on to 10 while this worker saw 5: its records 6..20 are applied now.
+    assert store.apply([created("c2", "M")], offsets={TP: OffsetAdvance(5, 20)}).refused == {}
+    assert store.read_offsets() == {TP: 20}
+    assert store.apply([], offsets={TP: OffsetAdvance(-1, 15)}).refused == {}
+    assert store.read_offsets() == {TP: 20}  # a late worker never moves it back
+    # Shard 2's node lost its last writes (a failover): that shard holds less than expected.
+    redis_client.hset(store.layout.offsets(2), f"{TP[0]}|{TP[1]}", 12)
+    assert store.read_offsets() == {TP: 12}
+    assert store.apply([created("c3", "N")], offsets={TP: OffsetAdvance(20, 30)}).refused == {TP: 12}
+    assert store.read_offsets() == {TP: 12}
+    # Re-read from 13: every shard then holds 30, whatever each held before.
+    assert store.apply([created("c3", "N")], offsets={TP: OffsetAdvance(12, 30)}).refused == {}
+    assert {int(redis_client.hget(store.layout.offsets(s), f"{TP[0]}|{TP[1]}") or -1) for s in range(4)} == {30}
 
 
 def test_health_counts_outcomes_rejections_and_the_newest_applied_time(

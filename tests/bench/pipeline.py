@@ -42,8 +42,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from aiokafka.structs import TopicPartition as KafkaPartition
 
-from aggregates.keys import KeyLayout, as_text
-from aggregates.store import AggregateStore
+from aggregates.keys import KeyLayout
+from aggregates.store import AggregateStore, AsyncAggregateStore
 from streams.positions import TopicPartition
 from streams.settings import DEALS_TOPIC, INPUT_TOPICS, LEADS_TOPIC, Settings
 from tests.bench.common import (
@@ -281,18 +281,17 @@ async def freshness(settings: Settings, pipe: Settings, records: Sequence[bytes]
     client = redis.asyncio.from_url(settings.redis_url)
     seen: dict[TopicPartition, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
     last_acked: dict[TopicPartition, int] = {}  # filled once every record is acknowledged
-    offsets_key = KeyLayout.from_settings(pipe).offsets
+    store = AsyncAggregateStore(client, pipe)
 
     async def poll() -> None:
         """Note, per partition, each new stored offset and when it was first seen."""
         while True:
-            stored = await client.hgetall(offsets_key)
+            stored = await store.read_offsets()
             now = time.perf_counter()
-            for name, value in stored.items():
-                topic, _, partition = as_text(name).rpartition("|")
-                offsets, times = seen[(topic, int(partition))]
-                if not offsets or int(value) > offsets[-1]:
-                    offsets.append(int(value))
+            for tp, value in stored.items():
+                offsets, times = seen[tp]
+                if not offsets or value > offsets[-1]:
+                    offsets.append(value)
                     times.append(now)
             if last_acked and all(seen[tp][0] and seen[tp][0][-1] >= end for tp, end in last_acked.items()):
                 return

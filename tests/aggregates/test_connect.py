@@ -1,0 +1,142 @@
+"""Every component on a real Redis Cluster: 3 masters, 3 replicas of local `redis-server`s.
+
+The cluster starts once for the module (tests/services.py). Through redis-py's cluster
+clients built by `aggregates.connect`: the contract examples and the law's property
+(imported from their own modules, with the Redis they read swapped for the cluster),
+the scrape's round trips, and the exactness of two workers and an exporter through the
+SIGKILL of a master in mid-stream.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aggregates.connect import SyncRedis, primaries
+from aggregates.connect import redis_client as connect
+from aggregates.read import read_series
+from aggregates.store import AggregateStore
+from streams.events import Event, parse_record
+from streams.settings import Settings
+from tests import services
+from tests.aggregates.reference import assert_same_series
+from tests.aggregates.test_aggregates_law import (  # noqa: F401  # collected here, on the cluster
+    test_any_order_duplication_and_split_gives_the_reference_aggregates,
+)
+from tests.aggregates.test_contract_examples import (  # noqa: F401  # collected here, on the cluster
+    expected,
+    parsed,
+    published,
+    source,
+    test_every_expected_series_is_published_with_its_value,
+    test_replaying_the_feed_changes_no_series,
+    test_store_and_reference_model_publish_identical_series,
+)
+from tests.contract_examples import AS_OF
+from tests.feeds import synthetic_feed
+from tests.pipeline import LEADPULSE, Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[services.RedisCluster]:
+    with services.redis_cluster() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def redis_settings(stack_settings: Settings, cluster: services.RedisCluster) -> Settings:
+    """The test stack's Kafka with the cluster as Redis; the URL names one node only."""
+    return stack_settings.model_copy(update={"redis_url": cluster.url, "redis_cluster": True})
+
+
+@pytest.fixture
+def redis_client(redis_settings: Settings) -> Iterator[SyncRedis]:
+    """Overrides the suite's single-node client for the imported tests."""
+    client = connect(redis_settings)
+    yield client
+    client.close()
+
+
+def test_shards_spread_over_every_master(redis_client: SyncRedis, key_prefix: str) -> None:
+    settings = Settings(key_prefix=key_prefix)
+    store = AggregateStore(redis_client, settings)
+    nodes = {redis_client.get_node_from_key(store.layout.health(shard)).name for shard in range(settings.shards)}
+    assert len(nodes) == 3
+
+
+def test_a_scrape_is_one_script_call_per_shard_and_no_key_lookup_on_the_server(
+    redis_client: SyncRedis, key_prefix: str
+) -> None:
+    settings = Settings(key_prefix=key_prefix, as_of=AS_OF)
+    nodes = primaries(redis_client)
+    before = [_calls(node) for node in nodes]
+    read_series(redis_client, settings, AS_OF)
+    after = [_calls(node) for node in nodes]
+    evals = sum(a.get("eval", 0) - b.get("eval", 0) for a, b in zip(after, before))
+    lookups = sum(a.get("command|getkeys", 0) - b.get("command|getkeys", 0) for a, b in zip(after, before))
+    assert (evals, lookups) == (settings.shards, 0)
+
+
+def test_clear_deletes_the_prefix_on_every_master(redis_client: SyncRedis, key_prefix: str) -> None:
+    settings = Settings(key_prefix=key_prefix, as_of=AS_OF)
+    store = AggregateStore(redis_client, settings)
+    now_ms = int(time.time() * 1000)
+    records = synthetic_feed(200, now_ms, seed=31, tag=key_prefix, bad_share=0)
+    store.apply([e for e in (parse_record(r, now_ms) for r in records) if isinstance(e, Event)])
+    assert store.clear() > settings.shards
+    assert not any(node.scan(0, match=f"{key_prefix}:*", count=1000)[1] for node in primaries(redis_client))
+
+
+def test_two_workers_and_the_exporter_carry_on_through_a_master_sigkill_exactly(
+    redis_settings: Settings, cluster: services.RedisCluster, tmp_path: Path
+) -> None:
+    pipe = Pipeline(redis_settings, tmp_path)
+    exporter_port = services.free_port()
+    env = pipe.env() | {"LEADPULSE_EXPORTER_PORT": str(exporter_port)}
+    exporter = subprocess.Popen([LEADPULSE, "exporter"], env=env, stdout=(tmp_path / "exporter.log").open("wb"), stderr=subprocess.STDOUT)
+    try:
+        pipe.start_worker(), pipe.start_worker()
+        now_ms = int(time.time() * 1000)
+        feed = synthetic_feed(3000, now_ms, seed=32, tag=pipe.tag)
+        pipe.publish_raw(feed[: len(feed) // 2])
+        time.sleep(6)  # both workers joined, batches in flight on every master
+        assert "leadpulse_redis_up 1.0" in _scrape(exporter_port)
+        victim = cluster.masters()[0]
+        pipe.publish_raw(feed[len(feed) // 2 :])
+        cluster.kill(victim)
+        cluster.wait_healthy()
+        pipe.wait_caught_up(timeout=180)
+        assert all(w.poll() is None for w in pipe.workers), "the workers carried on through the failover"
+        assert "leadpulse_redis_up 1.0" in _scrape(exporter_port)
+        assert victim not in cluster.masters()
+        pipe.stop_workers()
+        assert_same_series(pipe.report(), pipe.expected())
+    finally:
+        pipe.stop_workers(signal.SIGKILL)
+        exporter.terminate()
+        exporter.wait(30)
+
+
+def _calls(node: object) -> dict[str, int]:
+    stats = node.info("commandstats")  # type: ignore[attr-defined]
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def _scrape(port: int, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                return str(response.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
