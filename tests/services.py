@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -162,3 +163,22 @@ def _cluster_nodes(port: int) -> dict[int, str]:
     with redis.Redis(port=port, decode_responses=True) as client:
         nodes = client.cluster("NODES")
     return {int(address.split("@")[0].rpartition(":")[2]): node["flags"] for address, node in nodes.items()}
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports (brokers' controllers), below the ephemeral range:
+    there no outgoing connection takes one of them between this choice and the bind."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        first = random.randrange(max(1024, low - 8000), low - count)
+        if all(_bindable(first + i) for i in range(count)):
+            return first
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
