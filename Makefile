@@ -24,7 +24,7 @@ help:
 	@echo "make demo     stack, worker, exporter and a synthetic feed with a live view"
 	@echo "make typecheck  mypy over the product code (part of make test)"
 	@echo "make bench    run the benchmarks (docs/bench.md); make bench-NAME runs one:"
-	@echo "              bench-memory, bench-scrape, bench-pipeline, bench-api"
+	@echo "              bench-memory, bench-scrape, bench-alerts (docs/alerts.md), bench-pipeline, bench-api"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
 	@echo "make clean    make down, then remove .venv and the stacks' data"
 

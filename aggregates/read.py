@@ -24,7 +24,7 @@ from aggregates.keys import ORPHANS_FIELD, KeyLayout
 from aggregates.matured import span
 from aggregates.rules import published_cohorts, window_day_range
 from aggregates.series import RawCounters, Segment, Series, build_series
-from streams.settings import Settings
+from streams.settings import DEALS_TOPIC, Settings
 
 __all__ = ["Health", "Series", "parse_counters", "parse_health", "read_aggregates", "read_health", "read_series"]
 
@@ -63,8 +63,10 @@ def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple
         ],
     )
     raw = parse_counters(shards, cohorts, days)
-    series = build_series(raw, as_of, windows, settings.max_segments, ages)
-    return series, parse_health([hashes[-1] for hashes in shards])
+    health = parse_health([hashes[-1] for hashes in shards])
+    newest_deal = health.last_event_seconds.get(DEALS_TOPIC)
+    fresh_day = None if newest_deal is None else int(newest_deal // 86_400)
+    return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day), health
 
 
 def read_series(client: SyncRedis, settings: Settings, as_of: date) -> list[Series]:

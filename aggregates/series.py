@@ -89,9 +89,19 @@ def folding(segment_leads: Mapping[Segment, int], max_segments: int) -> dict[Seg
 
 
 def build_series(
-    raw: RawCounters, as_of: date, window_days: Iterable[int], max_segments: int, maturity_days: Iterable[int] = ()
+    raw: RawCounters,
+    as_of: date,
+    window_days: Iterable[int],
+    max_segments: int,
+    maturity_days: Iterable[int] = (),
+    fresh_day: int | None = None,
 ) -> list[Series]:
     """Every business series as of day T, in `Series.sort_key` order (name, then sorted labels).
+
+    The alert checks read the complete days before T, or before `fresh_day` (the day of
+    the newest deal event applied) when that is earlier: days the pipeline has not seen
+    yet (a feed replaying the past, a stalled CRM sync) are not read as days without
+    customers. LeadFeedStalled is the alert for those.
 
     Produced in that order, not sorted afterwards (sorting was a third of a scrape):
     cohort rows are visited by (cohort, dimension, segment) and window rows by
@@ -122,10 +132,11 @@ def build_series(
     for segment, window, vector in sorted(rows, key=lambda row: (row[0], row[1])):
         _window_series(runs, window, segment, vector)
     today = day_number(as_of)
+    checked = today if fresh_day is None else min(today, fresh_day)
     for segment, history in sorted(histories(raw, labels).items()):
         _matured_series(runs, segment, history, today, lengths, maturity_days)
-        _check_series(runs, segment, CONVERSION, conversion_check(history, today))
-        _check_series(runs, segment, QUALITY, quality_check(history, today))
+        _check_series(runs, segment, CONVERSION, conversion_check(history, checked))
+        _check_series(runs, segment, QUALITY, quality_check(history, checked))
     return [series for key in sorted(runs) for series in runs[key]]
 
 

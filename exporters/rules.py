@@ -250,9 +250,8 @@ def render(config: MixinConfig = CONFIG) -> str:
 
 
 def main() -> None:
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(render())
-    print(f"wrote {OUTPUT}")
+    """Write the rule file in place (deploy/prometheus/rules/ ships with the repository)."""
+    print(f"wrote {OUTPUT.write_text(render())} characters to {OUTPUT}")
 
 
 if __name__ == "__main__":

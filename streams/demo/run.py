@@ -284,7 +284,10 @@ class _Watch:
                 elif tick - printed >= PRINT_EVERY_S:
                     printed = tick
                     print(progress(self.timeline), flush=True)
-                time.sleep(max(0.0, SAMPLE_EVERY_S - (time.monotonic() - tick)))
+                # At least twice as long as the sample took: on a busy 2-core machine reading
+                # every series each second would take the CPU the worker needs.
+                took = time.monotonic() - tick
+                time.sleep(max(SAMPLE_EVERY_S - took, 2 * took))
 
 
 def _day(epoch_s: float) -> date:

@@ -26,8 +26,10 @@ from rich.text import Text
 from aggregates.read import Health, Series
 from streams.demo.alerts import Alert
 
-#: Windows the view reads: the 30-day view, and the 7 of 90 days `LeadConversionDrop` compares.
+#: Windows the view reads: the 30-day view, the 7-day trend, the 90-day summary.
 WINDOW, RECENT, QUARTER = "30d", "7d", "90d"
+#: The matured cell beside the young 30-day rate: the leads of days T-120 .. T-91, converted within 90 days.
+MATURED = "90d"
 TREND_WIDTH: Final = 20
 #: Narrower terminals get the table without its funnel column (the numbers fit in 80).
 FUNNEL_FROM: Final = 112
@@ -66,10 +68,16 @@ class SegmentStats:
         return self.get(f"period_{window}"), self.get(f"leads_{window}")
 
     @property
-    def baseline(self) -> tuple[int, int]:
-        """(customers, leads) of the 83 days before the last 7: the alert's baseline."""
-        (c90, n90), (c7, n7) = self.period(QUARTER), self.period(RECENT)
-        return c90 - c7, n90 - n7
+    def matured(self) -> tuple[int, int]:
+        """(customers, leads) of the matured cell: final, unlike the young 30-day cohort's."""
+        return self.get("matured_customers"), self.get("matured_leads")
+
+    @property
+    def check(self) -> tuple[int, float] | None:
+        """(won, expected) customers of the last 7 complete days: what LeadConversionDrop compares."""
+        if "expected" not in self.counts:
+            return None
+        return self.get("observed"), self.counts["expected"]
 
     @property
     def funnel(self) -> tuple[int, int, int, int]:
@@ -96,7 +104,11 @@ def _field(s: Series) -> str | None:
         return "f_leads"
     if s.name == "leadpulse_cohort_stage_leads" and labels.get("period") == "month":
         return f"f_{labels['stage']}"
+    if labels.get("check") == "conversion" and s.name in _CHECK:
+        return _CHECK[s.name]
     window = labels.get("window")
+    if s.name in _MATURED and window == WINDOW and labels.get("within") == MATURED:
+        return _MATURED[s.name]
     if s.name == "leadpulse_window_leads":
         return f"leads_{window}"
     if s.name == "leadpulse_window_customers":
@@ -107,6 +119,10 @@ def _field(s: Series) -> str | None:
     ):
         return s.name.rsplit("_", 1)[1]
     return None
+
+
+_CHECK: Final = {"leadpulse_check_observed_customers": "observed", "leadpulse_check_expected_customers": "expected"}
+_MATURED: Final = {"leadpulse_window_matured_leads": "matured_leads", "leadpulse_window_matured_customers": "matured_customers"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,9 +248,11 @@ def _table(sample: Sample, timeline: Timeline, width: int) -> Table:
     firing = {a.labels.get("segment") for a in sample.alerts or [] if a.labels.get("dimension") == "source"}
     with_funnel = width >= FUNNEL_FROM
     caption = [
-        f"leads, customers, rate, 95% CI, N:1: leads created in the last {WINDOW} and the customers among them so far",
-        f"{RECENT}, 83d: customers won / leads created in the last 7 days and the 83 before (what LeadConversionDrop"
-        " compares)",
+        f"leads, customers, rate, 95% CI, N:1: leads created in the last {WINDOW} and the customers among them so far"
+        " (young leads: still converting)",
+        f"matured: of the leads created 91-120 days ago, the share converted within {MATURED} (final)",
+        "won 7d, expected: customers won in the last 7 complete days, and what the lead flow of the weeks they come"
+        " from predicts (what LeadConversionDrop compares)",
         *(["funnel: share of the last 12 monthly cohorts that reached MQL › SQL › customer"] if with_funnel else []),
         f"trend: the {RECENT} rate over the demo",
     ]
@@ -245,7 +263,7 @@ def _table(sample: Sample, timeline: Timeline, width: int) -> Table:
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    numbers = ("leads", "customers", "rate", "95% CI", "N:1", RECENT, "83d", *(["funnel"] if with_funnel else []))
+    numbers = ("leads", "customers", "rate", "matured", "95% CI", "N:1", "won 7d", "expected", *(["funnel"] if with_funnel else []))
     table.add_column("source", no_wrap=True)
     for name in numbers:
         table.add_column(name, justify="right", no_wrap=True)
@@ -256,20 +274,28 @@ def _table(sample: Sample, timeline: Timeline, width: int) -> Table:
         interval = stats.interval
         leads, mql, sql, won = stats.funnel
         funnel = " › ".join([*(percent(_rate(n, leads), 0) for n in (mql, sql)), percent(_rate(won, leads))])
+        observed, expected = _check_cells(stats)
         table.add_row(
             Text(stats.segment, style="bold" if stats.dimension == "all" else style),
             f"{stats.leads:,}",
             f"{stats.customers:,}",
             percent(_rate(stats.customers, stats.leads)),
+            percent(_rate(*stats.matured)),
             f"{interval[0]:.1%}–{interval[1]:.1%}" if interval else "–",
             per_customer(stats.customers, stats.leads),
-            Text(percent(_rate(*stats.period(RECENT))), style=style),
-            percent(_rate(*stats.baseline)),
+            Text(observed, style=style),
+            expected,
             *([funnel] if with_funnel else []),
             Text(sparkline(timeline.trends.get(stats.segment, [])), style="red" if style else "cyan"),
             end_section=stats.dimension == "all",
         )
     return table
+
+
+def _check_cells(stats: SegmentStats) -> tuple[str, str]:
+    """Won and expected customers of the conversion check, or dashes while it has no baseline."""
+    check = stats.check
+    return ("–", "–") if check is None else (f"{check[0]:,}", f"{check[1]:,.0f}")
 
 
 def _pipeline(sample: Sample, timeline: Timeline) -> Panel:
@@ -331,9 +357,7 @@ def summary(timeline: Timeline, context: Context) -> str:
     sample = timeline.latest
     if sample is None:
         return "leadpulse demo: stopped before the first numbers arrived"
-    rows = [
-        ("source", f"leads {QUARTER}", f"customers {QUARTER}", f"rate {QUARTER}", "N:1", f"last {RECENT}", "83d before")
-    ]
+    rows = [("source", f"leads {QUARTER}", f"customers {QUARTER}", f"rate {QUARTER}", "N:1", "matured", "won 7d", "expected")]
     for stats in sample.stats:
         customers, leads = stats.period(QUARTER)
         rows.append(
@@ -343,8 +367,8 @@ def summary(timeline: Timeline, context: Context) -> str:
                 f"{customers:,}",
                 percent(_rate(customers, leads)),
                 per_customer(customers, leads),
-                percent(_rate(*stats.period(RECENT))),
-                percent(_rate(*stats.baseline)),
+                percent(_rate(*stats.matured)),
+                *_check_cells(stats),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -362,7 +386,9 @@ def summary(timeline: Timeline, context: Context) -> str:
             f"leadpulse demo summary: ran {_duration(sample.at_s)}, windows as of {sample.as_of} (UTC)",
             f"scenario: {context.scenario}",
             "",
-            "Conversion by source, period basis (customers won / leads created in the window):",
+            "Conversion by source, period basis (customers won / leads created in the window); matured: of the leads"
+            f" created 91-120 days ago, the share converted within {MATURED}; won 7d, expected: what LeadConversionDrop"
+            " compares:",
             *table,
             "",
             "Alerts that fired:",

@@ -104,6 +104,7 @@ def reference_series(
     attribute_keys: tuple[str, ...] = (),
     ages: tuple[int, ...] = (7, 30, 90),
 ) -> list[Series]:
+    events = list(events)
     leads = build_leads(events)
     known = [lead for lead in leads.values() if lead.created is not None]
     out = [Series("leadpulse_orphan_deals", {}, float(sum(len(l.deals) for l in leads.values() if l.created is None)))]
@@ -219,7 +220,8 @@ def reference_series(
                 out.append(Series("leadpulse_window_time_to_convert_seconds_sum", labels, float(w["ttc_sum"])))
                 out.append(Series("leadpulse_window_time_to_convert_seconds_count", labels, float(w["period"])))
     out += matured_series(known, labelled, as_of, windows, ages)
-    out += check_series(known, labelled, as_of)
+    deals = [e.occurred_ms for e in {e.event_id: e for e in events}.values() if e.type.startswith("deal.")]
+    out += check_series(known, labelled, as_of, max(deals) // 86_400_000 if deals else None)
     return sorted(out, key=lambda s: (s.name, sorted(s.labels.items())))
 
 
@@ -251,8 +253,13 @@ def matured_series(
     return out
 
 
-def check_series(known: list[Lead], labelled: Callable[[Lead], list[dict[str, str]]], as_of: date) -> list[Series]:
-    """The checks' inputs counted from the events: leads by creation day, customers by (day, lag)."""
+def check_series(
+    known: list[Lead], labelled: Callable[[Lead], list[dict[str, str]]], as_of: date, newest_deal_day: int | None
+) -> list[Series]:
+    """The checks' inputs counted from the events: leads by creation day, customers by (day, lag).
+
+    They look at the days before T, or before the day of the newest deal event if earlier.
+    """
     leads: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
     lags: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * 366))
     for lead in known:
@@ -267,6 +274,8 @@ def check_series(known: list[Lead], labelled: Callable[[Lead], list[dict[str, st
             if lag is not None and lag <= 365:
                 lags[pair][day][lag] += 1
     today = (as_of - date(1970, 1, 1)).days
+    if newest_deal_day is not None:
+        today = min(today, newest_deal_day)
     out = []
     for pair in leads.keys() | lags.keys():
         history = History(leads[pair], lags[pair])

@@ -152,3 +152,18 @@ def test_parse_counters_sums_shards_of_differing_vector_lengths() -> None:
     assert raw.lags == {T: {("all", "all"): [1, 0, 3]}}
     assert raw.segment_leads == {("all", "all"): 3, ("source", "a"): 3}
     assert raw.orphans == 3
+
+
+def test_checks_stop_at_the_day_of_the_newest_deal_event_when_the_feed_is_behind() -> None:
+    """A feed that has reached only T-20 is not a segment whose customers vanished."""
+    leads = {day: {("all", "all"): day_vector(leads=100)} for day in range(T - 200, T - 20)}
+    lags = {day: {("all", "all"): [0] * 15 + [10]} for day in range(T - 200, T - 35)}
+    raw = RawCounters(days=leads, lags=lags)
+
+    def drop(fresh_day: int | None) -> float | None:
+        found = [s.value for s in build_series(raw, AS_OF, (7,), 200, (), fresh_day) if s.name == "leadpulse_check_drop_ratio" and s.labels["check"] == "conversion"]
+        return found[0] if found else None
+
+    assert drop(None) == 1.0  # as of T: nothing won T-7 .. T-1 although leads of weeks ago were due
+    assert drop(T - 20) == 0.0  # as of the feed's newest day: wins T-27 .. T-21 as expected
+    assert drop(T + 1) == 1.0  # a deal dated tomorrow does not move the checks past T

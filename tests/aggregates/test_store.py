@@ -145,6 +145,19 @@ def test_other_shards_or_dimensions_on_the_same_prefix_are_refused(
         AggregateStore(redis_client, Settings(key_prefix=key_prefix, shards=4, attribute_dimensions="persona")).apply([])
 
 
+def test_a_prefix_of_the_previous_layout_is_refused_until_rebuilt(redis_client: redis.Redis, key_prefix: str) -> None:
+    """0.1.0 wrote layout v2 (no lag counters): the upgrade path is `rebuild`, which clears first."""
+    settings = Settings(key_prefix=key_prefix)
+    redis_client.set(f"{key_prefix}:layout", "v2;shards=16;buckets=1024;attributes=")
+    store = AggregateStore(redis_client, settings)
+    with pytest.raises(LayoutMismatch, match="v2;shards=16.*leadpulse rebuild"):
+        store.apply([created("c1", "L")])
+    store.clear()  # what `leadpulse rebuild` does before it re-reads the topics
+    assert store.apply([created("c1", "L")]).counts["applied"] == 1
+    assert redis_client.get(f"{key_prefix}:layout") == store.layout.fingerprint.encode()
+    store.clear()
+
+
 def test_async_store_writes_what_the_sync_store_writes(
     stack_settings: Settings, redis_client: redis.Redis, key_prefix: str
 ) -> None:

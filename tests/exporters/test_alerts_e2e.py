@@ -134,6 +134,9 @@ def feed(tag: str) -> list[dict[str, Any]]:
                 if i < won and created + LAG < now:
                     events.append({"event_id": f"{lead}-w", "type": "deal.won", "occurred_at": (created + LAG).isoformat(),
                                    "lead_id": lead, "deal_id": f"{lead}-d", "amount": 1000})  # fmt: skip
+                elif back == 1 and i == leads - 1:  # a deal lost today: the feed is current up to today
+                    events.append({"event_id": f"{lead}-l", "type": "deal.lost", "occurred_at": (now - timedelta(minutes=1)).isoformat(),
+                                   "lead_id": lead, "deal_id": f"{lead}-d"})  # fmt: skip
     # Newest first, as a backfill from the CRM would come: whatever part the worker has
     # applied at a scrape is then whole cohorts (a win is counted once its lead arrives),
     # so the checks never see a half-applied feed as a drop.

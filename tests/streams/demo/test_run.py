@@ -76,6 +76,13 @@ PAID_SEARCH = [
     *window_series("source", "paid_search", "90d", 36000, 1200, 1450),
     Series("leadpulse_window_conversion_ratio_lower", {**PAID, "window": "30d"}, 0.0107),
     Series("leadpulse_window_conversion_ratio_upper", {**PAID, "window": "30d"}, 0.0147),
+    Series("leadpulse_window_matured_leads", {**PAID, "window": "30d", "within": "90d"}, 12500),
+    Series("leadpulse_window_matured_customers", {**PAID, "window": "30d", "within": "90d"}, 500),
+    Series("leadpulse_check_observed_customers", {"check": "conversion", **PAID}, 60),
+    Series("leadpulse_check_expected_customers", {"check": "conversion", **PAID}, 121.4),
+    # The quality check and other matured cells are not the view's.
+    Series("leadpulse_check_expected_customers", {"check": "quality", **PAID}, 999),
+    Series("leadpulse_window_matured_leads", {**PAID, "window": "30d", "within": "30d"}, 999),
     *cohort_series("paid_search", "2026-10", 13000, 5000, 1800, 300),
     *cohort_series("paid_search", "2026-11", 7000, 2000, 500, 20),
     # Other periods, windows, dimensions and series are not the view's business.
@@ -93,13 +100,15 @@ def sample(series: list[Series], alerts: list[Alert] | None, at_s: float = 200.0
     return Sample(at_s, date(2026, 11, 22), segment_stats(series), health, 0, alerts, {"worker": "running"})
 
 
-def test_segment_stats_take_windows_baseline_and_funnel_from_the_published_series() -> None:
+def test_segment_stats_take_windows_matured_check_and_funnel_from_the_published_series() -> None:
     everyone, paid = segment_stats(PAID_SEARCH + EVERYONE)
     assert (everyone.segment, paid.segment) == ("all", "paid_search")  # `all` first, campaigns left out
     assert (paid.leads, paid.customers) == (12000, 150)  # 30-day window, cohort basis
     assert paid.interval == (0.0107, 0.0147)
     assert paid.period("7d") == (60, 3000)
-    assert paid.baseline == (1450 - 60, 36000 - 3000)  # the 83 days before the last 7
+    assert paid.matured == (500, 12500)  # leads of T-120 .. T-91, converted within 90 days
+    assert paid.check == (60, 121.4)  # won in the last 7 complete days, and expected
+    assert everyone.check is None
     assert paid.funnel == (20000, 7000, 2300, 320)  # monthly cohorts only, summed
 
 
@@ -112,16 +121,16 @@ def test_the_view_shows_firing_alerts_and_keeps_its_numbers_readable_on_100_colu
     text = console.export_text()
     assert "LeadConversionDrop source=paid_search (critical) · firing since 17:13:54 UTC" in text
     row = next(line for line in text.splitlines() if line.startswith(" paid_search"))
-    assert row.split()[1:8] == ["12,000", "150", "1.2%", "1.1%–1.5%", "80:1", "2.0%", "4.2%"]
+    assert row.split()[1:9] == ["12,000", "150", "1.2%", "4.0%", "1.1%–1.5%", "80:1", "60", "121"]
     assert "live" in text and "windows as of 2026-11-22" in text
 
 
-def test_the_summary_reports_period_rates_per_source_and_every_alert_seen() -> None:
+def test_the_summary_reports_rates_and_the_check_per_source_and_every_alert_seen() -> None:
     timeline = Timeline()
     timeline.add(sample(PAID_SEARCH + EVERYONE, [DROP_ALERT]), "17:13:54 UTC")
     timeline.add(sample(PAID_SEARCH + EVERYONE, [], at_s=260.0), "17:14:54 UTC")  # resolved since
     text = summary(timeline, CONTEXT)
-    assert re.search(r"^paid_search\s+36,000\s+1,450\s+4\.0%\s+25:1\s+2\.0%\s+4\.2%$", text, re.M)
+    assert re.search(r"^paid_search\s+36,000\s+1,450\s+4\.0%\s+25:1\s+4\.0%\s+60\s+121$", text, re.M)
     assert "  LeadConversionDrop source=paid_search (critical), first seen 17:13:54 UTC" in text
     assert "1,000 events applied, 0 duplicates, 3 rejected" in text
 
@@ -219,13 +228,14 @@ class DemoRun:
     service_ports: dict[str, int]
 
     def rows(self) -> dict[str, tuple[int, float, float, float]]:
-        """source -> (leads 90d, rate 90d, last 7d, 83d before) from the summary table."""
-        pattern = r"^(\w+)\s+([\d,]+)\s+[\d,]+\s+([\d.]+)%\s+\d+:1\s+([\d.]+)%\s+([\d.]+)%$"
+        """source -> (leads 90d, rate 90d, won 7d, expected) from the summary table (NaN for a dash)."""
+        pattern = r"^(\w+)\s+([\d,]+)\s+[\d,]+\s+([\d.]+)%\s+\d+:1\s+(?:[\d.]+%|–)\s+([\d,]+|–)\s+([\d,]+|–)$"
         rows = re.findall(pattern, self.done.stdout, re.M)
-        return {
-            name: (int(n.replace(",", "")), float(rate), float(recent), float(before))
-            for name, n, rate, recent, before in rows
-        }
+
+        def count(text: str) -> float:
+            return float("nan") if text == "–" else float(text.replace(",", ""))
+
+        return {name: (int(n.replace(",", "")), float(rate), count(won), count(expected)) for name, n, rate, won, expected in rows}
 
     def pipeline(self) -> tuple[int, int, int]:
         """(applied, duplicates, rejected) from the summary."""
@@ -313,6 +323,6 @@ def test_the_five_minute_demo_makes_lead_conversion_drop_fire_for_paid_search(tm
     run = run_demo(tmp_path / "home", "--duration", "300", timeout=400)
     assert run.done.returncode == 0, run.done.stdout + run.done.stderr
     assert "LeadConversionDrop source=paid_search" in run.done.stdout.split("Alerts that fired:")[1]
-    _, _, recent, before = run.rows()["paid_search"]
-    assert recent < 0.7 * before
+    _, _, won, expected = run.rows()["paid_search"]
+    assert won < 0.7 * expected
     assert run.still_answering() == []
