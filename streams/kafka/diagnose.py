@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from streams.kafka.clients import TLS_PROTOCOLS, KafkaClientOptions
+from streams.logs import quiet
 
 T = TypeVar("T")
 
@@ -41,11 +42,12 @@ async def diagnose(options: KafkaClientOptions, topics: Sequence[str] = (), grou
     host, _, port_text = options.bootstrap.split(",")[0].strip().rpartition(":")
     host, port = host.strip("[]") or "127.0.0.1", int(port_text)
     where = f"Kafka at {host}:{port}"
-    cause = await _transport(options, host, port, where)
-    if cause is None and options.sasl_mechanism is not None:
-        cause = await _sasl(options, host, port, where)
-    if cause is None:
-        cause = await _access(options, topics, group, where)
+    with quiet("aiokafka"):  # its warnings would repeat, less clearly, what the line says
+        cause = await _transport(options, host, port, where)
+        if cause is None and options.sasl_mechanism is not None:
+            cause = await _sasl(options, host, port, where)
+        if cause is None:
+            cause = await _access(options, topics, group, where)
     return cause
 
 

@@ -1,11 +1,11 @@
 """The Kafka ACLs leadpulse needs, and granting them on the local stack's secured broker.
 
-`GRANTS` is the whole list, so the stack grants exactly what docs/operations.md asks a
+`grants` is the whole list, so the stack grants exactly what docs/operations.md asks a
 cluster's admin for: the workers read the input topics in their consumer group and
 write rejects; `publish` and the API write all three topics (their idempotent
-producers need nothing more since Kafka 2.8: Write on a topic implies it); `rebuild` and
-the exporter's lag reader describe the input topics and the group. Read and Write
-imply Describe.
+producers need nothing more since Kafka 2.8: Write on a topic implies it); operators
+read `leadpulse.rejected` to fix and re-send records; `rebuild` and the exporter's lag
+reader describe the input topics and the group. Read and Write imply Describe.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ class Grant(NamedTuple):
 def grants(settings: Settings) -> list[Grant]:
     """Every ACL leadpulse's principal needs, for the topics and the consumer group of `settings`."""
     return [
-        *(Grant("TOPIC", topic, op) for topic in (LEADS_TOPIC, DEALS_TOPIC) for op in ("READ", "WRITE")),
-        Grant("TOPIC", REJECTED_TOPIC, "WRITE"),
+        *(Grant("TOPIC", topic, op) for topic in (LEADS_TOPIC, DEALS_TOPIC, REJECTED_TOPIC) for op in ("READ", "WRITE")),
         Grant("GROUP", settings.consumer_group, "READ"),
     ]
 

@@ -21,7 +21,8 @@ from streams.settings import Settings
 from streams.stack.acls import grant, grants
 from streams.stack.config import app_principal, replication
 from streams.stack.errors import StackError
-from streams.stack.probes import answers, kafka_admin, port_open, quiet_kafka
+from streams.logs import quiet
+from streams.stack.probes import answers, kafka_admin, port_open
 from streams.stack.processes import POLL, ours, recorded, running, send_signal, start, stop, wait_gone
 from streams.stack.services import OPTIONAL, TOPICS, Service, broker_names, selected, service
 from streams.stack.services import names as all_names
@@ -140,7 +141,7 @@ def create_topics(settings: Settings) -> None:
         }
         for topic in TOPICS
     }
-    with quiet_kafka():
+    with quiet("kafka"):
         admin = kafka_admin(settings, 10.0)
         try:
             result = admin.create_topics(wanted, raise_errors=False)

@@ -6,28 +6,14 @@ accepts connections before it can serve, and something else may hold the port.
 
 from __future__ import annotations
 
-import logging
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from streams.kafka.clients import client_options
+from streams.logs import quiet
 from streams.settings import Settings
 from streams.stack.config import admin_settings
 from streams.stack.services import Service
-
-
-@contextmanager
-def quiet_kafka() -> Iterator[None]:
-    """kafka-python logs every refused connection; while polling a starting broker that is noise."""
-    logger = logging.getLogger("kafka")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def kafka_admin(settings: Settings, timeout: float) -> Any:
@@ -42,7 +28,7 @@ def kafka_admin(settings: Settings, timeout: float) -> Any:
 def _kafka_answers(settings: Settings, timeout: float) -> bool:
     from kafka.errors import KafkaError
 
-    with quiet_kafka():
+    with quiet("kafka"):
         try:
             # Bootstrapping is a metadata request: it succeeds once the broker serves clients.
             kafka_admin(settings, timeout).close()

@@ -39,9 +39,9 @@ from aiokafka.structs import TopicPartition as KafkaPartition
 from mode import Service
 
 from streams.events import Rejection
+from streams.kafka.clients import client_options
 from streams.kafka.rejected import rejection_headers
 from streams.positions import TopicPartition
-from streams.kafka.clients import client_options
 from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
 from streams.worker.batches import Batch, Record, split_batch
 from streams.worker.processor import BatchProcessor, BatchStore
@@ -129,7 +129,7 @@ class BatchConsumer(Service):
     async def on_start(self) -> None:
         """Create the clients (aiokafka binds them to the running loop) and join the group."""
         settings = self.settings
-        options = client_options(settings).kwargs()
+        options = client_options(settings).kwargs()  # address, TLS and SASL, as every client
         consumer = AIOKafkaConsumer(
             **options,
             client_id="leadpulse-worker",

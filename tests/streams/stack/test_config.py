@@ -79,11 +79,12 @@ def test_the_scram_argument_carries_only_the_salted_password(password: str) -> N
     assert salted == hashlib.pbkdf2_hmac("sha256", password.encode(), b"0123456789abcdef", int(parsed["iterations"]))
 
 
-def test_leadpulse_gets_exactly_read_and_write_on_its_topics_and_read_on_its_group() -> None:
+def test_leadpulse_gets_exactly_read_and_write_on_its_three_topics_and_read_on_its_group() -> None:
     assert set(grants(Settings(consumer_group="workers"))) == {
         Grant("TOPIC", LEADS_TOPIC, "READ"), Grant("TOPIC", LEADS_TOPIC, "WRITE"),
         Grant("TOPIC", DEALS_TOPIC, "READ"), Grant("TOPIC", DEALS_TOPIC, "WRITE"),
-        Grant("TOPIC", REJECTED_TOPIC, "WRITE"), Grant("GROUP", "workers", "READ"),
+        Grant("TOPIC", REJECTED_TOPIC, "READ"), Grant("TOPIC", REJECTED_TOPIC, "WRITE"),
+        Grant("GROUP", "workers", "READ"),
     }  # fmt: skip
 
 
