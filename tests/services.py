@@ -39,15 +39,7 @@ def private_redis() -> Iterator[redis.Redis]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     client = redis.Redis(port=port)
     try:
-        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the private redis-server did not answer; is redis-server installed?") from None
-                time.sleep(0.05)
+        _wait_ping(port)
         yield client
     finally:
         client.close()

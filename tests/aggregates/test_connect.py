@@ -17,12 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.cluster import RedisCluster
 
 from aggregates.connect import SyncRedis, primaries
 from aggregates.connect import redis_client as connect
 from aggregates.read import read_series
-from aggregates.store import AggregateStore
+from aggregates.store import AggregateStore, StoreSteps
 from streams.events import Event, parse_record
+from streams.positions import OffsetAdvance
 from streams.settings import Settings
 from tests import services
 from tests.aggregates.reference import assert_same_series
@@ -68,29 +70,32 @@ def redis_client(redis_settings: Settings) -> Iterator[SyncRedis]:
 def test_shards_spread_over_every_master(redis_client: SyncRedis, key_prefix: str) -> None:
     settings = Settings(key_prefix=key_prefix)
     store = AggregateStore(redis_client, settings)
+    assert isinstance(redis_client, RedisCluster)
     nodes = {redis_client.get_node_from_key(store.layout.health(shard)).name for shard in range(settings.shards)}
     assert len(nodes) == 3
 
 
-def test_a_scrape_is_one_script_call_per_shard_and_no_key_lookup_on_the_server(
+def test_a_batch_and_a_scrape_are_one_script_call_per_shard_and_no_key_lookup_on_the_server(
     redis_client: SyncRedis, key_prefix: str
 ) -> None:
     settings = Settings(key_prefix=key_prefix, as_of=AS_OF)
+    store = AggregateStore(redis_client, settings)
+    store.read_offsets()  # scripts loaded, layout stamped
+    events = _events(key_prefix, 50)
+    touched = len(StoreSteps(settings).encode(events).per_shard)
     nodes = primaries(redis_client)
     before = [_calls(node) for node in nodes]
+    store.apply(events, offsets={("leadpulse.leads", 0): OffsetAdvance(-1, 49)})
     read_series(redis_client, settings, AS_OF)
     after = [_calls(node) for node in nodes]
-    evals = sum(a.get("eval", 0) - b.get("eval", 0) for a, b in zip(after, before))
-    lookups = sum(a.get("command|getkeys", 0) - b.get("command|getkeys", 0) for a, b in zip(after, before))
-    assert (evals, lookups) == (settings.shards, 0)
+    calls = {name: sum(a.get(name, 0) - b.get(name, 0) for a, b in zip(after, before)) for name in ("evalsha", "eval", "command|getkeys")}
+    assert calls == {"evalsha": touched + settings.shards, "eval": settings.shards, "command|getkeys": 0}
 
 
 def test_clear_deletes_the_prefix_on_every_master(redis_client: SyncRedis, key_prefix: str) -> None:
     settings = Settings(key_prefix=key_prefix, as_of=AS_OF)
     store = AggregateStore(redis_client, settings)
-    now_ms = int(time.time() * 1000)
-    records = synthetic_feed(200, now_ms, seed=31, tag=key_prefix, bad_share=0)
-    store.apply([e for e in (parse_record(r, now_ms) for r in records) if isinstance(e, Event)])
+    store.apply(_events(key_prefix, 200))
     assert store.clear() > settings.shards
     assert not any(node.scan(0, match=f"{key_prefix}:*", count=1000)[1] for node in primaries(redis_client))
 
@@ -123,6 +128,12 @@ def test_two_workers_and_the_exporter_carry_on_through_a_master_sigkill_exactly(
         pipe.stop_workers(signal.SIGKILL)
         exporter.terminate()
         exporter.wait(30)
+
+
+def _events(tag: str, count: int) -> list[Event]:
+    now_ms = int(time.time() * 1000)
+    records = synthetic_feed(count, now_ms, seed=31, tag=tag, bad_share=0)
+    return [e for e in (parse_record(r, now_ms) for r in records) if isinstance(e, Event)]
 
 
 def _calls(node: object) -> dict[str, int]:
