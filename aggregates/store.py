@@ -1,16 +1,20 @@
 """Apply events to Redis: one pipeline round trip per batch, sync and async alike.
 
 The logic lives once, in `StoreSteps`, as generators that yield the commands of one
-round trip and receive their replies (sans-I/O); `AggregateStore` (redis.Redis) and
-`AsyncAggregateStore` (redis.asyncio.Redis) only run those round trips.
+round trip and receive their replies (sans-I/O); `AggregateStore` and
+`AsyncAggregateStore` only run those round trips, on one server or a Redis Cluster
+(where redis-py's pipeline sends them as one batch per master, by hash slot).
 
-A batch is one EVALSHA of `apply.lua` per touched shard, the rejected counts, then the
-compare-and-set of the Kafka offsets (`offsets.lua`) - all in one pipeline, offsets
-last: Redis executes a connection's commands in order and an AOF loses only a suffix,
-so offsets that survived imply their batch did. Both scripts run by EVALSHA, so after a
-Redis restart (empty script cache) every script of the batch fails NOSCRIPT alike and
-the offsets cannot move without the aggregates; the failed commands are then retried
-after SCRIPT LOAD, which is safe because applying an event twice changes nothing.
+A batch is one EVALSHA of `apply.lua` per touched shard, the rejected counts, then
+every shard's advance of its Kafka offsets (`offsets.lua`, on the shard's own `o`
+key) - all in one pipeline, offsets last. A shard's offsets share its slot, so they
+sit on the same server as the counters they cover: Redis executes a connection's
+commands in order, and an AOF or a promoted replica loses only a suffix, so offsets
+that survived imply their shard's share of the batch did (docs/keys.md). Both scripts
+run by EVALSHA, so after a restart or a failover (empty script cache) every script of
+a shard fails NOSCRIPT alike and its offsets cannot move without its counters; the
+failed commands are then retried after SCRIPT LOAD, which is safe because applying an
+event twice changes nothing.
 """
 
 from __future__ import annotations
