@@ -8,6 +8,7 @@ follow `MOVED`/`ASK`; their pipelines send one batch per node (`aggregates.store
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, TypeAlias
 
 import redis
@@ -21,19 +22,55 @@ SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
 
 
+#: Under `LEADPULSE_HOME`: the Cluster's nodes as a client last saw them, one `host:port`
+#: a line. A process starting while the URL's node is down (a failed master) finds the
+#: cluster through the others.
+KNOWN_NODES_FILE = "redis-cluster-nodes"
+
+
 def redis_client(settings: Settings, timeout_s: float | None = None) -> SyncRedis:
     """A synchronous client; `timeout_s` bounds connecting and every reply."""
     options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
-    if settings.redis_cluster:
-        return redis.cluster.RedisCluster.from_url(settings.redis_connect_url, **options)
-    return redis.Redis.from_url(settings.redis_connect_url, **options)
+    if not settings.redis_cluster:
+        return redis.Redis.from_url(settings.redis_connect_url, **options)
+    known = [redis.cluster.ClusterNode(host, port) for host, port in _startup_nodes(settings)]
+    client = redis.cluster.RedisCluster.from_url(settings.redis_connect_url, startup_nodes=known, **options)
+    _remember(settings, [(node.host, node.port) for node in client.get_nodes()])
+    return client
 
 
 def async_redis_client(settings: Settings) -> AsyncRedis:
     """An asyncio client (the worker's); it connects on first use, inside the running loop."""
+    if not settings.redis_cluster:
+        return redis.asyncio.Redis.from_url(settings.redis_connect_url)
+    known = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in _startup_nodes(settings)]
+    return redis.asyncio.cluster.RedisCluster.from_url(settings.redis_connect_url, startup_nodes=known)
+
+
+def note_cluster_nodes(settings: Settings) -> None:
+    """Record the Cluster's nodes now, if it answers (a worker does at start: its own
+    asyncio client connects later, and waits out an unreachable Redis by itself)."""
     if settings.redis_cluster:
-        return redis.asyncio.cluster.RedisCluster.from_url(settings.redis_connect_url)
-    return redis.asyncio.Redis.from_url(settings.redis_connect_url)
+        with suppress(redis.RedisError, redis.cluster.RedisClusterException):
+            redis_client(settings, timeout_s=5).close()
+
+
+def _remember(settings: Settings, nodes: list[tuple[str, int]]) -> None:
+    """Note the Cluster's nodes for the next process; a home that cannot be written is no error."""
+    path = settings.home.expanduser() / KNOWN_NODES_FILE
+    with suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{host}:{port}\n" for host, port in sorted(set(nodes))))
+
+
+def _startup_nodes(settings: Settings) -> list[tuple[str, int]]:
+    """The URL's node first (redis-py tries them in order), then the nodes last seen."""
+    try:
+        lines = (settings.home.expanduser() / KNOWN_NODES_FILE).read_text().split()
+    except OSError:
+        lines = []
+    known = [(host, int(port)) for host, _, port in (line.rpartition(":") for line in lines) if port.isdigit()]
+    return [settings.redis_host_port, *(node for node in known if node != settings.redis_host_port)]
 
 
 def primaries(client: SyncRedis) -> list[redis.Redis]:

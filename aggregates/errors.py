@@ -33,9 +33,13 @@ class LayoutMismatch(AggregateError):
     """
 
 
-#: What Redis answers while it recovers - a restart, a Cluster failover (the slot's
-#: master is down or not yet replaced), a slot that is moving: wait and send again.
-#: Everything else needs an operator.
-TRANSIENT_ERRORS: Final = (ConnectionError, TimeoutError, ClusterDownError, TryAgainError, SlotNotCoveredError, OSError)
+#: What Redis answers while it restarts: wait and send again.
+CONNECTION_ERRORS: Final = (ConnectionError, TimeoutError, OSError)
+#: What a Redis Cluster answers while it recovers (the slot's master is down or not yet
+#: replaced) or a slot is moving. From a server that is not meant to be a Cluster node,
+#: they mean LEADPULSE_REDIS_CLUSTER is missing: that needs an operator.
+CLUSTER_RECOVERY_ERRORS: Final = (ClusterDownError, TryAgainError, SlotNotCoveredError)
+#: Everything the worker waits out; the store raises the cluster ones as they are only on a Cluster.
+TRANSIENT_ERRORS: Final = CONNECTION_ERRORS + CLUSTER_RECOVERY_ERRORS
 #: Everything a Redis or Redis Cluster client raises (cluster routing errors are no `RedisError`).
 REDIS_ERRORS: Final = (RedisError, RedisClusterException)

@@ -28,10 +28,10 @@ from typing import Any, Final, TypeVar
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError
+from redis.exceptions import MovedError, NoScriptError
 
 from aggregates.connect import AsyncRedis, SyncRedis, primaries, queue
-from aggregates.errors import REDIS_ERRORS, TRANSIENT_ERRORS, AggregateError, LayoutMismatch
+from aggregates.errors import CLUSTER_RECOVERY_ERRORS, CONNECTION_ERRORS, REDIS_ERRORS, TRANSIENT_ERRORS, AggregateError, LayoutMismatch
 from aggregates.keys import (
     CALENDAR_NAME,
     COHORT_PART,
@@ -131,6 +131,7 @@ class StoreSteps:
 
     def __init__(self, settings: Settings) -> None:
         self.layout = KeyLayout.from_settings(settings)
+        self._transient = TRANSIENT_ERRORS if settings.redis_cluster else CONNECTION_ERRORS
         self._apply_body, self._apply_sha = _script("apply.lua")
         self._offsets_body, self._offsets_sha = _script("offsets.lua")
         retention = str(settings.lead_retention_days)
@@ -193,7 +194,7 @@ class StoreSteps:
         """Per partition, the last offset whose records every shard holds (absent: none stored)."""
         layout = self.layout
         replies = yield [("HGETALL", layout.offsets(shard)) for shard in range(layout.shards)]
-        _raise_first_error(replies)
+        self._raise_first_error(replies)
         held = [{_partition(name): int(offset) for name, offset in stored.items()} for stored in replies]
         return {tp: min(shard[tp] for shard in held) for tp in held[0] if all(tp in shard for shard in held)}
 
@@ -218,10 +219,21 @@ class StoreSteps:
                 by_shard.setdefault(as_text(key).partition("}")[0], []).append(key)
             if by_shard:
                 removed = yield [("UNLINK", *group) for group in by_shard.values()]
-                _raise_first_error(removed)
+                self._raise_first_error(removed)
                 deleted += sum(removed)
             if int(cursor) == 0:
                 return deleted
+
+    def _raise_first_error(self, replies: list[Any]) -> None:
+        """Raise what the worker waits out as it is; anything else as `AggregateError`."""
+        for reply in replies:
+            if isinstance(reply, self._transient):
+                raise reply
+            if isinstance(reply, Exception):
+                hint = "" if self._transient is TRANSIENT_ERRORS or not _from_a_cluster(reply) else (
+                    " (a Redis Cluster node? set LEADPULSE_REDIS_CLUSTER=true)"
+                )
+                raise AggregateError(f"Redis refused an aggregates command: {reply}{hint}") from reply
 
     def _prepare(self) -> Steps[None]:
         """Load both scripts and stamp (or check) the layout the stored state depends on."""
@@ -232,7 +244,7 @@ class StoreSteps:
             ("SET", self.layout.layout_stamp, stamp, "NX"),
             ("GET", self.layout.layout_stamp),
         ]
-        _raise_first_error(replies)
+        self._raise_first_error(replies)
         if as_text(replies[3]) != stamp:
             raise LayoutMismatch(
                 f"Redis prefix {self.layout.prefix!r} holds aggregates of layout {as_text(replies[3])!r}, "
@@ -250,7 +262,7 @@ class StoreSteps:
             retried = yield [commands[i] for i in missing]
             for i, reply in zip(missing, retried):
                 replies[i] = reply
-        _raise_first_error(replies)
+        self._raise_first_error(replies)
         return replies
 
 
@@ -269,17 +281,13 @@ def _refused(offsets: Mapping[TopicPartition, OffsetAdvance], replies: Sequence[
     return refused
 
 
-def _raise_first_error(replies: list[Any]) -> None:
-    for reply in replies:
-        if isinstance(reply, TRANSIENT_ERRORS):
-            raise reply
-        if isinstance(reply, Exception):
-            raise AggregateError(f"Redis refused an aggregates command: {reply}") from reply
-
-
 #: Commands without a key, for every master: outside the pipeline, which routes by slot.
 #: They come first in their round trip (`_prepare`), so running them first keeps order.
 FAN_OUT: Final = frozenset({"SCRIPT LOAD"})
+
+
+def _from_a_cluster(error: Exception) -> bool:
+    return isinstance(error, (*CLUSTER_RECOVERY_ERRORS, MovedError))
 
 
 def _fans_out(command: Command) -> bool:

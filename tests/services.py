@@ -57,8 +57,12 @@ class RedisCluster:
     workdir: Path
 
     @property
+    def url_port(self) -> int:
+        return self.ports[0]
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.ports[0]}/0"
+        return f"redis://127.0.0.1:{self.url_port}/0"
 
     def masters(self) -> list[int]:
         """Ports of the live masters now (a failover changes them)."""

@@ -114,7 +114,8 @@ def test_two_workers_and_the_exporter_carry_on_through_a_master_sigkill_exactly(
         pipe.publish_raw(feed[: len(feed) // 2])
         time.sleep(6)  # both workers joined, batches in flight on every master
         assert "leadpulse_redis_up 1.0" in _scrape(exporter_port)
-        victim = next(port for port in cluster.masters() if port != cluster.ports[0])  # not the URL's node
+        # The URL's own node when it is a master: `report` must then find the cluster through the others.
+        victim = cluster.url_port if cluster.url_port in cluster.masters() else cluster.masters()[0]
         pipe.publish_raw(feed[len(feed) // 2 :])
         cluster.kill(victim)
         cluster.wait_healthy()

@@ -43,6 +43,7 @@ def cluster_node_without_slots(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen(
         [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
          "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"),
+         "--cluster-port", str(free_port()),  # the default, port + 10000, may not exist
          "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
