@@ -23,9 +23,9 @@ import pytest
 import redis
 
 from aggregates.store import AggregateStore
-from streams.positions import OffsetAdvance
 from exporters.lag import EndOffsets
 from streams.kafka.clients import client_options
+from streams.positions import OffsetAdvance
 from streams.settings import Settings
 from tests.monitoring import (
     LEADPULSE,
