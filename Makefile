@@ -35,13 +35,14 @@ install: system-packages kafka-libs venv
 # Debian prometheus/alertmanager packages from starting system daemons on 9090/9093,
 # which would shadow the stack's own; on systemd hosts they are also disabled.
 system-packages:
-	@echo "==> system packages: checking python3.11, java, maven, redis-server, prometheus, alertmanager"
+	@echo "==> system packages: checking python3.11, java, maven, redis-server, redis-cli, prometheus, alertmanager"
 	@missing=""; \
 	command -v $(PYTHON) >/dev/null || missing="$$missing python3.11"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3.11-venv"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null \
 	  || missing="$$missing prometheus-alertmanager"; \
