@@ -214,21 +214,21 @@ class WebhookReceiver:
 def conversion_feed(now: datetime, tag: str, source: str, baseline: tuple[int, int], recent: tuple[int, int]) -> list[dict[str, Any]]:
     """Events of one source: `baseline` = (leads, customers) created 15-85 days ago, `recent` = the last 6 days.
 
-    Baseline customers convert 2-6 days after creation (inside the baseline days),
-    recent ones 12 hours after, so on the period basis the baseline rate is
-    customers / leads of the baseline and the recent rate that of the recent leads.
+    Customers convert 12 hours after creation, baseline and recent alike, so the
+    lag-aware LeadConversionDrop predicts the recent wins from the baseline's rate at
+    that lag and a source whose recent leads convert less is a drop.
     Leads also reach mql and sql, some are disqualified, some deals are lost, so every
     series of CONTRACT section 3 has data. Campaigns alternate between two names.
     """
     events: list[dict[str, Any]] = []
-    for part, (leads, customers), ages, delay in (
-        ("b", baseline, (15.0, 85.0), lambda i: timedelta(days=2 + i % 5)),
-        ("r", recent, (0.5, 5.5), lambda _: timedelta(hours=12)),
+    for part, (leads, customers), ages in (
+        ("b", baseline, (15.0, 85.0)),
+        ("r", recent, (0.5, 5.5)),
     ):
         for i in range(leads):
             lead = f"{tag}-{source}-{part}{i}"
             created = now - timedelta(days=ages[0] + (ages[1] - ages[0]) * i / max(leads - 1, 1), hours=1)
-            events += _lead_events(lead, created, source, f"{tag}_campaign_{i % 2}", i, i < customers, delay(i))
+            events += _lead_events(lead, created, source, f"{tag}_campaign_{i % 2}", i, i < customers, timedelta(hours=12))
     return events
 
 
