@@ -15,27 +15,37 @@ KAFKA_LIBS ?= $(or $(LEADPULSE_KAFKA_LIBS),$(HOME)/.cache/leadpulse/kafka/libs)
 export LEADPULSE_KAFKA_LIBS := $(abspath $(KAFKA_LIBS))
 TEST_HOME := $(or $(LEADPULSE_TEST_HOME),.leadpulse-test)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The Kafka Streams peer of the pipeline benchmark (docs/bench.md), built by Maven.
+KSTREAMS_PEER := tests/bench/peers/kstreams
+KSTREAMS_JAR := $(KSTREAMS_PEER)/target/kstreams-peer.jar
 
-.PHONY: help install system-packages kafka-libs venv test typecheck demo bench down clean
+GRAFANA_LINT := deploy/grafana/lint
+GRAFANA_SCHEMA_STAMP := $(GRAFANA_LINT)/schema/node_modules/.installed
+GRAFANA_SDK := $(GRAFANA_LINT)/sdk/bin/sdk
+
+.PHONY: help install system-packages kafka-libs venv grafana-lint test typecheck demo bench bench-deps kstreams-peer down clean
 
 help:
-	@echo "make install  system packages, Kafka jars and .venv (only what is missing)"
+	@echo "make install  system packages, Kafka jars, .venv and the dashboard checkers (only what is missing)"
 	@echo "make test     run the tests (their fixture starts the test stack in $(TEST_HOME))"
 	@echo "make demo     stack, worker, exporter and a synthetic feed with a live view"
 	@echo "make typecheck  mypy over the product code (part of make test)"
-	@echo "make bench    run the benchmarks (docs/bench.md); make bench-NAME runs one:"
+	@echo "make bench    run the benchmarks (docs/bench.md), after installing quixstreams and"
+	@echo "              building the Kafka Streams peer; make bench-NAME runs one:"
 	@echo "              bench-memory, bench-scrape, bench-alerts (docs/alerts.md), bench-pipeline, bench-api"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
 	@echo "make clean    make down, then remove .venv and the stacks' data"
 
-install: system-packages kafka-libs venv
+install: system-packages kafka-libs venv grafana-lint
 	@echo "==> install: done"
 
 # apt-get runs only when something is missing. A temporary policy-rc.d keeps the
 # Debian prometheus/alertmanager packages from starting system daemons on 9090/9093,
 # which would shadow the stack's own; on systemd hosts they are also disabled.
+# chromium is the browser tests/aggregates/review/test_browser.py opens the HTML report
+# in (Playwright drives it; no browser is ever downloaded).
 system-packages:
-	@echo "==> system packages: checking python3.11, java, maven, redis-server, redis-cli, prometheus, alertmanager"
+	@echo "==> system packages: checking python3.11, java, maven, redis-server, redis-cli, prometheus, alertmanager, chromium"
 	@missing=""; \
 	command -v $(PYTHON) >/dev/null || missing="$$missing python3.11"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3.11-venv"; \
@@ -46,6 +56,7 @@ system-packages:
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null \
 	  || missing="$$missing prometheus-alertmanager"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then echo "    all present"; exit 0; fi; \
 	echo "    installing:$$missing"; \
 	if [ ! -e /usr/sbin/policy-rc.d ]; then \
@@ -94,6 +105,24 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
 
+# The dashboard's validators (tests/exporters/test_dashboard_schema.py): Grafana's schema
+# and display code from npm (package-lock.json, `npm ci`) and the foundation SDK's
+# strict decoder from the Go module proxy (go.sum). Each is rebuilt only when its lock
+# file is newer than its stamp; Node 20 and Go come from the machine.
+grafana-lint: $(GRAFANA_SCHEMA_STAMP) $(GRAFANA_SDK)
+	@echo "==> grafana lint: @grafana/schema and the foundation SDK checker are up to date"
+
+$(GRAFANA_SCHEMA_STAMP): $(GRAFANA_LINT)/schema/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20) is missing: install nodejs and npm"; exit 1; }
+	@echo "==> grafana lint: npm ci in $(GRAFANA_LINT)/schema"
+	cd $(GRAFANA_LINT)/schema && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(GRAFANA_SDK): $(GRAFANA_LINT)/sdk/main.go $(GRAFANA_LINT)/sdk/go.mod $(GRAFANA_LINT)/sdk/go.sum
+	@command -v go >/dev/null || { echo "go is missing: install Go 1.26"; exit 1; }
+	@echo "==> grafana lint: go build the foundation SDK checker"
+	cd $(GRAFANA_LINT)/sdk && go build -mod=readonly -o bin/sdk .
+
 test: install typecheck
 	@echo "==> test: pytest (the session fixture starts or reuses the test stack)"
 	$(VENV)/bin/pytest -q
@@ -106,11 +135,30 @@ demo: install
 	@echo "==> demo: stack, worker, exporter and a synthetic feed with a live view (Ctrl-C stops them)"
 	$(LEADPULSE) demo
 
-bench: install
-	@echo "==> bench: python -m tests.bench (about 6-7 minutes; figures against targets, never pass/fail)"
+# What only the benchmark needs: the `bench` extra (the Quix Streams peer) and the Kafka
+# Streams peer's jar. `make test` needs neither.
+bench-deps: install $(VENV)/.bench-installed kstreams-peer
+
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	@echo "==> venv: pip install -e .[dev,bench] (the benchmark's peers)"
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
+	@touch $@
+
+kstreams-peer: $(KSTREAMS_JAR)
+	@echo "==> kstreams peer: $(KSTREAMS_JAR) matches its sources"
+
+# Rebuilt only when the pom or the Java source is newer than the jar.
+$(KSTREAMS_JAR): $(KSTREAMS_PEER)/pom.xml $(shell find $(KSTREAMS_PEER)/src -name '*.java') | system-packages
+	@echo "==> kstreams peer: building $(KSTREAMS_JAR) with Maven"
+	rm -rf $(KSTREAMS_PEER)/target/libs
+	mvn -q -B -Dstyle.color=never -f $(KSTREAMS_PEER)/pom.xml package dependency:copy-dependencies
+	@touch $@
+
+bench: bench-deps
+	@echo "==> bench: python -m tests.bench (about 10 minutes; figures against targets, never pass/fail)"
 	$(VENV)/bin/python -m tests.bench
 
-bench-%: install
+bench-%: bench-deps
 	@echo "==> bench: python -m tests.bench $*"
 	$(VENV)/bin/python -m tests.bench $*
 
@@ -123,5 +171,6 @@ down:
 
 clean: down
 	@echo "==> clean: removing $(VENV), the stacks' data and build leftovers"
-	rm -rf $(VENV) $${LEADPULSE_HOME:-.leadpulse} $(TEST_HOME) .pytest_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $${LEADPULSE_HOME:-.leadpulse} $(TEST_HOME) .pytest_cache .mypy_cache *.egg-info \
+	  $(KSTREAMS_PEER)/target
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

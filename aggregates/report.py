@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import orjson
 from rich.console import Console
@@ -18,11 +18,14 @@ from rich.table import Table
 from aggregates.connect import redis_client
 from aggregates.errors import REDIS_ERRORS
 from aggregates.read import read_series
+from aggregates.review.figures import segment_counts, segment_figures
+from aggregates.review.shift_share import decompose, explain
 from aggregates.series import Series
 from streams.settings import Settings
 
 #: The window the overview table shows: a month is the review cadence most teams use.
-OVERVIEW_WINDOW = "30d"
+OVERVIEW_DAYS = 30
+OVERVIEW_WINDOW = f"{OVERVIEW_DAYS}d"
 
 Row = dict[str, float]
 
@@ -32,6 +35,7 @@ def print_report(settings: Settings, as_of: date, as_json: bool) -> int:
     try:
         client = redis_client(settings, timeout_s=10)
         series = read_series(client, settings, as_of)
+        before = read_series(client, settings, as_of - timedelta(days=OVERVIEW_DAYS)) if not as_json else []
     except REDIS_ERRORS as exc:
         print(f"error: cannot read the aggregates from Redis at {settings.redis_shown}: {exc}", file=sys.stderr)
         return 1
@@ -40,6 +44,7 @@ def print_report(settings: Settings, as_of: date, as_json: bool) -> int:
         return 0
     console = Console()
     console.print(overview_table(series, as_of))
+    console.print(why_line(series, before))
     console.print(cohort_table(series, "month"))
     return 0
 
@@ -101,6 +106,12 @@ def overview_table(series: Sequence[Series], as_of: date) -> Table:
             _percent(row.get("window_win_ratio")),
         )
     return table
+
+
+def why_line(series: Sequence[Series], before: Sequence[Series]) -> str:
+    """The overview's change against the 30 days before it, split into mix and rate effects by source."""
+    counts = [segment_counts(segment_figures(s, OVERVIEW_WINDOW)) for s in (before, series)]
+    return explain(decompose(*counts), f"the {OVERVIEW_DAYS} days before")
 
 
 def cohort_table(series: Sequence[Series], period: str) -> Table:

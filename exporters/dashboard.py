@@ -1,10 +1,17 @@
-"""The Grafana dashboard, generated from plain Python: `python -m exporters.dashboard`.
+"""The Grafana dashboard, generated from Python: `python -m exporters.dashboard`.
 
 Writes deploy/grafana/dashboards/leadpulse.json, which Grafana provisions (see
-deploy/grafana/provisioning/dashboards/leadpulse.yml); tests/test_dashboard.py checks
-the committed file equals this output and runs every query against a real Prometheus.
-Code rather than hand-edited JSON so that the 20-odd panels share one shape, every
-query lives in one readable place, and a review sees PromQL, not layout noise.
+deploy/grafana/provisioning/dashboards/leadpulse.yml); tests/exporters/test_dashboard.py
+checks the committed file equals this output and runs every query against a real
+Prometheus, tests/exporters/test_dashboard_schema.py validates it with Grafana's schema
+and the foundation SDK. Code rather than hand-edited JSON so that the panels share one
+shape (exporters/grafana.py), every query lives in one readable place, and the job
+matcher, datasource, uid, tags and refresh come from the one configuration the alert
+rules use too (exporters/mixin.py).
+
+Reading order follows a marketing-ops review: the headline rate with its interval and
+trend, the comparison by source (or any dimension), the age-matched conversion, cohorts
+and funnel, deals, then the pipeline behind the numbers.
 """
 
 from __future__ import annotations
@@ -12,285 +19,267 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-JSON = dict[str, Any]
+from exporters import queries as q
+from exporters.grafana import (
+    JSON,
+    bargauge,
+    datasource_variable,
+    link,
+    override,
+    query_variable,
+    row,
+    stat,
+    table,
+    target,
+    textbox_variable,
+    thresholds,
+    timeseries,
+)
+from exporters.mixin import CONFIG, MixinConfig
+from exporters.rules import QUIET_SECONDS
 
 OUTPUT: Final = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards" / "leadpulse.json"
-#: uid of the provisioned datasource (deploy/grafana/provisioning/datasources/prometheus.yml).
-DATASOURCE: Final = {"type": "prometheus", "uid": "prometheus"}
-UID: Final = "leadpulse-conversion"
-
-ALL: Final = 'dimension="all", segment="all"'
-PICKED: Final = 'dimension="$dimension", segment=~"$segment"'
-WINDOW: Final = 'window="$window"'
-
-
-def target(expr: str, legend: str = "", *, instant: bool = False, fmt: str = "time_series") -> JSON:
-    """One query; refIds are assigned by `panel` in order."""
-    return {
-        "datasource": DATASOURCE,
-        "expr": expr,
-        "legendFormat": legend or "__auto",
-        "range": not instant,
-        "instant": instant,
-        "format": fmt,
-    }
+#: LeadRejectedSurge fires above this share of a topic's records over 15 minutes.
+REJECTED_SHARE: Final = 0.05
+NONE_YET: Final = "no customer yet"
+#: A cell of a cohort matrix without leads: neither 0% nor painted in the colour of 0%.
+NO_LEADS: Final = [{"type": "special", "options": {"match": "null+nan", "result": {"text": "no leads", "color": "transparent", "index": 0}}}]
+DAYS: Final = "suffix:days"
 
 
-def panel(kind: str, title: str, targets: list[JSON], grid: tuple[int, int, int, int], *, unit: str = "short", description: str = "", **extra: Any) -> JSON:
-    """A panel of any type; `grid` is (x, y, w, h) on Grafana's 24-column grid."""
-    x, y, w, h = grid
-    body: JSON = {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "targets": [{**t, "refId": chr(ord("A") + i)} for i, t in enumerate(targets)],
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {},
-    }
-    return merged(body, extra)
-
-
-def merged(base: JSON, extra: JSON) -> JSON:
-    """`base` updated with `extra`, nested objects merged rather than replaced."""
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merged(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
-    return out
-
-
-def row(title: str, y: int) -> JSON:
-    return {"type": "row", "title": title, "collapsed": False, "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []}
-
-
-def stat(title: str, expr: str, x: int, y: int, unit: str, description: str) -> JSON:
-    return panel(
-        "stat", title, [target(expr, instant=True)], (x, y, 4, 4), unit=unit, description=description,
-        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "none", "graphMode": "none"},
-    )
-
-
-def per_segment(expr: str, legend: str = "{{segment}}") -> JSON:
-    return target(expr, legend)
-
-
-def leads_per_customer(labels: str) -> str:
-    """The N of N:1: leads / cohort-basis customers of the same window (sum numerators, then divide)."""
-    return f"leadpulse_window_leads{{{labels}, {WINDOW}}} / ignoring (basis) leadpulse_window_customers{{{labels}, {WINDOW}, basis=\"cohort\"}}"
-
-
-def ttc_quantile(q: float, by: str = "") -> str:
-    grouping = f"{by}, le" if by else "le"
-    labels = ALL if not by else PICKED
-    return f"histogram_quantile({q}, sum by ({grouping}) (leadpulse_window_time_to_convert_seconds_bucket{{{labels}, {WINDOW}}}))"
-
-
-def overview(y: int) -> Iterator[JSON]:
-    yield row("Overall ($window)", y)
+def headline(y: int) -> Iterator[JSON]:
+    yield row("Headline: all leads, last $window", y)
     y += 1
-    figures = [
-        ("Lead-to-customer", f'leadpulse_window_conversion_ratio{{{ALL}, {WINDOW}, basis="cohort"}}', "percentunit",
-         "Customers / leads created in the window (cohort basis: those leads that converted by now)."),
-        ("Leads per customer", leads_per_customer(ALL), "suffix::1", "The N:1 form of the same rate."),
-        ("Same-period rate", f'leadpulse_window_conversion_ratio{{{ALL}, {WINDOW}, basis="period"}}', "percentunit",
-         "Customers won in the window / leads created in it (period basis, what LeadConversionDrop watches)."),
-        ("Win rate", f"leadpulse_window_win_ratio{{{ALL}, {WINDOW}}}", "percentunit", "Won / (won + lost) deals closed in the window."),
-        ("Won amount", f"leadpulse_window_won_amount{{{ALL}, {WINDOW}}}", "short", "Sum of won deal amounts closed in the window."),
-        ("Median days to convert", ttc_quantile(0.5), "d", "Median time to convert of the window's period-basis customers."),
+    rate = thresholds("blue")
+    yield stat("Lead-to-customer", "Customers / leads created in the last $window (cohort basis: of those leads, the ones that converted by now). Young leads are still converting, so it climbs as they age; the sparkline is its trend over the time range.",
+               [target(q.one("leadpulse_window_conversion_ratio", q.ALL, q.WINDOW, 'basis="cohort"'), "rate")], (0, y, 4, 5),
+               unit="percentunit", steps=rate, graph_mode="area", decimals=1)
+    yield stat("95% interval", "Wilson interval of the lead-to-customer rate: where the true rate lies given how few or many leads there are.",
+               [target(q.one("leadpulse_window_conversion_ratio_lower", q.ALL, q.WINDOW), "low", instant=True),
+                target(q.one("leadpulse_window_conversion_ratio_upper", q.ALL, q.WINDOW), "high", instant=True)], (4, y, 4, 5),
+               unit="percentunit", steps=rate, text_mode="value_and_name", decimals=1)
+    yield stat("Leads per customer", "The same rate read as \"N leads per customer\" (N:1): window leads / their customers. Without a customer yet there is no N.",
+               [target(q.leads_per_customer(q.ALL), "N:1")], (8, y, 4, 5), unit="suffix::1", steps=rate, graph_mode="area", decimals=1, no_value=NONE_YET)
+    yield stat("Same-period rate", "Customers won in the last $window / leads created in it (period basis: customers counted whenever their lead arrived, so it can exceed the cohort rate).",
+               [target(q.one("leadpulse_window_conversion_ratio", q.ALL, q.WINDOW, 'basis="period"'), "rate")], (12, y, 4, 5),
+               unit="percentunit", steps=rate, graph_mode="area", decimals=1)
+    yield stat("Win rate", "Won / (won + lost) of the deals closed in the last $window.",
+               [target(q.one("leadpulse_window_win_ratio", q.ALL, q.WINDOW), "win rate")], (16, y, 4, 5), unit="percentunit", steps=rate, graph_mode="area", decimals=1)
+    yield stat("Median days to convert", "Median time from lead creation to conversion of the customers won in the last $window, in days, estimated from the histogram's buckets.",
+               [target(q.ttc_quantile(0.5, "job"), "median")], (20, y, 4, 5), unit=DAYS, steps=rate, graph_mode="area", decimals=1, no_value=NONE_YET)
+    y += 5
+    counts = [
+        ("Leads", "Leads created in the last $window, all sources together.", q.one("leadpulse_window_leads", q.ALL, q.WINDOW)),
+        ("Customers", "Of the leads created in the last $window, those that are customers (cohort basis).", q.one("leadpulse_window_customers", q.ALL, q.WINDOW, 'basis="cohort"')),
+        ("Customers won", "Leads that converted in the last $window, whenever they were created (period basis).", q.one("leadpulse_window_customers", q.ALL, q.WINDOW, 'basis="period"')),
+        ("Deals won", "Deals whose close (latest outcome) fell in the last $window and is won.", q.one("leadpulse_window_deals_won", q.ALL, q.WINDOW)),
+        ("Deals lost", "Deals whose close (latest outcome) fell in the last $window and is lost.", q.one("leadpulse_window_deals_lost", q.ALL, q.WINDOW)),
+        ("Won amount", "Sum of the won amounts of the deals closed in the last $window, in the deals' own currency.", q.one("leadpulse_window_won_amount", q.ALL, q.WINDOW)),
     ]
-    for i, (title, expr, unit, description) in enumerate(figures):
-        yield stat(title, expr, 4 * i, y, unit, description)
+    for i, (title, description, expr) in enumerate(counts):
+        yield stat(title, description, [target(expr, title.lower())], (4 * i, y, 4, 4), unit="short", steps=thresholds("text"), graph_mode="area", decimals=0)
 
 
-def segments(y: int) -> Iterator[JSON]:
-    yield row("By $dimension ($window)", y)
+def by_segment(y: int) -> Iterator[JSON]:
+    yield row("By $dimension, last $window", y)
     y += 1
-    ratio = f"leadpulse_window_conversion_ratio{{{PICKED}, {WINDOW}, basis=\"cohort\"}}"
-    yield panel(
-        "timeseries",
-        "Lead-to-customer with 95% Wilson band",
-        [
-            per_segment(ratio),
-            per_segment(f"leadpulse_window_conversion_ratio_lower{{{PICKED}, {WINDOW}}}", "{{segment}} lower"),
-            per_segment(f"leadpulse_window_conversion_ratio_upper{{{PICKED}, {WINDOW}}}", "{{segment}} upper"),
-        ],
-        (0, y, 12, 9),
-        unit="percentunit",
-        description="Cohort-basis rate per segment; dashed lines bound its 95% Wilson interval (wide = few leads, do not read much into it).",
-        fieldConfig={
-            "overrides": [
-                {
-                    "matcher": {"id": "byRegexp", "options": ".* (lower|upper)$"},
-                    "properties": [
-                        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [4, 4]}},
-                        {"id": "custom.lineWidth", "value": 1},
-                    ],
-                }
-            ]
-        },
-    )
+    yield timeseries("Lead-to-customer by $dimension", "Cohort-basis rate of each segment over the time range; the legend lists the last values, best first. The 95% interval of each segment is in the row below.",
+                     [target(q.one("leadpulse_window_conversion_ratio", q.PICKED, q.WINDOW, 'basis="cohort"'), "{{segment}}")], (0, y, 12, 9), unit="percentunit", from_zero=True)
     columns = {
-        "A": ("leads", f"leadpulse_window_leads{{{PICKED}, {WINDOW}}}"),
-        "B": ("customers", f'leadpulse_window_customers{{{PICKED}, {WINDOW}, basis="cohort"}}'),
-        "C": ("rate", ratio),
-        "D": ("wilson low", f"leadpulse_window_conversion_ratio_lower{{{PICKED}, {WINDOW}}}"),
-        "E": ("wilson high", f"leadpulse_window_conversion_ratio_upper{{{PICKED}, {WINDOW}}}"),
-        "F": ("leads per customer", leads_per_customer(PICKED)),
-        "G": ("same-period rate", f'leadpulse_window_conversion_ratio{{{PICKED}, {WINDOW}, basis="period"}}'),
+        "A": ("leads", q.one("leadpulse_window_leads", q.PICKED, q.WINDOW)),
+        "B": ("customers", q.one("leadpulse_window_customers", q.PICKED, q.WINDOW, 'basis="cohort"')),
+        "C": ("rate", q.one("leadpulse_window_conversion_ratio", q.PICKED, q.WINDOW, 'basis="cohort"')),
+        "D": ("95% low", q.one("leadpulse_window_conversion_ratio_lower", q.PICKED, q.WINDOW)),
+        "E": ("95% high", q.one("leadpulse_window_conversion_ratio_upper", q.PICKED, q.WINDOW)),
+        "F": ("N:1", q.leads_per_customer(q.PICKED)),
+        "G": ("same-period rate", q.one("leadpulse_window_conversion_ratio", q.PICKED, q.WINDOW, 'basis="period"')),
+        "H": ("won", q.one("leadpulse_window_deals_won", q.PICKED, q.WINDOW)),
+        "I": ("lost", q.one("leadpulse_window_deals_lost", q.PICKED, q.WINDOW)),
+        "J": ("win rate", q.one("leadpulse_window_win_ratio", q.PICKED, q.WINDOW)),
+        "K": ("drop vs expected", q.one("leadpulse_check_drop_ratio", q.PICKED, 'check="conversion"')),
+        "L": ("z", q.one("leadpulse_check_zscore", q.PICKED, 'check="conversion"')),
     }
-    yield panel(
-        "table",
-        "Per segment",
-        # max by (segment): the one series of each segment, without the labels that
-        # differ between the queries, so the merge lines the rows up by segment.
-        [target(f"max by (segment) ({expr})", instant=True, fmt="table") for _, expr in columns.values()],
-        (12, y, 12, 9),
-        description="One row per segment: counts, rate with its Wilson interval, N:1 and the same-period rate.",
+    drill = {"title": "Open the dashboard on $dimension=${__value.raw}", "url": q.drill_down("${__value.raw}"), "targetBlank": False}
+    yield table(
+        "Per $dimension", "One row per segment, most leads first: counts, the rate with its 95% Wilson interval, N:1 (empty without a customer), the same-period rate, the deals closed, and LeadConversionDrop's drop against expected with its z score. Click a segment to open the dashboard on it.",
+        # max by (job, segment): one series per segment without the labels that differ
+        # between the queries, so the merge lines the rows up by segment.
+        [target(f"max by (job, segment) ({expr})", instant=True, fmt="table") for _, expr in columns.values()],
+        (12, y, 12, 9), unit="short", sort_by="leads",
         transformations=[
             {"id": "merge", "options": {}},
-            {
-                "id": "organize",
-                "options": {
-                    "excludeByName": {"Time": True},
-                    "renameByName": {f"Value #{ref}": name for ref, (name, _) in columns.items()},
-                },
-            },
+            {"id": "organize", "options": {"excludeByName": {"Time": True, "job": True}, "renameByName": {f"Value #{ref}": name for ref, (name, _) in columns.items()}}},
         ],
-        fieldConfig={
-            "overrides": [
-                {"matcher": {"id": "byRegexp", "options": "rate|wilson.*|same-period rate"}, "properties": [{"id": "unit", "value": "percentunit"}]},
-                {"matcher": {"id": "byName", "options": "leads per customer"}, "properties": [{"id": "decimals", "value": 1}]},
-            ]
-        },
+        overrides=[
+            override("byRegexp", "^(rate|95% low|95% high|same-period rate|win rate|drop vs expected)$", unit="percentunit", decimals=1),
+            # LeadConversionDrop's severities: warning from a 20% drop, critical from 40%.
+            override("byName", "drop vs expected", thresholds=thresholds("text", (0.2, "orange"), (0.4, "red")), custom_cellOptions={"type": "color-text"}),
+            override("byName", "z", decimals=1),
+            override("byName", "N:1", unit="suffix::1", decimals=1, noValue="–"),
+            override("byName", "segment", links=[drill]),
+        ],
     )
+    y += 9
+    yield check_panel("LeadConversionDrop: customers won in the last 7 days, against expected", "conversion",
+                      "What LeadConversionDrop compares, per segment: customers won on the last 7 complete days (solid) against what the segment's own history predicts from the leads those customers come from (dashed). A lead surge raises the expectation only as its leads come to convert, so volume alone is no drop.",
+                      (0, y, 12, 8))
+    yield timeseries("Leads created in the last $window by $dimension", "Lead volume per segment: a surge of leads with flat customers points at low-quality or spam leads, fewer leads at a broken form or tracking.",
+                     [target(q.one("leadpulse_window_leads", q.PICKED, q.WINDOW), "{{segment}}")], (12, y, 12, 8), unit="short", from_zero=True)
+    y += 8
+    yield row("95% interval per $dimension", y)
+    y += 1
+    band = "Cohort-basis rate of one segment (solid) inside its 95% Wilson interval (shaded): a wide band means few leads, do not read much into a move inside it."
+    yield timeseries("$segment", band,
+                     [target(q.one("leadpulse_window_conversion_ratio", q.PICKED, q.WINDOW, 'basis="cohort"'), "rate"),
+                      target(q.one("leadpulse_window_conversion_ratio_lower", q.PICKED, q.WINDOW), "95% low"),
+                      target(q.one("leadpulse_window_conversion_ratio_upper", q.PICKED, q.WINDOW), "95% high")],
+                     (0, y, 6, 7), unit="percentunit", from_zero=True, repeat="segment", repeatDirection="h", maxPerRow=4,
+                     overrides=[
+                         override("byName", "rate", color={"mode": "fixed", "fixedColor": "blue"}),
+                         override("byRegexp", "^95% (low|high)$", color={"mode": "fixed", "fixedColor": "light-blue"}, custom_lineWidth=0),
+                         override("byName", "95% high", custom_fillBelowTo="95% low", custom_fillOpacity=25),
+                     ])
 
 
-def cohort_table(period: str, x: int, y: int) -> JSON:
-    """Cohort × segment heat table: rows are cohorts, columns segments, cells the rate."""
-    return panel(
-        "table",
-        f"Cohort conversion by {period} × $dimension",
-        [target(f'leadpulse_cohort_conversion_ratio{{{PICKED}, period="{period}"}}', instant=True, fmt="table")],
-        (x, y, 12, 10),
-        unit="percentunit",
-        description=f"Customers / leads of each {period}'s cohort. Young cohorts are still converting: compare a column down, not across ages.",
-        transformations=[{"id": "groupingToMatrix", "options": {"columnField": "segment", "rowField": "cohort", "valueField": "Value"}}],
-        fieldConfig={
-            "defaults": {
-                "color": {"mode": "continuous-RdYlGr"},
-                "custom": {"cellOptions": {"type": "color-background"}},
-            }
-        },
+def check_panel(title: str, check: str, description: str, grid: tuple[int, int, int, int]) -> JSON:
+    """Observed (solid) against expected (dashed) customers of one of the exporter's alert checks."""
+    labels = (q.PICKED, f'check="{check}"')
+    return timeseries(title, description,
+                      [target(q.one("leadpulse_check_observed_customers", *labels), "{{segment}} observed"),
+                       target(q.one("leadpulse_check_expected_customers", *labels), "{{segment}} expected")], grid, unit="short", from_zero=True,
+                      overrides=[override("byRegexp", " expected$", custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])
+
+
+def matured(y: int) -> Iterator[JSON]:
+    yield row("Matured (age-matched) conversion, converted within $within", y)
+    y += 1
+    yield timeseries("Matured conversion by $dimension", "Of the leads created in a $window-long stretch ending $within ago, the share that converted within $within of arriving. Every cohort compared has had the same time, so unlike the cohort rate it does not climb with age: a fall is worse leads, weeks before the period rate shows it (LeadQualityDrop).",
+                     [target(q.one("leadpulse_window_matured_conversion_ratio", q.PICKED, q.WINDOW, q.WITHIN), "{{segment}}")], (0, y, 12, 8), unit="percentunit", from_zero=True)
+    columns = {
+        "A": ("matured leads", q.one("leadpulse_window_matured_leads", q.PICKED, q.WINDOW, q.WITHIN)),
+        "B": ("converted within $within", q.one("leadpulse_window_matured_customers", q.PICKED, q.WINDOW, q.WITHIN)),
+        "C": ("matured rate", q.one("leadpulse_window_matured_conversion_ratio", q.PICKED, q.WINDOW, q.WITHIN)),
+    }
+    yield table("Matured leads per $dimension", "The counts behind the matured rate, per segment: leads at least $within old and those of them that converted within $within.",
+                [target(f"max by (job, segment) ({expr})", instant=True, fmt="table") for _, expr in columns.values()], (12, y, 12, 8), unit="short", sort_by="matured leads",
+                transformations=[
+                    {"id": "merge", "options": {}},
+                    {"id": "organize", "options": {"excludeByName": {"Time": True, "job": True}, "renameByName": {f"Value #{ref}": name for ref, (name, _) in columns.items()}}},
+                ],
+                overrides=[override("byName", "matured rate", unit="percentunit", decimals=1)])
+    y += 8
+    yield check_panel("LeadQualityDrop: 30-day matured customers, against expected", "quality",
+                      "What LeadQualityDrop compares, per segment: the customers that the leads created 31 to 44 days ago won within 30 days (solid) against what the segment's 30-day matured rate of the 8 weeks before predicts for them (dashed). Below expectation means worse leads now.",
+                      (0, y, 24, 8))
+
+
+def cohort_matrix(title: str, description: str, expr: str, grid: tuple[int, int, int, int], *, drill: bool = False) -> JSON:
+    """Cohort × segment heat table: rows are cohorts (newest first), columns segments, cells a 0..1 ratio.
+
+    Only the value cells are coloured; the cohort column and cells without leads are not.
+    """
+    links = [{"title": "Open the dashboard on $dimension=${__field.name}", "url": q.drill_down("${__field.name}"), "targetBlank": False}] if drill else []
+    return table(
+        title, description, [target(expr, instant=True, fmt="table")], grid, unit="percentunit",
+        cell={"type": "color-background", "mode": "gradient"}, color={"mode": "continuous-RdYlGr"}, mappings=NO_LEADS, links=links,
+        transformations=[
+            {"id": "groupingToMatrix", "options": {"columnField": "segment", "rowField": "cohort", "valueField": "Value", "emptyValue": "null"}},
+            {"id": "sortBy", "options": {"sort": [{"field": "cohort\\segment", "desc": True}]}},
+        ],
+        overrides=[override("byName", "cohort\\segment", custom_cellOptions={"type": "auto"}, displayName="cohort", links=[], unit="string")],
     )
 
 
 def cohorts(y: int) -> Iterator[JSON]:
     yield row("Cohorts and funnel", y)
     y += 1
-    yield cohort_table("month", 0, y)
-    yield cohort_table("week", 12, y)
+    young = "Young cohorts are still converting: compare a column down against cohorts of the same age, not across ages."
+    for i, period in enumerate(("month", "week")):
+        yield cohort_matrix(f"Lead-to-customer by {period} × $dimension", f"Customers / leads of each {period}'s cohort (leads by the {period} they arrived). {young} Click a column's cell to open the dashboard on its segment.",
+                            q.one("leadpulse_cohort_conversion_ratio", q.PICKED, f'period="{period}"'), (12 * i, y, 12, 10), drill=True)
     y += 10
-    stages = [("leads", f'sum(leadpulse_cohort_leads{{{PICKED}, period="month"}})')] + [
-        (stage, f'sum(leadpulse_cohort_stage_leads{{{PICKED}, period="month", stage="{stage}"}})') for stage in ("mql", "sql", "customer")
+    yield cohort_matrix("Qualified-to-customer by month × $dimension", f"Customers / qualified leads (reached MQL and not disqualified) of each month's cohort: conversion with junk and spam left out. {young}",
+                        q.one("leadpulse_cohort_qualified_conversion_ratio", q.PICKED, 'period="month"'), (0, y, 12, 10))
+    yield cohort_matrix("Disqualified share by month × $dimension", "Disqualified leads (and not customers) / leads of each month's cohort: a rising share is a campaign or form bringing junk.",
+                        q.cohort_share("leadpulse_cohort_disqualified_leads", "leadpulse_cohort_leads"), (12, y, 12, 10))
+    y += 10
+    stages = [("leads", q.cohort_sum("leadpulse_cohort_leads"))] + [
+        (name, q.cohort_sum("leadpulse_cohort_stage_leads", f'stage="{stage}"')) for name, stage in (("MQL", "mql"), ("SQL", "sql"), ("customers", "customer"))
     ]
-    yield panel(
-        "bargauge",
-        "Funnel: leads of the last 12 monthly cohorts",
-        [target(expr, stage, instant=True) for stage, expr in stages],
-        (0, y, 12, 8),
-        description="Leads that reached each stage (cumulative: a customer has reached sql and mql).",
-        options={"orientation": "horizontal", "displayMode": "gradient", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
-    )
-    yield panel(
-        "timeseries",
-        "Leads per customer (N:1) by $dimension",
-        [per_segment(leads_per_customer(PICKED))],
-        (12, y, 12, 8),
-        unit="suffix::1",
-        description="Window leads / cohort-basis customers per segment.",
-    )
+    yield bargauge("Funnel: the last 12 monthly cohorts", "Leads of the selected segments created in the last 12 months, and how many reached each stage (cumulative: a customer has reached SQL and MQL).",
+                   [target(expr, name, instant=True) for name, expr in stages], (0, y, 8, 8), unit="short", orientation="horizontal")
+    steps = [("MQL of leads", "mql", None), ("SQL of MQL", "sql", "mql"), ("customers of SQL", "customer", "sql")]
+    yield bargauge("Stage to stage", "Of the leads of the last 12 monthly cohorts that reached a stage, the share that reached the next one: where leads are lost.",
+                   [target(q.stage_rate(stage, before), name, instant=True) for name, stage, before in steps], (8, y, 8, 8), unit="percentunit", orientation="horizontal")
+    yield bargauge("Qualified-to-customer by $dimension", "Customers / qualified leads of the last 12 monthly cohorts together, per segment: the rate docs/alerts.md asks to compare when leads surge.",
+                   [target(q.qualified_rate(), "{{segment}}", instant=True)], (16, y, 8, 8), unit="percentunit", orientation="horizontal")
 
 
 def deals(y: int) -> Iterator[JSON]:
-    yield row("Deals and time to convert ($window)", y)
+    yield row("Deals and time to convert, last $window", y)
     y += 1
-    yield panel("timeseries", "Win rate by $dimension", [per_segment(f"leadpulse_window_win_ratio{{{PICKED}, {WINDOW}}}")], (0, y, 8, 8), unit="percentunit",
-                description="Won / (won + lost) deals closed in the window.")
-    yield panel("timeseries", "Won amount by $dimension", [per_segment(f"leadpulse_window_won_amount{{{PICKED}, {WINDOW}}}")], (8, y, 8, 8),
-                description="Sum of won amounts of deals closed in the window.")
-    yield panel(
-        "bargauge",
-        "Time to convert (days)",
-        [target(f"sum by (le) (leadpulse_window_time_to_convert_seconds_bucket{{{PICKED}, {WINDOW}}})", "{{le}}", instant=True, fmt="heatmap")],
-        (16, y, 8, 8),
-        description="Customers of the window (period basis) by whole days from lead creation to conversion, per bucket.",
-        options={"orientation": "vertical", "displayMode": "basic", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
-    )
+    yield timeseries("Win rate by $dimension", "Won / (won + lost) of the deals closed in the last $window, per segment.",
+                     [target(q.one("leadpulse_window_win_ratio", q.PICKED, q.WINDOW), "{{segment}}")], (0, y, 8, 8), unit="percentunit", from_zero=True)
+    yield timeseries("Deals won and lost", "Deals of the selected segments closed in the last $window, by outcome.",
+                     [target(q.total("leadpulse_window_deals_won"), "won"), target(q.total("leadpulse_window_deals_lost"), "lost")], (8, y, 8, 8), unit="short", from_zero=True,
+                     overrides=[override("byName", "won", color={"mode": "fixed", "fixedColor": "green"}), override("byName", "lost", color={"mode": "fixed", "fixedColor": "orange"})])
+    yield timeseries("Won amount by $dimension", "Sum of won amounts of the deals closed in the last $window, per segment, in the deals' own currency.",
+                     [target(q.one("leadpulse_window_won_amount", q.PICKED, q.WINDOW), "{{segment}}")], (16, y, 8, 8), unit="short", from_zero=True)
     y += 8
-    yield panel(
-        "timeseries",
-        "Median and 90th percentile days to convert by $dimension",
-        [target(ttc_quantile(0.5, "segment"), "{{segment}} p50"), target(ttc_quantile(0.9, "segment"), "{{segment}} p90")],
-        (0, y, 24, 7),
-        unit="d",
-        description="Estimated from the histogram buckets (linear within a bucket).",
-    )
+    yield bargauge("Time to convert", "Customers won in the last $window (period basis) by how long they took from lead creation to conversion; each bar is one range of the histogram.",
+                   [target(q.ttc_buckets(), "{{le}}", instant=True, fmt="heatmap")], (0, y, 12, 8), unit="short", orientation="vertical",
+                   overrides=[override("byRegexp", pattern, displayName=name) for pattern, name in q.bucket_names()])
+    yield timeseries("Median and 90th percentile days to convert by $dimension", "Days from lead creation to conversion of each segment's customers won in the last $window, estimated from the histogram's buckets (linear within a bucket). Segments without a customer are left out.",
+                     [target(q.ttc_quantile(0.5, "job, segment"), "{{segment}} median"), target(q.ttc_quantile(0.9, "job, segment"), "{{segment}} 90th")], (12, y, 12, 8), unit=DAYS, from_zero=True,
+                     overrides=[override("byRegexp", " 90th$", custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])
 
 
 def health(y: int) -> Iterator[JSON]:
     yield row("Pipeline health", y)
     y += 1
-    yield panel("timeseries", "Events/s by topic and outcome",
-                [target("sum by (topic, outcome) (rate(leadpulse_events_total[$__rate_interval]))", "{{topic}} {{outcome}}")],
-                (0, y, 8, 8), unit="ops", description="What the workers applied, found duplicate or rejected.")
-    yield panel("timeseries", "Rejected records/s",
-                [target('sum by (topic) (rate(leadpulse_events_total{outcome="rejected"}[$__rate_interval]))', "{{topic}}")],
-                (8, y, 8, 8), unit="ops", description="Records sent to leadpulse.rejected; LeadRejectedSurge fires above 5%.")
-    yield panel("timeseries", "Age of the newest event",
-                [target("time() - max by (topic) (leadpulse_last_event_timestamp_seconds)", "{{topic}}")],
-                (16, y, 8, 8), unit="s", description="LeadFeedStalled fires past 6 h (leads) or 24 h (deals).")
+    yield timeseries("Events/s by topic and outcome", "What the workers applied, recognised as duplicates (re-sent or superseded) or rejected, per second.",
+                     [target(q.events_rate(), "{{topic}} {{outcome}}")], (0, y, 8, 8), unit="ops")
+    yield timeseries("Rejected share (15 min)", f"Share of each topic's records rejected over the last 15 minutes, what LeadRejectedSurge watches: it fires above the dashed line ({REJECTED_SHARE:.0%}) with at least 10 rejected records. The reasons are on the leadpulse.rejected topic.",
+                     [target(q.rejected_share(), "{{topic}}")], (8, y, 8, 8), unit="percentunit", from_zero=True,
+                     steps=thresholds("transparent", (REJECTED_SHARE, "red")), threshold_line=True)
+    # The quiet times are drawn as constant series: Grafana draws one threshold line per
+    # axis, and the two topics share one.
+    quiet = [target(f"vector({seconds})", f"{topic} quiet time") for topic, seconds in QUIET_SECONDS.items()]
+    yield timeseries("Age of the newest event", "Time since the newest applied event of each topic happened. LeadFeedStalled fires when a topic's age stays above its dashed quiet time: 6 h for leads, 24 h for deals.",
+                     [target(q.newest_event_age(), "{{topic}}"), *quiet], (16, y, 8, 8), unit="s",
+                     overrides=[override("byRegexp", " quiet time$", color={"mode": "fixed", "fixedColor": "red"}, custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])
     y += 8
-    yield panel("timeseries", "Consumer lag (records)",
-                [target("sum by (topic) (leadpulse_consumer_lag_messages)", "{{topic}}")],
-                (0, y, 8, 7), description="Records in Kafka not yet in the aggregates.")
-    yield panel(
-        "stat",
-        "Up",
-        [target('min(up{job="leadpulse"})', "exporter", instant=True), target("min(leadpulse_redis_up)", "redis", instant=True),
-         target("min(leadpulse_kafka_up)", "kafka", instant=True)],
-        (8, y, 5, 7),
-        description="Scraped by Prometheus; Redis and Kafka readable by the exporter on its last scrape.",
-        fieldConfig={"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}]}},
-        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background", "graphMode": "none"},
-    )
-    yield panel("stat", "Orphan deals", [target("leadpulse_orphan_deals", instant=True)], (13, y, 3, 7),
-                description="Closed deals whose lead has no lead.created yet.",
-                options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "graphMode": "none"})
-    yield panel("timeseries", "Scrape duration", [target("leadpulse_scrape_duration_seconds", "{{instance}}")], (16, y, 8, 7), unit="s",
-                description="Time the exporter spends per scrape (Redis reads and families).")
+    yield timeseries("Consumer lag (records)", "Records in Kafka not yet applied to the aggregates, per topic.",
+                     [target(q.consumer_lag(), "{{topic}}")], (0, y, 8, 7), unit="short")
+    updown = [{"type": "value", "options": {"0": {"text": "down", "color": "red", "index": 0}, "1": {"text": "up", "color": "green", "index": 1}}}]
+    yield stat("Up", "Prometheus scrapes every exporter instance; each could read Redis and Kafka on its last scrape. Down if any instance is.",
+               # min over every instance: one replica down is "down", not hidden by the other.
+               [target(f"min({metric}{{{q.JOB}}})", name, instant=True) for name, metric in (("exporter", "up"), ("redis", "leadpulse_redis_up"), ("kafka", "leadpulse_kafka_up"))],
+               (8, y, 5, 7), unit="none", steps=thresholds("red", (1, "green")), color_mode="background", text_mode="value_and_name", mappings=updown)
+    yield stat("Orphan deals", "Closed deals whose lead has no lead.created yet; they join their lead's segments when it arrives.",
+               [target(q.one("leadpulse_orphan_deals", q.JOB), "orphans", instant=True)], (13, y, 3, 7), unit="short", steps=thresholds("text"), decimals=0)
+    yield timeseries("Scrape duration", "Time the exporter spends per scrape reading Redis and Kafka, per exporter instance.",
+                     [target(f"leadpulse_scrape_duration_seconds{{{q.JOB}}}", "{{instance}}")], (16, y, 8, 7), unit="s")
 
 
-def variable(name: str, query: str, current: str, **extra: Any) -> JSON:
-    return {
-        "name": name,
-        "label": name,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": query, "refId": "StandardVariableQuery"},
-        "definition": query,
-        "refresh": 2,
-        "sort": 1,
-        "current": {"text": "All" if current == "$__all" else current, "value": current},
-        **extra,
-    }
+def variables(config: MixinConfig) -> list[JSON]:
+    return [
+        datasource_variable(config.datasource_uid),
+        query_variable("job", "Job", "label_values(leadpulse_redis_up, job)", [config.job], multi=True, all_value=".+"),
+        query_variable("dimension", "Dimension", f"label_values(leadpulse_window_leads{{{q.JOB}}}, dimension)", "source"),
+        query_variable("segment", "Segment", f'label_values(leadpulse_window_leads{{{q.JOB}, dimension="$dimension"}}, segment)', "$__all", multi=True, all_value=".+"),
+        # sort 3 (numerical): 7d, 30d, 90d, not the alphabetical 30d, 7d, 90d.
+        query_variable("window", "Window", f"label_values(leadpulse_window_leads{{{q.JOB}}}, window)", "30d", sort=3),
+        query_variable("within", "Matured within", f"label_values(leadpulse_window_matured_leads{{{q.JOB}}}, within)", "30d", sort=3),
+        textbox_variable("alertmanager", "Alertmanager", "http://localhost:9093", "Base URL of the Alertmanager the dashboard links to."),
+    ]
 
 
-def dashboard() -> JSON:
-    """The whole dashboard as Grafana's JSON model (schema 39, Grafana 11)."""
-    sections = [overview, segments, cohorts, deals, health]
+def dashboard(config: MixinConfig = CONFIG) -> JSON:
+    """The whole dashboard as Grafana's JSON model (schema 39, Grafana 11.3)."""
+    sections = [headline, by_segment, matured, cohorts, deals, health]
     panels: list[JSON] = []
     for section in sections:
         y = max((p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels), default=0)
@@ -298,42 +287,28 @@ def dashboard() -> JSON:
     for number, item in enumerate(panels, start=1):
         item["id"] = number
     return {
-        "uid": UID,
-        "title": "leadpulse: lead-to-customer conversion",
-        "description": "Live conversion by cohort, window and segment, and the health of the pipeline behind it.",
-        "tags": ["leadpulse"],
+        "uid": config.dashboard_uid,
+        "title": config.dashboard_title,
+        "description": "Live lead-to-customer conversion by window, cohort and segment, the alerts on it, and the health of the pipeline behind the numbers.",
+        "tags": list(config.tags),
         "timezone": "utc",
         "schemaVersion": 39,
         "version": 1,
-        "editable": True,
+        # Provisioned with allowUiUpdates: false; changes go through exporters/dashboard.py.
+        "editable": False,
         "graphTooltip": 1,
-        "refresh": "1m",
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "weekStart": "monday",
+        "refresh": config.refresh,
         "time": {"from": "now-7d", "to": "now"},
-        "templating": {
-            "list": [
-                variable("dimension", "label_values(leadpulse_window_leads, dimension)", "source"),
-                variable(
-                    "segment", 'label_values(leadpulse_window_leads{dimension="$dimension"}, segment)', "$__all",
-                    multi=True, includeAll=True, allValue=".*",
-                ),
-                variable("window", "label_values(leadpulse_window_leads, window)", "30d"),
-            ]
-        },
-        "annotations": {
-            "list": [
-                {
-                    "name": "leadpulse alerts",
-                    "datasource": DATASOURCE,
-                    "enable": True,
-                    "iconColor": "red",
-                    "expr": 'ALERTS{alertstate="firing", alertname=~"Lead.*"}',
-                    "step": "1m",
-                    "titleFormat": "{{alertname}} ({{severity}})",
-                    "textFormat": "{{dimension}}={{segment}} {{topic}}",
-                    "useValueForTime": False,
-                }
-            ]
-        },
+        "timepicker": {},
+        "templating": {"list": variables(config)},
+        "annotations": {"list": [q.alerts_annotation()]},
+        "links": [
+            link("Alertmanager", "${alertmanager}/#/alerts", "Alerts as Alertmanager holds them"),
+            link("Runbooks", f"{config.docs_url}/alerts.md", "docs/alerts.md: what each alert means and what to do"),
+        ],
         "panels": panels,
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from pathlib import Path
 
 import click
 
@@ -58,12 +59,31 @@ def worker(loglevel: str) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="every business series of /metrics as a JSON array")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="pin day T (default: LEADPULSE_AS_OF or today, UTC)")
-def report(as_json: bool, as_of: object) -> None:
-    """Show the current aggregates: overall and per source, cohorts and windows."""
-    from aggregates.report import print_report
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
+              help="write the review of the latest complete --period as one self-contained HTML file")
+@click.option("--period", type=click.Choice(["month", "quarter"]), default="month", show_default=True,
+              help="the review period of --html: the latest calendar month or quarter ended by day T")
+@click.option("--prometheus", "prometheus_url", metavar="URL",
+              help="Prometheus whose ALERTS --html lists (default: the local stack's, LEADPULSE_PROMETHEUS_PORT)")
+def report(as_json: bool, as_of: object, html_path: Path | None, period: str, prometheus_url: str | None) -> None:
+    """Show the current aggregates: overall and per source, cohorts and windows.
 
+    With --html, write the monthly or quarterly review instead (docs/review.md): the
+    headline against the previous period and a year before, why the rate moved (mix
+    and rate effects), the cohort heatmap, every source and campaign, and the alerts
+    that fired in the period when Prometheus answers.
+    """
     settings = Settings()
     day: date = as_of.date() if as_of is not None else settings.today()  # type: ignore[attr-defined]
+    if html_path is not None:
+        if as_json:
+            raise click.UsageError("--json and --html are two different reports: choose one")
+        from aggregates.review.command import default_prometheus_url, write_review
+
+        url = prometheus_url or default_prometheus_url(settings)
+        sys.exit(write_review(settings, "quarter" if period == "quarter" else "month", day, html_path, url))
+    from aggregates.report import print_report
+
     sys.exit(print_report(settings, day, as_json))
 
 

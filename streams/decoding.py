@@ -58,6 +58,11 @@ def decode_record(raw: bytes, now_ms: int) -> Event | Rejection:
     # Escapes may hide lone surrogates, which the two decoders treat differently.
     if len(raw) > MAX_RECORD_BYTES or b"\\u" in raw:
         return parse_record(raw, now_ms)
+    if not raw.isascii():  # msgspec skips unknown keys unchecked: bad UTF-8 there must still reject
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return parse_record(raw, now_ms)
     try:
         record = _DECODER.decode(raw)
     except msgspec.DecodeError:

@@ -59,6 +59,26 @@ class Settings(BaseSettings):
         description="jars of the stack's Kafka broker (`make install` resolves deploy/kafka/pom.xml there)",
     )
     ingest_secret: SecretStr | None = Field(None, description="HMAC secret of the ingest API (CONTRACT section 5)")
+    api_public_url: str | None = Field(
+        None, description="the API's public base URL behind a proxy or TLS terminator (HubSpot v3 signs the URL)"
+    )
+    hubspot_client_secret: SecretStr | None = Field(None, description="HubSpot app's client secret: serves /v1/hooks/hubspot")
+    segment_shared_secret: SecretStr | None = Field(
+        None, description="shared secret of the Segment webhook destination: serves /v1/hooks/segment"
+    )
+    segment_events: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON: Segment track event name -> meaning (lead.created, lead.qualified:mql, ..., deal.won); "
+        "empty: the defaults of docs/api.md",
+    )
+    segment_identify_as_lead: bool = Field(True, description="a Segment identify call creates its user's lead")
+    segment_properties: dict[str, str] = Field(
+        default_factory=dict, description="JSON: contract field -> Segment property/trait name, where not the field's own"
+    )
+    form_secret: SecretStr | None = Field(None, description="secret of the form-tool webhook: serves /v1/hooks/form")
+    form_fields: dict[str, str] = Field(
+        default_factory=dict, description="JSON: contract field -> form submission field, where not the default"
+    )
     as_of: date | None = Field(None, description="pins day T for windows and cohorts (UTC today if unset)")
     topic_partitions: int = Field(6, description="partitions of the topics `stack up` creates")
     topic_retention_ms: int = Field(-1, description="retention of the input topics (-1 keeps all, so rebuild works)")

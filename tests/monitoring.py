@@ -234,7 +234,10 @@ def conversion_feed(now: datetime, tag: str, source: str, baseline: tuple[int, i
 
 def _lead_events(lead: str, created: datetime, source: str, campaign: str, i: int, customer: bool, delay: timedelta) -> list[dict[str, Any]]:
     def event(kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
-        return {"event_id": f"{lead}-{kind}", "type": kind, "occurred_at": at.isoformat(), "lead_id": lead, **fields}
+        # One id per event (mql and sql are two lead.qualified): the shared topics must keep
+        # "one id, one content", or the worker tests' reference comparison breaks.
+        name = f"{lead}-{kind}" + (f"-{fields['stage']}" if "stage" in fields else "")
+        return {"event_id": name, "type": kind, "occurred_at": at.isoformat(), "lead_id": lead, **fields}
 
     out = [event("lead.created", created, source=source, campaign=campaign)]
     if customer or i % 3 == 0:

@@ -1,4 +1,4 @@
-"""`leadpulse api`: the ingest HTTP API of CONTRACT section 5, signed webhooks into Kafka.
+"""`leadpulse api`: the ingest HTTP API of CONTRACT section 5, signed events and vendor webhooks into Kafka.
 
 It never claims an event it has not handed over: a request gets 202 only after Kafka
 acknowledged every record of it (events to their topics keyed by `lead_id`, invalid
@@ -35,7 +35,8 @@ from streams.kafka.diagnose import diagnose
 from streams.kafka.rejected import rejection_headers
 from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
 from streams.ingest.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
-from streams.ingest.webhooks import MAPPERS, map_notifications
+from streams.ingest.vendors import SECRET_SETTINGS, Hook, MisconfiguredHook, hooks
+from streams.ingest.vendors.common import SignedRequest, map_notifications
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -205,12 +206,24 @@ def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:
 
 
 class IngestApi:
-    """The handlers, with what they share: the Kafka sink, the secret (None: unsigned) and the metrics."""
+    """The handlers, with what they share: the Kafka sink, the secret (None: unsigned), the hooks and the metrics.
 
-    def __init__(self, sink: KafkaSink, secret: bytes | None, metrics: ApiMetrics) -> None:
+    `public_url` is the base URL senders call (behind a proxy), for signatures that cover the URL.
+    """
+
+    def __init__(
+        self,
+        sink: KafkaSink,
+        secret: bytes | None,
+        metrics: ApiMetrics,
+        served: Mapping[str, Hook] | None = None,
+        public_url: str | None = None,
+    ) -> None:
         self.sink = sink
         self.secret = secret
         self.metrics = metrics
+        self.hooks = dict(served or {})
+        self.public_url = public_url.rstrip("/") if public_url else None
 
     async def post_events(self, request: web.Request) -> web.Response:
         """`POST /v1/events`: one event, a JSON array of them, or JSON Lines."""
@@ -221,19 +234,36 @@ class IngestApi:
         return await self._ingest(request, records)
 
     async def post_hook(self, request: web.Request) -> web.Response:
-        """`POST /v1/hooks/<name>`: a CRM's webhook body, mapped by `streams.ingest.webhooks`."""
-        mapper = MAPPERS.get(request.match_info["name"])
-        if mapper is None:
-            raise Refused(404, f"unknown hook; known: {', '.join(sorted(MAPPERS))}")
-        body = await self._signed_body(request)
+        """`POST /v1/hooks/<name>`: a vendor's webhook, verified its way and mapped by `streams.ingest.vendors`."""
+        name = request.match_info["name"]
+        hook = self.hooks.get(name)
+        if hook is None:
+            if name in SECRET_SETTINGS:
+                raise Refused(404, f"hook {name} is not served: {SECRET_SETTINGS[name]} is not set")
+            raise Refused(404, f"unknown hook; known: {', '.join(sorted(SECRET_SETTINGS))}")
+        body = await self._body(request)
+        signed = SignedRequest(request.method, self._called_url(request), request.headers, body, time.time())
+        try:
+            hook.verify(signed)
+        except SignatureError as exc:
+            log.info("refused %s from %s: %s", request.path, request.remote, exc)
+            raise Refused(401, str(exc)) from exc
         if request.content_type != JSON:
             raise Refused(415, f"Content-Type must be {JSON}")
         try:
             notifications = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise Refused(400, f"body is not JSON: {exc}") from exc
-        records, ignored = map_notifications(mapper, notifications, wall_clock_ms())
+        wrong = hook.recognise(notifications)
+        if wrong is not None:
+            raise Refused(400, wrong)
+        records, ignored = map_notifications(hook.mapper, notifications, wall_clock_ms())
         return await self._ingest(request, records, ignored)
+
+    def _called_url(self, request: web.Request) -> str:
+        """The URL the sender called: `public_url` + the path as sent, else what this server saw."""
+        base = self.public_url or f"{request.scheme}://{request.host}"
+        return base + request.raw_path
 
     async def healthz(self, request: web.Request) -> web.Response:
         """`GET /healthz`: 200 when Kafka answers a metadata request, else 503."""
@@ -265,7 +295,19 @@ class IngestApi:
             self.metrics.requests.labels(route, str(status)).inc()
 
     async def _signed_body(self, request: web.Request) -> bytes:
-        """The body; 413 over MAX_BODY_BYTES (by its header before reading, if sent), 401 when not signed."""
+        """The body, 401 unless signed with leadpulse's own scheme (when a secret is set)."""
+        body = await self._body(request)
+        if self.secret is not None:
+            headers = request.headers
+            try:
+                verify(self.secret, body, headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER), time.time())
+            except SignatureError as exc:
+                log.info("refused %s from %s: %s", request.path, request.remote, exc)
+                raise Refused(401, str(exc), {"WWW-Authenticate": f'HMAC-SHA256 header="{SIGNATURE_HEADER}"'}) from exc
+        return body
+
+    async def _body(self, request: web.Request) -> bytes:
+        """The body; 413 over MAX_BODY_BYTES (by its header before reading, if sent)."""
         too_large = Refused(413, f"body is over {MAX_BODY_BYTES} bytes")
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise too_large
@@ -275,13 +317,6 @@ class IngestApi:
             raise too_large from exc
         except web.RequestPayloadError as exc:  # e.g. a Content-Encoding: gzip body that is not gzip
             raise Refused(400, f"body cannot be read: {exc}") from exc
-        if self.secret is not None:
-            headers = request.headers
-            try:
-                verify(self.secret, body, headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER), time.time())
-            except SignatureError as exc:
-                log.info("refused %s from %s: %s", request.path, request.remote, exc)
-                raise Refused(401, str(exc), {"WWW-Authenticate": f'HMAC-SHA256 header="{SIGNATURE_HEADER}"'}) from exc
         return body
 
     async def _ingest(self, request: web.Request, records: list[Record], ignored: int | None = None) -> web.Response:
@@ -319,13 +354,19 @@ def _json(status: int, data: object, headers: Mapping[str, str] | None = None) -
 def create_app(settings: Settings, *, insecure_no_auth: bool = False) -> web.Application:
     """The ingest API on `settings.kafka_bootstrap`.
 
-    Requests must be signed with `settings.ingest_secret`; `insecure_no_auth` turns the
-    check off. Raises `MissingSecret` when there is no secret and no such choice.
+    Requests must be signed with `settings.ingest_secret`, vendor hooks their vendor's way
+    with their own secret (a hook without one is not served); `insecure_no_auth` turns every
+    check off. Raises `MissingSecret` when there is no secret and no such choice, and
+    `MisconfiguredHook` when a vendor's mapping settings are invalid.
     """
     secret = settings.ingest_secret.get_secret_value().encode() if settings.ingest_secret is not None else b""
     if not secret and not insecure_no_auth:
         raise MissingSecret("LEADPULSE_INGEST_SECRET is not set; refusing to accept unsigned requests")
-    api = IngestApi(KafkaSink(client_options(settings)), None if insecure_no_auth else secret, ApiMetrics())
+    served = hooks(settings, insecure_no_auth=insecure_no_auth)
+    log.info("vendor hooks served: %s", ", ".join(sorted(served)) or "none (their secrets are not set)")
+    api = IngestApi(
+        KafkaSink(client_options(settings)), None if insecure_no_auth else secret, ApiMetrics(), served, settings.api_public_url
+    )
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[api.answer])
     app.add_routes(
         [
@@ -350,9 +391,11 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False) -> web.App
 def api_command(port: int | None, host: str, insecure_no_auth: bool) -> None:
     """Serve the ingest API: signed events and CRM webhooks into Kafka.
 
-    POST /v1/events, POST /v1/hooks/{hubspot,salesforce}, GET /healthz, GET /metrics.
-    Requests must be signed with LEADPULSE_INGEST_SECRET (see docs/api.md); events go to
-    Kafka at LEADPULSE_KAFKA_BOOTSTRAP and are answered 202 only once Kafka acknowledged them.
+    POST /v1/events, POST /v1/hooks/{hubspot,segment,form,salesforce}, GET /healthz,
+    GET /metrics. Events must be signed with LEADPULSE_INGEST_SECRET, vendor hooks the
+    vendor's way with LEADPULSE_HUBSPOT_CLIENT_SECRET, _SEGMENT_SHARED_SECRET, _FORM_SECRET
+    (see docs/api.md); events go to Kafka at LEADPULSE_KAFKA_BOOTSTRAP and are answered
+    202 only once Kafka acknowledged them.
     """
     from streams.logs import configure_logging
 
@@ -361,6 +404,8 @@ def api_command(port: int | None, host: str, insecure_no_auth: bool) -> None:
         app = create_app(settings, insecure_no_auth=insecure_no_auth)
     except MissingSecret as exc:
         raise click.UsageError(f"{exc}; set it, or pass --insecure-no-auth for local experiments") from exc
+    except MisconfiguredHook as exc:
+        raise click.UsageError(str(exc)) from exc
     configure_logging("info")
     port = port or settings.api_port
     auth = "UNSIGNED requests accepted (--insecure-no-auth)" if insecure_no_auth else "signatures required"

@@ -43,7 +43,7 @@ from streams.kafka.clients import client_options
 from streams.kafka.rejected import rejection_headers
 from streams.positions import TopicPartition
 from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
-from streams.worker.batches import Batch, Record, split_batch
+from streams.worker.batches import Record, split_batch
 from streams.worker.processor import BatchProcessor, BatchStore
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""`leadpulse report`'s overview: the young 30-day rate with the matured rates beside it."""
+"""`leadpulse report`: the overview with matured rates beside the young one, and the line on why the rate moved."""
 
 from __future__ import annotations
 
@@ -7,10 +7,30 @@ from datetime import date
 
 from rich.console import Console
 
-from aggregates.report import overview_table
+from aggregates.report import overview_table, why_line
 from aggregates.series import Series
 
 ALL = {"dimension": "all", "segment": "all", "window": "30d"}
+
+
+def window(segment: str, leads: int, customers: int) -> list[Series]:
+    labels = {"dimension": "source", "segment": segment, "window": "30d"}
+    return [Series("leadpulse_window_leads", labels, leads),
+            Series("leadpulse_window_customers", {**labels, "basis": "cohort"}, customers),
+            Series("leadpulse_window_customers", {**labels, "basis": "period"}, 99)]
+
+
+def test_the_line_splits_the_change_into_mix_and_rate_by_source() -> None:
+    before = window("referral", 100, 10) + window("paid_social", 100, 2)
+    now = window("referral", 50, 5) + window("paid_social", 150, 3)
+    assert why_line(now, before) == (
+        "Conversion fell 2.0 points against the 30 days before: -2.0 from the mix of leads "
+        "(mostly the shift away from referral, -1.2), 0.0 from unchanged rates within segments.")
+
+
+def test_without_leads_before_the_line_says_there_is_nothing_to_compare() -> None:
+    assert why_line(window("email", 10, 1), []) == (
+        "No comparison with the 30 days before: one of the two periods has no leads.")
 
 
 def test_overview_shows_each_matured_rate_beside_the_young_cohort_rate() -> None:

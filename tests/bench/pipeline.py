@@ -1,4 +1,4 @@
-"""Pipeline throughput and freshness: the Kafka ceiling, a naive worker and the leadpulse worker side by side.
+"""Pipeline throughput and freshness: the Kafka ceiling, a naive worker, the leadpulse worker and two peers side by side.
 
 On the bench stack (its own Kafka and Redis, started empty) a synthetic feed of LEADS
 leads (~506k records: shuffled, 5% re-sent, 1% malformed; `tests.feeds`) is published
@@ -10,9 +10,14 @@ to the input topics, untimed. Then ROUNDS rounds, each of
       events/s the whole feed would take minutes per round;
   (c) `leadpulse worker` with a fresh consumer group and key prefix: the records it
       applied (the offsets Redis stores in `<prefix>:offsets`) between its first
-      applied batch and catching up, over that time.
-Rounds interleave a, b and c so the machine's other load touches all three alike;
-each round gives its own c/a and c/b.
+      applied batch and catching up, over that time;
+  (quix), (kstreams) the peers (`tests.bench.peers`): the same core job, per-source
+      leads and customers with per-lead state in RocksDB, done with Quix Streams and
+      with Kafka Streams, each with a fresh consumer group: the records it read between
+      its first progress line and caught up, over that time. Their counts are checked
+      against the feed's (`tests.bench.peers.job`).
+Rounds interleave a, b, the peers and c so the machine's other load touches all alike;
+each round gives its own c/a, c/b, c/quix and c/kstreams.
 
 Freshness: with the last worker caught up, records are offered at OFFERED_RATE/s for
 FRESHNESS_S seconds. Kafka's ack gives each record's partition and offset; a poller
@@ -24,10 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -56,6 +63,8 @@ from tests.bench.common import (
     progress,
     span,
 )
+from tests.bench.peers import run as peers
+from tests.bench.peers.job import expected_counts
 from tests.feeds import synthetic_feed
 from tests.pipeline import Pipeline
 
@@ -78,6 +87,7 @@ PUBLISH_BATCH_BYTES: Final = 512 * 1024
 
 TARGET_CEILING_RATIO: Final = Target(0.5, at_least=True)
 TARGET_NAIVE_RATIO: Final = Target(10, at_least=True)
+TARGET_PEER_RATIO: Final = Target(2, at_least=True)
 TARGET_FRESHNESS_P99_MS: Final = Target(250, at_least=False)
 
 
@@ -95,28 +105,42 @@ class Freshness:
 
 def run(settings: Settings) -> Section:
     """The whole pipeline benchmark on a running, empty bench stack (see `common.bench_stack`)."""
+    peers.check_installed()
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     now_ms = int(time.time() * 1000)
     feed = synthetic_feed(LEADS, now_ms, seed=3, tag="bench")
+    expected = expected_counts(feed)  # the feed's order is each partition's order
     progress(f"publishing {len(feed):,} records to {', '.join(INPUT_TOPICS)} (untimed)")
     asyncio.run(publish(settings, feed))
     ends = asyncio.run(input_ends(settings))
     total = sum(ends.values())
 
     ceiling, naive, naive_events, worker, fresh = [], [], [], [], []
+    peer_rates: dict[str, list[float]] = {name: [] for name in peers.PEERS}
+    wrong: list[str] = []  # "round N: peer" whose counts differ from the feed's
     pipe: Pipeline | None = None
     try:
         for round_ in range(1, ROUNDS + 1):
-            progress(f"round {round_}/{ROUNDS}: (a) raw getmany, (b) naive worker, (c) leadpulse worker")
+            if pipe is not None:  # the last round's worker, idle, would still poll Kafka
+                _retire(pipe)
+                pipe = None
+            progress(f"round {round_}/{ROUNDS}: (a) raw getmany, (b) naive worker, peers "
+                     f"{', '.join(peers.PEERS)}, (c) leadpulse worker")  # fmt: skip
             ceiling.append(asyncio.run(raw_rate(settings, ends)))
             events, rate = naive_rate(settings, logs)
             naive_events.append(events)
             naive.append(rate)
-            if pipe is not None:
-                _retire(pipe)
+            for name in peers.PEERS:
+                result = peer_rate(name, settings, logs, total)
+                peer_rates[name].append(result.rate)
+                exact = result.counts == expected
+                if not exact:
+                    wrong.append(f"round {round_}: {name}")
+                progress(f"{name}: {result.rate:,.0f} events/s, counts {'equal to' if exact else 'DIFFER from'} the feed's")
             pipe = Pipeline(settings, logs)
             worker.append(worker_rate(pipe, ends))
+            progress(f"(c) leadpulse worker: {worker[-1]:,.0f} events/s")
         assert pipe is not None  # ROUNDS >= 1
         for round_ in range(1, FRESHNESS_ROUNDS + 1):
             progress(f"freshness {round_}/{FRESHNESS_ROUNDS}: {OFFERED_RATE:,} records/s for {FRESHNESS_S:g} s")
@@ -133,17 +157,24 @@ def run(settings: Settings) -> Section:
         Figure("(c) leadpulse worker", "events/s", tuple(worker)),
         Figure("c/a", "", tuple(c / a for c, a in zip(worker, ceiling)), TARGET_CEILING_RATIO),
         Figure("c/b", "", tuple(c / b for c, b in zip(worker, naive)), TARGET_NAIVE_RATIO),
+        Figure("(quix) Quix Streams peer", "events/s", tuple(peer_rates["quix"])),
+        Figure("(kstreams) Kafka Streams peer", "events/s", tuple(peer_rates["kstreams"])),
+        *(Figure(f"c/{name}", "", tuple(c / p for c, p in zip(worker, peer_rates[name])), TARGET_PEER_RATIO)
+          for name in peers.PEERS),
         Figure(f"freshness p50 {load}", "ms", tuple(f.quantile(0.5) for f in fresh)),
         Figure(f"freshness p99 {load}", "ms", tuple(f.quantile(0.99) for f in fresh), TARGET_FRESHNESS_P99_MS),
         Figure(f"freshness max {load}", "ms", tuple(f.quantile(1.0) for f in fresh)),
     ]
     notes = [
         f"{total:,} records on {len(ends)} partitions ({LEADS:,} leads, 5% re-sent, 1% malformed); "
-        f"{ROUNDS} rounds of a, b, c, ratios per round; worker batches of {settings.batch_size:,} "
+        f"{ROUNDS} rounds of a, b, the peers and c, ratios per round; worker batches of {settings.batch_size:,} "
         f"or {settings.batch_wait_ms} ms",
         f"(b) ran on the first {span(naive_events)} records of each round (at most {NAIVE_EVENTS:,} or "
         f"{NAIVE_MAX_S:g} s), not all {total:,}: at its rate all would take "
         f"~{total / statistics.median(naive) / 60:.0f} min",
+        "peers: per-source leads and customers only (docs/bench.md says what each does and does not do); "
+        + (f"their counts DIFFER from the feed's in {', '.join(wrong)}" if wrong
+           else f"their counts equal the feed's in every round ({len(expected)} sources)"),
         f"freshness: {FRESHNESS_ROUNDS} runs of {span([len(f.latencies_ms) + f.missing for f in fresh])} records, "
         f"offered at {span([f.offered_rate for f in fresh])}/s, stored offsets polled every {POLL_S * 1000:g} ms; "
         f"{sum(f.missing for f in fresh)} never became visible",
@@ -246,6 +277,17 @@ def naive_rate(settings: Settings, logs: Path) -> tuple[int, float]:
     figures = orjson.loads(result.read_bytes())
     _clear(pipe.settings)
     return figures["events"], figures["events"] / figures["seconds"]
+
+
+def peer_rate(name: str, settings: Settings, logs: Path, total: int) -> peers.PeerRun:
+    """A peer's rate and counts over all `total` input records, with a fresh group and state."""
+    tag = uuid.uuid4().hex[:8]
+    state = settings.home / "peers" / f"{name}-{tag}"
+    command = peers.command(name, settings.kafka_bootstrap, f"bench-{name}-{tag}", state)
+    try:
+        return peers.run_peer(name, command, logs / f"{name}-{tag}.log", total, CATCH_UP_TIMEOUT_S)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def worker_rate(pipe: Pipeline, ends: dict[TopicPartition, int]) -> float:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.decoding import decode_record
-from streams.events import Event, parse_record
+from streams.events import Event, Rejection, parse_record
 from tests.streams.test_events import NOW_MS, event_shaped, json_values, valid_events
 
 records = st.one_of(event_shaped, valid_events, json_values)
@@ -65,6 +65,11 @@ def test_duplicate_keys_decide_as_parse_record_does_the_last_one_wins() -> None:
     result = decode_record(body, NOW_MS)
     assert result == parse_record(body, NOW_MS)
     assert isinstance(result, Event) and result.type == "lead.created" and result.source == "b"
+
+
+def test_bad_utf8_in_an_unknown_key_is_rejected_as_parse_record_rejects_it() -> None:
+    raw = b'{"event_id": "0", "type": "deal.created", "occurred_at": "2000-01-01T00:00:00+00:00", "lead_id": "0", "deal_id": "0", "\x80ttributes": {}}'
+    assert decode_record(raw, NOW_MS) == parse_record(raw, NOW_MS) == Rejection("not_utf8", "byte 119")
 
 
 def test_a_well_formed_record_takes_the_fast_path() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import http.client
 import os
 import socket
@@ -31,7 +32,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from tests.streams.ingest.test_publish import TopicTail
-from tests.streams.ingest.test_webhooks import HUBSPOT_BATCH, HUBSPOT_EVENTS, SALESFORCE_BATCH, SALESFORCE_EVENTS
 
 from streams.ingest.api import MAX_BODY_BYTES, api_command, create_app
 from streams.ingest.publish import publish
@@ -337,43 +337,6 @@ def test_metrics_count_requests_by_status_events_by_outcome_and_produce_latency(
     assert [after - was for after, was in zip(snapshot(), before)] == [1, 1, 2, 1, 1]
 
 
-# --- webhooks ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "hook, body, expected, example_id",
-    [
-        ("hubspot", HUBSPOT_BATCH, HUBSPOT_EVENTS, "62515"),  # portalId
-        ("salesforce", SALESFORCE_BATCH, SALESFORCE_EVENTS, "0004a3c1-5e1b-7f4d-9a3b-2c6d1e0f9a11"),  # transactionKey
-    ],
-)
-def test_mapped_webhooks_produce_the_expected_contract_events(
-    api: RunningApi,
-    kafka_bootstrap: str,
-    hook: str,
-    body: list[dict[str, Any]],
-    expected: list[dict[str, Any]],
-    example_id: str,
-) -> None:
-    fresh = str(uuid.uuid4().int % 10**15)  # this run's sender id, so the events are this test's own
-
-    def this_run(value: Any) -> Any:
-        return orjson.loads(orjson.dumps(value).replace(example_id.encode(), fresh.encode()))
-
-    tail = TopicTail(kafka_bootstrap)
-    answer = api.post(f"/v1/hooks/{hook}", orjson.dumps(this_run(body)))
-    assert answer.json == {"accepted": len(expected), "rejected": [], "ignored": 0}
-    by_id = {orjson.loads(m.value)["event_id"]: (m.topic, m.key, orjson.loads(m.value)) for m in tail.read(fresh)}
-    topics = {"lead": LEADS_TOPIC, "deal": DEALS_TOPIC}
-    assert by_id == {e["event_id"]: (topics[e["type"][:4]], e["lead_id"].encode(), e) for e in this_run(expected)}
-
-
-def test_unknown_hook_is_404_and_a_hook_takes_only_json(api: RunningApi) -> None:
-    assert api.post("/v1/hooks/pipedrive", b"[]").status == 404
-    assert api.post("/v1/hooks/hubspot", b"[]", NDJSON).status == 415
-    assert api.post("/v1/hooks/hubspot", b"[]").json == {"accepted": 0, "rejected": [], "ignored": 0}
-
-
 # --- any body: a contracted answer, never another 5xx ------------------------------------------
 
 
@@ -382,8 +345,16 @@ INT64 = st.integers(-(2**63), 2**63 - 1)  # what orjson writes
 
 def _event_like(marker: str) -> st.SearchStrategy[dict[str, Any]]:
     value = st.none() | st.booleans() | INT64 | st.text(max_size=8) | st.sampled_from(["lead.created", "mql"])
+
+    def one_id_one_content(fields: dict[str, Any]) -> dict[str, Any]:
+        # These land on the shared topics: an id reused with other content would break the
+        # law the worker tests check (the aggregates are a function of the set of event ids).
+        rest = {key: value for key, value in fields.items() if key != "event_id"}
+        digest = hashlib.sha1(orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return {**fields, "event_id": f"{marker}-{digest}"}
+
     return st.builds(
-        lambda n, kind, extra: {**event(marker, n, kind), **extra},
+        lambda n, kind, extra: one_id_one_content({**event(marker, n, kind), **extra}),
         st.integers(0, 9),
         st.sampled_from(["lead.created", "lead.qualified", "deal.won", "deal.lost", "nope"]),
         st.dictionaries(st.sampled_from(["occurred_at", "lead_id", "stage", "amount", "source", "deal_id"]), value),
@@ -411,7 +382,7 @@ def records_in(body: bytes, content_type: str) -> int:
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     body=BODIES,
-    path=st.sampled_from(["/v1/events", "/v1/events", "/v1/hooks/hubspot", "/v1/hooks/salesforce"]),
+    path=st.sampled_from(["/v1/events", "/v1/events", "/v1/hooks/salesforce"]),  # vendor hooks: test_api_hooks.py
     content_type=st.sampled_from([JSON, JSON, NDJSON, "text/plain"]),
     signed=st.sampled_from([True, True, True, False]),
     encoding=st.sampled_from([None, None, "gzip", "claimed gzip"]),

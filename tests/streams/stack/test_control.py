@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from click.testing import CliRunner
 
 from streams import stack
 from streams.settings import Settings
-from streams.stack.cli import stack as stack_command
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -59,21 +57,6 @@ def test_status_reports_the_stack_running(stack_settings: Settings) -> None:
     assert states["redis"].startswith("running/")
     for name in stack.OPTIONAL:
         assert states[name].startswith("running/") or states[name] == "not installed"
-
-
-def test_status_command_prints_a_row_per_service(stack_settings: Settings) -> None:
-    env = {
-        "LEADPULSE_HOME": str(stack_settings.home),
-        "LEADPULSE_KAFKA_BOOTSTRAP": stack_settings.kafka_bootstrap,
-        "LEADPULSE_REDIS_URL": stack_settings.redis_url,
-        "LEADPULSE_PROMETHEUS_PORT": str(stack_settings.prometheus_port),
-        "LEADPULSE_ALERTMANAGER_PORT": str(stack_settings.alertmanager_port),
-    }
-    result = CliRunner().invoke(stack_command, ["status"], env=env, terminal_width=200)
-    assert result.exit_code == 0, result.output
-    for name in stack.SERVICES:
-        assert name in result.output
-    assert "running/" in result.output
 
 
 def test_topics_exist_with_the_configured_partitions(stack_settings: Settings) -> None:

@@ -42,8 +42,8 @@ def cluster_node_without_slots(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-         "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"),
-         "--cluster-port", str(free_port()),  # the default, port + 10000, may not exist
+         # The bus port must be given: port + 10000, Redis's default, overflows for high free ports.
+         "--cluster-enabled", "yes", "--cluster-port", str(free_port()), "--cluster-config-file", str(tmp_path / "nodes.conf"),
          "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip

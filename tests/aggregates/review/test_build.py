@@ -1,0 +1,74 @@
+"""The review's figures are the exporter's, and both match the reference model of the contract."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import redis
+
+from aggregates.review.build import Review, read_review
+from aggregates.review.cohorts import cohort_triangle
+from aggregates.review.figures import SegmentFigures, period_figures
+from aggregates.leads import LeadTimes
+from aggregates.review.periods import Period
+from streams.events import Event
+from streams.settings import Settings
+from tests.aggregates.reference import build_leads, reference_series
+from tests.aggregates.review.conftest import AS_OF
+from tests.services import free_port
+
+
+@pytest.fixture(scope="module", params=["month", "quarter"])
+def review(request: pytest.FixtureRequest, generated: tuple[Settings, list[Event]]) -> Review:
+    settings, _ = generated
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        return read_review(client, settings, request.param, AS_OF, f"http://127.0.0.1:{free_port()}")
+    finally:
+        client.close()
+
+
+def flat(figures: dict[tuple[str, str], SegmentFigures]) -> dict[tuple[str, str], list[float]]:
+    """Figures as flat lists, to compare with a float tolerance (the reference's Wilson
+    interval is its own formula and may differ in the last bits); NaN stands for None."""
+    out = {}
+    for segment, f in figures.items():
+        values = [getattr(f, name) for name in SegmentFigures.__dataclass_fields__ if name != "interval"]
+        values += f.interval or (None, None)
+        out[segment] = [float("nan") if v is None else float(v) for v in values]
+    return out
+
+
+def reference_figures(events: list[Event], period: Period) -> dict[tuple[str, str], list[float]]:
+    series = reference_series(events, period.end, windows=(period.days,))
+    return flat(period_figures(series, period))
+
+
+def test_each_periods_figures_equal_the_reference_models(review: Review, generated: tuple[Settings, list[Event]]) -> None:
+    _, events = generated
+    assert review.current.overall.leads and review.previous.overall.leads  # the year before may have none
+    for view in (review.current, review.previous, review.year_before):
+        got, want = flat(view.figures), reference_figures(events, view.period)
+        assert got.keys() == want.keys()
+        for segment, values in got.items():
+            assert values == pytest.approx(want[segment], rel=1e-12, nan_ok=True), (view.period, segment)
+
+
+def test_the_cohort_triangle_equals_one_counted_from_the_events(review: Review, generated: tuple[Settings, list[Event]]) -> None:
+    _, events = generated
+    times = [LeadTimes(lead.created.occurred_ms, lead.conversion) for lead in build_leads(events).values()
+             if lead.created is not None]
+    assert review.triangle == cohort_triangle(times, review.current.period.end, AS_OF)
+
+
+def test_the_triangles_cohorts_of_the_period_hold_exactly_its_leads_and_customers(review: Review) -> None:
+    rows = {row.cohort: row for row in review.triangle.rows}
+    months = review.current.period.months
+    assert sum(rows[m].leads for m in months) == review.current.overall.leads
+    assert sum(rows[m].customers for m in months) == review.current.overall.customers
+
+
+def test_the_review_of_the_month_ending_on_day_t_starts_on_the_first(review: Review) -> None:
+    assert review.current.period.end < AS_OF and review.current.period.start.day == 1
+    assert review.as_of == AS_OF and review.current.period.end >= date(2026, 9, 30)
