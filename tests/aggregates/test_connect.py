@@ -22,12 +22,15 @@ from redis.cluster import RedisCluster
 from aggregates.connect import SyncRedis, primaries
 from aggregates.connect import redis_client as connect
 from aggregates.read import read_series
+from aggregates.review.build import read_review
 from aggregates.store import AggregateStore, StoreSteps
 from streams.events import Event, parse_record
 from streams.positions import OffsetAdvance
 from streams.settings import Settings
-from tests import services
+from tests import contract_examples, services
 from tests.aggregates.reference import assert_same_series
+from tests.aggregates.review import conftest as review_conftest
+from tests.aggregates.review.test_build import flat, reference_figures
 from tests.aggregates.test_aggregates_law import (  # noqa: F401  # collected here, on the cluster
     test_any_order_duplication_and_split_gives_the_reference_aggregates,
 )
@@ -98,6 +101,20 @@ def test_clear_deletes_the_prefix_on_every_master(redis_client: SyncRedis, key_p
     store.apply(_events(key_prefix, 200))
     assert store.clear() > settings.shards
     assert not any(node.scan(0, match=f"{key_prefix}:*", count=1000)[1] for node in primaries(redis_client))
+
+
+def test_the_html_reviews_figures_on_the_cluster_equal_the_reference(redis_settings: Settings, key_prefix: str) -> None:
+    settings = redis_settings.model_copy(update={"key_prefix": key_prefix})
+    events = contract_examples.feed_events()
+    review_conftest.load(settings, events)
+    with connect(settings) as client:
+        review = read_review(client, settings, "month", AS_OF, f"http://127.0.0.1:{services.free_port()}")
+    assert review.current.overall.leads
+    for view in (review.current, review.previous, review.year_before):
+        got, want = flat(view.figures), reference_figures(events, view.period)
+        assert got.keys() == want.keys()
+        for segment, values in got.items():
+            assert values == pytest.approx(want[segment], rel=1e-12, nan_ok=True), (view.period, segment)
 
 
 def test_two_workers_and_the_exporter_carry_on_through_a_master_sigkill_exactly(
