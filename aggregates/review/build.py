@@ -76,6 +76,6 @@ def read_review(
         current=read_period(client, settings, period),
         previous=read_period(client, settings, period.previous()),
         year_before=read_period(client, settings, period.year_before()),
-        triangle=cohort_triangle(read_lead_times(client, settings), period.end, as_of),
+        triangle=cohort_triangle(read_lead_times(client, settings), period.end, as_of, settings.maturity_days),
         alerts=read_fired_alerts(prometheus_url, *period_span(period)),
     )

@@ -115,8 +115,7 @@ def segment_rates_chart(rates: Sequence[tuple[str, float, tuple[float, float]]],
 
 def heatmap_chart(triangle: CohortTriangle, columns: Mapping[str, Mapping[str, float | None]]) -> Chart:
     """Cohorts by age in months, cumulative conversion in each cell; `columns` are further
-    per-cohort rates shown after the ages, e.g. the rate to date and (once contract v1.1's
-    matured series are read) the age-matched rates."""
+    per-cohort rates shown after the ages: the rate to date and the age-matched rates."""
     rows = triangle.rows
     ages = max((sum(c is not None for c in row.cumulative) for row in rows), default=0) or 1
     names = [str(age) for age in range(ages)] + list(columns)
@@ -138,9 +137,12 @@ def heatmap_chart(triangle: CohortTriangle, columns: Mapping[str, Mapping[str, f
         if columns:
             axes.axvline(ages - 0.5, color="black", linewidth=1.5)
         axes.set_xticks(range(len(names)), names)
+        for label in axes.get_xticklabels()[ages:]:  # the named columns are wider than a cell
+            label.set_rotation(90)
         axes.set_yticks(range(len(rows)), [f"{r.cohort}{' (maturing)' if r.maturing else ''}" for r in rows])
         axes.set_title("Cumulative conversion of each month cohort by age (hatched: age not reached yet)")
-        axes.set_xlabel("age (months after the creation month)")
+        axes.set_xlabel("age (months after the creation month); after the line: rate to date, "
+                        "matured rates (converted within N days)" if columns else "age (months after the creation month)")
         axes.set_ylabel("cohort (month the leads were created)")
         figure.colorbar(image, ax=axes, label="cumulative conversion (%)", shrink=0.8)
         return _render(figure, axes)

@@ -5,6 +5,11 @@ had converted by the end of the k-th month after it (k = 0 is the creation month
 itself), shown only once that month has ended by day T; later cells are "not yet".
 The last column, to date, is the cohort's rate now: `leadpulse_cohort_conversion_ratio`.
 
+The matured columns (contract v1.1 section 2, per cohort): for each maturity age N, the
+share of the cohort's leads that converted within N × 24 h of their creation, shown once
+the cohort's last day is at least N days before day T (so the figure is final and every
+cohort's cell in that column compares like with like); until then "not yet".
+
 Which cohorts are still maturing: those whose youngest leads are younger than the age
 by which 90% of all conversions so far had happened (`MATURING_QUANTILE`), so their
 rate can still be expected to rise noticeably.
@@ -13,7 +18,7 @@ rate can still be expected to rise noticeably.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -37,6 +42,7 @@ class CohortRow:
     customers: int  # converted by now
     cumulative: tuple[float | None, ...]  # by age in months; None: not reached by day T
     maturing: bool
+    matured: tuple[float | None, ...] = ()  # by maturity age (CohortTriangle.matured_days); None: not final yet
 
     @property
     def rate_to_date(self) -> float | None:
@@ -47,6 +53,7 @@ class CohortRow:
 class CohortTriangle:
     rows: tuple[CohortRow, ...]  # newest cohort first
     maturity_days: float | None  # age by which MATURING_QUANTILE of conversions happened
+    matured_days: tuple[int, ...] = ()  # the maturity ages N of each row's `matured`
 
 
 def conversion_quantile_days(leads: Iterable[LeadTimes], quantile: float) -> float | None:
@@ -57,8 +64,20 @@ def conversion_quantile_days(leads: Iterable[LeadTimes], quantile: float) -> flo
     return days[min(len(days) - 1, int(quantile * len(days)))]
 
 
-def cohort_triangle(leads: Iterable[LeadTimes], last_month: date, as_of: date) -> CohortTriangle:
-    """The `COHORT_MONTHS` month cohorts ending with `last_month`'s, aged as of day T."""
+def matured_rate(members: Sequence[LeadTimes], next_month_ms: int, age_days: int, as_of: date) -> float | None:
+    """Share of a cohort converted within `age_days` × 24 h of creation; None while its last
+    day (the day before `next_month_ms`) is later than T - N - 1, or it has no leads."""
+    if not members or next_month_ms > (day_number(as_of) - age_days) * DAY_MS:
+        return None
+    limit = age_days * DAY_MS
+    return sum(t.converted_ms is not None and t.converted_ms - t.created_ms <= limit for t in members) / len(members)
+
+
+def cohort_triangle(
+    leads: Iterable[LeadTimes], last_month: date, as_of: date, matured_days: Sequence[int] = ()
+) -> CohortTriangle:
+    """The `COHORT_MONTHS` month cohorts ending with `last_month`'s, aged as of day T, with
+    their matured rates at each of `matured_days`."""
     all_leads = list(leads)
     maturity = conversion_quantile_days(all_leads, MATURING_QUANTILE)
     end_of_t = (day_number(as_of) + 1) * DAY_MS
@@ -77,7 +96,9 @@ def cohort_triangle(leads: Iterable[LeadTimes], last_month: date, as_of: date) -
             boundary = _month_start_ms(year, month + age + 1)
             reached = bool(members) and boundary <= end_of_t
             cells.append(bisect_left(conversions, boundary) / len(members) if reached else None)
-        youngest_days = (end_of_t - _month_start_ms(year, month + 1)) / DAY_MS
+        next_month = _month_start_ms(year, month + 1)
+        youngest_days = (end_of_t - next_month) / DAY_MS
         rows.append(CohortRow(label, len(members), len(conversions), tuple(cells),
-                              maturing=bool(members) and maturity is not None and youngest_days < maturity))
-    return CohortTriangle(tuple(rows), maturity)
+                              maturing=bool(members) and maturity is not None and youngest_days < maturity,
+                              matured=tuple(matured_rate(members, next_month, n, as_of) for n in matured_days)))
+    return CohortTriangle(tuple(rows), maturity, tuple(matured_days))

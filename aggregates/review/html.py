@@ -146,9 +146,10 @@ def render(review: Review) -> str:
     sources = [(s, f.rate, f.interval) for s, f in sorted(current.segments("source").items(), key=lambda i: -i[1].leads)
                if f.rate is not None and f.interval is not None and not f.too_small]
     triangle = review.triangle
-    # Further per-cohort columns of the heatmap. The age-matched ("matured") rates of
-    # contract v1.1 belong here, one column per maturity age, once the series exist.
+    # Per-cohort columns after the ages: the rate to date, then the age-matched rates.
     columns = {"to date": {row.cohort: row.rate_to_date for row in triangle.rows}}
+    for index, days in enumerate(triangle.matured_days):
+        columns[f"≤{days} d"] = {row.cohort: row.matured[index] for row in triangle.rows}
     points_ = _rate_points([review.year_before, review.previous, current])
     tables = {dimension: segment_rows(current, review.previous, dimension) for dimension in ("source", "campaign")}
     return _ENV.get_template("review.html.j2").render(

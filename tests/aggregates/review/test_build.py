@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from aggregates.leads import LeadTimes
 from aggregates.review.periods import Period
 from streams.events import Event
 from streams.settings import Settings
-from tests.aggregates.reference import build_leads, reference_series
+from tests.aggregates.reference import build_leads, reference_series, utc_date
 from tests.aggregates.review.conftest import AS_OF
 from tests.services import free_port
 
@@ -56,10 +56,31 @@ def test_each_periods_figures_equal_the_reference_models(review: Review, generat
 
 
 def test_the_cohort_triangle_equals_one_counted_from_the_events(review: Review, generated: tuple[Settings, list[Event]]) -> None:
-    _, events = generated
+    settings, events = generated
     times = [LeadTimes(lead.created.occurred_ms, lead.conversion) for lead in build_leads(events).values()
              if lead.created is not None]
-    assert review.triangle == cohort_triangle(times, review.current.period.end, AS_OF)
+    assert review.triangle == cohort_triangle(times, review.current.period.end, AS_OF, settings.maturity_days)
+
+
+def test_the_matured_cells_equal_the_share_converted_within_n_days_counted_from_the_events(
+    review: Review, generated: tuple[Settings, list[Event]]
+) -> None:
+    settings, events = generated
+    leads = [lead for lead in build_leads(events).values() if lead.created is not None]
+    shown = 0
+    for row in review.triangle.rows:
+        members = [lead for lead in leads if utc_date(lead.created.occurred_ms).strftime("%Y-%m") == row.cohort]
+        first = date.fromisoformat(f"{row.cohort}-01")
+        last_day = date(first.year + first.month // 12, first.month % 12 + 1, 1) - timedelta(days=1)
+        for age, cell in zip(settings.maturity_days, row.matured, strict=True):
+            if not members or (AS_OF - last_day).days < age + 1:
+                assert cell is None, (row.cohort, age)
+                continue
+            within = sum(lead.conversion is not None and lead.conversion - lead.created.occurred_ms <= age * 86_400_000
+                         for lead in members)
+            assert cell == within / len(members), (row.cohort, age)
+            shown += 1
+    assert shown >= 20  # a year of cohorts at three ages: most cells are final
 
 
 def test_the_triangles_cohorts_of_the_period_hold_exactly_its_leads_and_customers(review: Review) -> None:

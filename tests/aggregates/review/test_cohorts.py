@@ -48,3 +48,29 @@ def test_no_leads_give_an_empty_triangle_without_errors() -> None:
     triangle = cohort_triangle([], last_month=date(2026, 11, 1), as_of=date(2026, 12, 1))
     assert triangle.maturity_days is None
     assert all(row.leads == 0 and row.rate_to_date is None for row in triangle.rows)
+
+
+def test_matured_cells_count_conversions_within_n_days_once_the_whole_cohort_is_n_days_old() -> None:
+    leads = [
+        LeadTimes(ms("2026-09-10"), ms("2026-09-17")),  # exactly 7 x 24 h: within 7 days
+        LeadTimes(ms("2026-09-10"), ms("2026-09-17") + 1),  # a millisecond later: within 30 only
+        LeadTimes(ms("2026-09-30"), ms("2026-11-20")),  # 51 days: within 90 only
+        LeadTimes(ms("2026-09-01"), None),
+        LeadTimes(ms("2026-11-02"), ms("2026-11-03")),
+    ]
+    triangle = cohort_triangle(leads, last_month=date(2026, 11, 1), as_of=date(2026, 12, 1), matured_days=(7, 30, 90))
+    rows = {row.cohort: row for row in triangle.rows}
+    assert triangle.matured_days == (7, 30, 90)
+    # September's last day, 30 September, is on or before T-N-1 for N = 7 and 30, not for 90.
+    assert rows["2026-09"].matured == (0.25, 0.5, None)
+    # November ends on 30 November: T-7-1 is 23 November, so not even its 7-day rate is final.
+    assert rows["2026-11"].matured == (None, None, None)
+    assert rows["2026-10"].matured == (None, None, None)  # no leads
+
+
+def test_a_cohort_is_matured_at_n_days_exactly_when_its_last_day_is_t_minus_n_minus_1() -> None:
+    leads = [LeadTimes(ms("2026-10-31"), ms("2026-11-01"))]
+    on_the_day = cohort_triangle(leads, last_month=date(2026, 10, 1), as_of=date(2026, 11, 8), matured_days=(7,))
+    day_before = cohort_triangle(leads, last_month=date(2026, 10, 1), as_of=date(2026, 11, 7), matured_days=(7,))
+    assert on_the_day.rows[0].matured == (1.0,)
+    assert day_before.rows[0].matured == (None,)
