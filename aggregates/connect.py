@@ -80,6 +80,33 @@ def primaries(client: SyncRedis) -> list[redis.Redis]:
     return [client]
 
 
+def moving_slots(reply: Any) -> set[int]:
+    """The slots a `CLUSTER NODES` reply shows as migrating or importing (`[slot->-id]`,
+    `[slot-<-id]`), whether redis-py parsed it into its node map or left it as text."""
+    if isinstance(reply, dict) and all(isinstance(v, dict) for v in reply.values()):
+        nodes = reply.values()
+        if any("migrations" in node for node in nodes):  # one node's parsed map
+            return {int(m["slot"]) for node in nodes for m in node.get("migrations", ())}
+        return set().union(*(moving_slots(v) for v in nodes))  # {node name: reply} of several
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    return {int(item[1:].split("-", 1)[0]) for item in text.split() if item.startswith("[") and ("->-" in item or "-<-" in item)}
+
+
+def cluster_moving_slots(client: SyncRedis) -> set[int]:
+    """Slots being resharded anywhere in the Cluster (each master shows only its own); none on one server."""
+    if not isinstance(client, redis.cluster.RedisCluster):
+        return set()
+    return moving_slots(client.execute_command("CLUSTER NODES", target_nodes=client.get_primaries()))
+
+
+async def async_cluster_moving_slots(client: AsyncRedis) -> set[int]:
+    """`cluster_moving_slots` for the worker's asyncio client."""
+    if not isinstance(client, redis.asyncio.cluster.RedisCluster):
+        return set()
+    replies = [await client.execute_command("CLUSTER NODES", target_nodes=node) for node in client.get_primaries()]
+    return set().union(*(moving_slots(reply) for reply in replies))
+
+
 def queue(pipe: Any, client: SyncRedis, *command: Any, **options: Any) -> None:
     """Queue `command` on a pipeline of `client`, routed by its first key's slot on a Cluster.
 

@@ -33,6 +33,14 @@ class LayoutMismatch(AggregateError):
     """
 
 
+class ReshardingInProgress(AggregateError):
+    """A slot of this prefix's shards is moving between Cluster masters.
+
+    A shard's script touches many keys of its slot, and one that meets a key already
+    moved fails after some of its writes: workers must not write while a resharding runs.
+    """
+
+
 #: What Redis answers while it restarts: wait and send again.
 CONNECTION_ERRORS: Final = (ConnectionError, TimeoutError, OSError)
 #: What a Redis Cluster answers while it recovers (the slot's master is down or not yet

@@ -28,10 +28,11 @@ from typing import Any, Final, TypeVar
 
 import redis
 import redis.asyncio
+from redis.crc import key_slot
 from redis.exceptions import MovedError, NoScriptError
 
-from aggregates.connect import AsyncRedis, SyncRedis, primaries, queue
-from aggregates.errors import CLUSTER_RECOVERY_ERRORS, CONNECTION_ERRORS, REDIS_ERRORS, TRANSIENT_ERRORS, AggregateError, LayoutMismatch
+from aggregates.connect import AsyncRedis, SyncRedis, async_cluster_moving_slots, cluster_moving_slots, primaries, queue
+from aggregates.errors import CLUSTER_RECOVERY_ERRORS, CONNECTION_ERRORS, REDIS_ERRORS, TRANSIENT_ERRORS, AggregateError, LayoutMismatch, ReshardingInProgress
 from aggregates.keys import (
     CALENDAR_NAME,
     COHORT_PART,
@@ -309,6 +310,23 @@ async def _async_reply(execute: Callable[..., Awaitable[Any]], command: Command)
         return exc
 
 
+def refuse_resharding(layout: KeyLayout, moving: set[int], applied: bool) -> None:
+    """Raise if a slot of the layout's shards is moving: before a batch (nothing written)
+    or after it (the batch may have met moved keys half-way: only a rebuild is sure)."""
+    shards = {key_slot(layout.health(shard).encode()): shard for shard in range(layout.shards)}
+    hit = sorted(slot for slot in moving if slot in shards)
+    if not hit:
+        return
+    which = ", ".join(f"slot {slot} (shard {shards[slot]})" for slot in hit)
+    if applied:
+        raise ReshardingInProgress(
+            f"a resharding of the Redis Cluster began while a batch was in Redis ({which} moving): its writes "
+            "may be partial; when the resharding is done, run `leadpulse rebuild` (docs/operations.md, Resharding)")
+    raise ReshardingInProgress(
+        f"{which} of the aggregates is moving between Redis Cluster masters: stop the workers while "
+        "resharding, start them when it is done (docs/operations.md, Resharding)")
+
+
 class AggregateStore:
     """The aggregates of one pipeline on a synchronous `redis.Redis` or `RedisCluster`.
 
@@ -331,7 +349,11 @@ class AggregateStore:
         offsets: Mapping[TopicPartition, OffsetAdvance] | None = None,
         rejected: Mapping[str, int] | None = None,
     ) -> ApplyOutcome:
-        return self._run(self._steps.apply(events, offsets, rejected))
+        """Apply a batch; on a Cluster, refused while a slot of the shards is being resharded."""
+        refuse_resharding(self.layout, cluster_moving_slots(self._client), applied=False)
+        outcome = self._run(self._steps.apply(events, offsets, rejected))
+        refuse_resharding(self.layout, cluster_moving_slots(self._client), applied=True)
+        return outcome
 
     def read_offsets(self) -> dict[TopicPartition, int]:
         return self._run(self._steps.read_offsets())
@@ -378,7 +400,11 @@ class AsyncAggregateStore:
         offsets: Mapping[TopicPartition, OffsetAdvance] | None = None,
         rejected: Mapping[str, int] | None = None,
     ) -> ApplyOutcome:
-        return await self._run(self._steps.apply(events, offsets, rejected))
+        """Apply a batch; on a Cluster, refused while a slot of the shards is being resharded."""
+        refuse_resharding(self.layout, await async_cluster_moving_slots(self._client), applied=False)
+        outcome = await self._run(self._steps.apply(events, offsets, rejected))
+        refuse_resharding(self.layout, await async_cluster_moving_slots(self._client), applied=True)
+        return outcome
 
     async def read_offsets(self) -> dict[TopicPartition, int]:
         return await self._run(self._steps.read_offsets())

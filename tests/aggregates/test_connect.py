@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
-from aggregates.connect import SyncRedis, primaries
+from aggregates.connect import SyncRedis, moving_slots, primaries
 from aggregates.connect import redis_client as connect
+from aggregates.keys import KeyLayout
 from aggregates.read import read_series
 from aggregates.review.build import read_review
 from aggregates.store import AggregateStore, StoreSteps
@@ -146,6 +148,53 @@ def test_two_workers_and_the_exporter_carry_on_through_a_master_sigkill_exactly(
         pipe.stop_workers(signal.SIGKILL)
         exporter.terminate()
         exporter.wait(30)
+
+
+def test_workers_refuse_to_write_while_a_slot_of_their_shards_is_resharded_and_resume_exactly_after(
+    redis_settings: Settings, tmp_path: Path
+) -> None:
+    pipe = Pipeline(redis_settings, tmp_path)
+    layout = KeyLayout.from_settings(pipe.settings)
+    client = connect(pipe.settings)
+    assert isinstance(client, RedisCluster)
+    slot = key_slot(layout.health(0).encode())
+    source = client.get_node_from_key(layout.health(0))
+    target = next(node for node in client.get_primaries() if node.name != source.name)
+    ids = {node.name: client.execute_command("CLUSTER MYID", target_nodes=node) for node in (source, target)}
+    pipe.publish_raw(synthetic_feed(300, int(time.time() * 1000), seed=33, tag=pipe.tag))
+    # What `redis-cli --cluster reshard` does first, before it moves any key.
+    client.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source.name], target_nodes=target)
+    client.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[target.name], target_nodes=source)
+    try:
+        worker = pipe.start_worker()
+        assert worker.wait(60) != 0
+        log = (tmp_path / f"worker-{pipe.tag}-0.log").read_text()
+        reasons = [line for line in log.splitlines() if "worker stopped:" in line]
+        assert len(reasons) == 1 and f"slot {slot} (shard 0)" in reasons[0], log[-2000:]
+        assert "stop the workers while resharding" in reasons[0]
+        written = [key for node in primaries(client) for key in node.scan_iter(match=layout.shard_key_pattern)]
+        assert written == [], "nothing of the batch reached Redis"
+    finally:
+        for node in (source, target):
+            client.execute_command("CLUSTER SETSLOT", slot, "STABLE", target_nodes=node)
+    pipe.workers.clear()
+    pipe.start_worker()
+    try:
+        pipe.wait_caught_up(timeout=120)
+    finally:
+        pipe.stop_workers()
+    assert_same_series(pipe.report(), pipe.expected())
+    client.close()
+
+
+def test_moving_slots_are_read_from_cluster_nodes_as_text_or_as_redis_pys_node_map() -> None:
+    text = ("07c3 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 [5461->-e7d1] [93-<-292f]\n"
+            "e7d1 127.0.0.1:30002@40002 master - 0 0 2 connected 5462-10922\n")
+    assert moving_slots(text) == moving_slots(text.encode()) == {5461, 93}
+    parsed = {"127.0.0.1:30001": {"flags": "myself,master", "migrations": [{"slot": "5461", "state": "migrating"}]},
+              "127.0.0.1:30002": {"flags": "master", "migrations": []}}
+    assert moving_slots(parsed) == {5461}
+    assert moving_slots({"node-a": parsed, "node-b": text}) == {5461, 93}
 
 
 def _events(tag: str, count: int) -> list[Event]:

@@ -9,9 +9,11 @@ from datetime import date, datetime, timezone
 import pytest
 import redis
 import redis.asyncio
+from redis.crc import key_slot
 
 from aggregates import store as store_module
-from aggregates.errors import LayoutMismatch
+from aggregates.errors import LayoutMismatch, ReshardingInProgress
+from aggregates.keys import KeyLayout
 from aggregates.read import Series, read_health, read_series
 from aggregates.store import MAX_AMOUNT_CENTS, AggregateStore, AsyncAggregateStore
 from streams.events import Event
@@ -201,3 +203,14 @@ def test_batch_and_offsets_land_together_after_the_script_cache_is_emptied(priva
     assert store.read_offsets() == {TP: 2}
     leads = series_value(read_series(private_redis, settings, AS_OF), "leadpulse_window_leads", dimension="all", segment="all", window="7d")
     assert leads == 2
+
+
+def test_a_moving_slot_of_the_shards_refuses_a_batch_before_and_asks_for_a_rebuild_after() -> None:
+    layout = KeyLayout.from_settings(Settings(key_prefix="rs", shards=4))
+    slot = key_slot(layout.health(2).encode())
+    store_module.refuse_resharding(layout, {slot + 1 if slot < 16383 else 0}, applied=False)  # another prefix's slot
+    with pytest.raises(ReshardingInProgress, match=f"slot {slot} \\(shard 2\\).*stop the workers while resharding"):
+        store_module.refuse_resharding(layout, {slot}, applied=False)
+    with pytest.raises(ReshardingInProgress, match="may be partial.*leadpulse rebuild"):
+        store_module.refuse_resharding(layout, {slot}, applied=True)
+
