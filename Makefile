@@ -155,7 +155,7 @@ $(KSTREAMS_JAR): $(KSTREAMS_PEER)/pom.xml $(shell find $(KSTREAMS_PEER)/src -nam
 	@touch $@
 
 bench: bench-deps
-	@echo "==> bench: python -m tests.bench (about 10 minutes; figures against targets, never pass/fail)"
+	@echo "==> bench: python -m tests.bench (about 15 minutes; figures against targets, never pass/fail)"
 	$(VENV)/bin/python -m tests.bench
 
 bench-%: bench-deps

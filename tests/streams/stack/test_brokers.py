@@ -2,7 +2,8 @@
 
 The brokers start once for the module, under a home of their own and on free ports;
 Redis is the test stack's. What `publish` had acknowledged (`acks=all`) must all be
-counted, once, after one broker is SIGKILLed in mid-stream and restarted.
+counted, once, after one broker is SIGKILLed in mid-stream and restarted; the same for
+what the ingest API accepted (2xx).
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from streams import stack
 from streams.events import Event, parse_record
+from streams.ingest.api import create_app
 from streams.settings import Settings
 from streams.stack.probes import kafka_admin
 from tests import services
 from tests.aggregates.reference import assert_same_series, reference_series
 from tests.feeds import synthetic_feed
 from tests.pipeline import LEADPULSE, Pipeline
+from tests.streams.ingest.test_api import NDJSON, SECRET, RunningApi
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +85,32 @@ def test_publish_and_two_workers_through_a_broker_sigkill_and_restart_lose_and_d
         assert_same_series(pipe.report(), reference_series(events, s.today(), s.window_days, s.max_segments, s.attribute_keys))
     finally:
         pipe.stop_workers()
+
+
+def test_the_api_through_a_broker_sigkill_loses_no_acknowledged_record_and_doubles_nothing(
+    brokers: Settings, tmp_path: Path
+) -> None:
+    pipe = Pipeline(brokers, tmp_path)
+    feed = synthetic_feed(1500, int(time.time() * 1000), seed=42, tag=pipe.tag)
+    chunks = [feed[i : i + 100] for i in range(0, len(feed), 100)]
+    api = RunningApi(create_app(pipe.settings.model_copy(update={"ingest_secret": SecretStr(SECRET)})))
+    try:
+        pipe.start_worker()
+        for n, chunk in enumerate(chunks):
+            if n == len(chunks) // 3:
+                stack.kill_service(brokers, "kafka-2")
+            # A CRM retries what was not acknowledged; re-sent records count once.
+            while (answer := api.post("/v1/events", b"\n".join(chunk) + b"\n", NDJSON)).status // 100 != 2:
+                assert answer.status == 503, answer.body
+                time.sleep(1.0)
+        stack.start_service(brokers, "kafka-2")
+        pipe.wait_caught_up(timeout=180)
+        pipe.stop_workers()
+    finally:
+        pipe.stop_workers()
+        api.close()
+    # The topics also hold the previous test's feed: the reference reads what Redis says it applied.
+    assert_same_series(pipe.report(), pipe.expected())
 
 
 def _publish(pipe: Pipeline, path: Path) -> subprocess.CompletedProcess[bytes]:
