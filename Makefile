@@ -45,13 +45,14 @@ install: system-packages kafka-libs venv grafana-lint
 # chromium is the browser tests/aggregates/review/test_browser.py opens the HTML report
 # in (Playwright drives it; no browser is ever downloaded).
 system-packages:
-	@echo "==> system packages: checking python3.11, java, maven, redis-server, prometheus, alertmanager, chromium"
+	@echo "==> system packages: checking python3.11, java, maven, redis-server, redis-cli, prometheus, alertmanager, chromium"
 	@missing=""; \
 	command -v $(PYTHON) >/dev/null || missing="$$missing python3.11"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3.11-venv"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null \
 	  || missing="$$missing prometheus-alertmanager"; \
@@ -154,7 +155,7 @@ $(KSTREAMS_JAR): $(KSTREAMS_PEER)/pom.xml $(shell find $(KSTREAMS_PEER)/src -nam
 	@touch $@
 
 bench: bench-deps
-	@echo "==> bench: python -m tests.bench (about 10 minutes; figures against targets, never pass/fail)"
+	@echo "==> bench: python -m tests.bench (about 15 minutes; figures against targets, never pass/fail)"
 	$(VENV)/bin/python -m tests.bench
 
 bench-%: bench-deps

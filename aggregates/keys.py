@@ -29,6 +29,7 @@ SEGMENTS_NAME: Final = "seg"  # hash (dimension|segment) -> all-time leads
 HEALTH_NAME: Final = "g"  # hash: orphans, events|topic|type|outcome, last|topic
 NAMES_NAME: Final = "n"  # hash: dimension|segment <-> small id, so lead state stays short
 CALENDAR_NAME: Final = "cal"  # hash: UTC epoch day -> `week|month` cohort labels
+OFFSETS_NAME: Final = "o"  # hash: topic|partition -> last Kafka offset whose records this shard holds
 
 #: Lead state buckets per shard. A lead's bucket follows from its id (`KeyLayout.place`);
 #: buckets keep Redis's compact listpack encoding up to 128 fields, i.e. up to ~100
@@ -95,7 +96,7 @@ class KeyLayout:
     @property
     def fingerprint(self) -> str:
         """What stored lead state depends on: changing it needs `leadpulse rebuild`."""
-        return f"v3;shards={self.shards};buckets={LEAD_BUCKETS};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
+        return f"v4;shards={self.shards};buckets={LEAD_BUCKETS};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
 
     def place(self, lead_id: str) -> tuple[int, int]:
         """(shard, bucket) of a lead: from one crc32, stable across processes unlike `hash`."""
@@ -130,10 +131,10 @@ class KeyLayout:
     def health(self, shard: int) -> str:
         return f"{self.base(shard)}{HEALTH_NAME}"
 
-    @property
-    def offsets(self) -> str:
-        """Applied Kafka offsets, field `topic|partition`; deliberately outside any shard."""
-        return f"{self.prefix}:offsets"
+    def offsets(self, shard: int) -> str:
+        """Applied Kafka offsets of the shard, field `topic|partition`: in the shard's slot, so
+        on a Cluster they live, persist and fail over with the counters they cover."""
+        return f"{self.base(shard)}{OFFSETS_NAME}"
 
     @property
     def layout_stamp(self) -> str:

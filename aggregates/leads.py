@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import Final, NamedTuple
 
 import msgpack
-import redis
 from redis.client import NEVER_DECODE
 
+from aggregates.connect import SyncRedis
 from aggregates.keys import LEAD_BUCKETS, KeyLayout
 from streams.settings import Settings
 
@@ -40,7 +40,7 @@ def decode_core(value: bytes) -> LeadTimes | None:
     return LeadTimes(int(core[_CREATED]), None if converted is False else int(converted))
 
 
-def read_lead_times(client: redis.Redis, settings: Settings) -> Iterator[LeadTimes]:
+def read_lead_times(client: SyncRedis, settings: Settings) -> Iterator[LeadTimes]:
     """Every created lead's times, a few hundred bucket hashes per round trip."""
     layout = KeyLayout.from_settings(settings)
     keys = [layout.leads(shard, bucket) for shard in range(layout.shards) for bucket in range(LEAD_BUCKETS)]

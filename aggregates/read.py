@@ -1,7 +1,7 @@
 """Read the aggregates back: business series for the exporter and `report`, and health.
 
 `read_aggregates` (behind `read_series`) is one pipeline round trip: per shard one
-`EVAL_RO read.lua` returning the HGETALL of its published cohort hashes, the day and
+`EVAL read.lua` returning the HGETALL of its published cohort hashes, the day and
 lag hashes of the days the windows, the matured cohorts and the checks reach back to
 (T-180 .. T with the defaults), its segment hash and its health hash. Summing over shards is
 `parse_counters` (pure); the series themselves are built by
@@ -16,10 +16,10 @@ from datetime import date
 from importlib import resources
 from typing import Final, TypeVar
 
-import redis
 from redis.client import NEVER_DECODE
 
 from aggregates.checks import HISTORY_DAYS
+from aggregates.connect import SyncRedis, queue
 from aggregates.keys import ORPHANS_FIELD, KeyLayout
 from aggregates.matured import span
 from aggregates.rules import published_cohorts, window_day_range
@@ -43,7 +43,7 @@ class Health:
     last_event_seconds: dict[str, float] = field(default_factory=dict)  # topic -> newest applied
 
 
-def read_aggregates(client: redis.Redis, settings: Settings, as_of: date) -> tuple[list[Series], Health]:
+def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple[list[Series], Health]:
     """Every business series of CONTRACT section 3 as of day T, and the health, in one round trip."""
     layout = KeyLayout.from_settings(settings)
     cohorts = [label for _, label in published_cohorts(as_of)]
@@ -69,27 +69,27 @@ def read_aggregates(client: redis.Redis, settings: Settings, as_of: date) -> tup
     return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day), health
 
 
-def read_series(client: redis.Redis, settings: Settings, as_of: date) -> list[Series]:
+def read_series(client: SyncRedis, settings: Settings, as_of: date) -> list[Series]:
     """Every business series as of day T, summed over shards: what `report` and /metrics publish."""
     return read_aggregates(client, settings, as_of)[0]
 
 
-def read_health(client: redis.Redis, settings: Settings) -> Health:
+def read_health(client: SyncRedis, settings: Settings) -> Health:
     """Event counts by (topic, type, outcome) and the newest applied event time by topic."""
     layout = KeyLayout.from_settings(settings)
     shards = _hgetall(client, [[layout.health(shard)] for shard in range(layout.shards)])
     return parse_health([hashes[0] for hashes in shards])
 
 
-def _hgetall(client: redis.Redis, groups: Sequence[Sequence[str]]) -> list[list[Flat]]:
-    """HGETALL of every key, one `EVAL_RO read.lua` per group (a group's keys share one slot).
+def _hgetall(client: SyncRedis, groups: Sequence[Sequence[str]]) -> list[list[Flat]]:
+    """HGETALL of every key, one `EVAL read.lua` per group (a group's keys share one slot).
 
     Replies stay raw bytes whatever the client decodes: parsing splits bytes, and only
     the few distinct field names are ever decoded.
     """
     pipe = client.pipeline(transaction=False)
     for keys in groups:
-        pipe.execute_command("EVAL_RO", _READ_SCRIPT, len(keys), *keys, **{NEVER_DECODE: True})
+        queue(pipe, client, "EVAL", _READ_SCRIPT, len(keys), *keys, **{NEVER_DECODE: True})
     return [[text.split(b";") if text else [] for text in hashes] for hashes in pipe.execute()]
 
 

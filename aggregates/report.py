@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 import orjson
-import redis
 from rich.console import Console
 from rich.table import Table
 
+from aggregates.connect import redis_client
+from aggregates.errors import REDIS_ERRORS
 from aggregates.read import read_series
 from aggregates.review.figures import segment_counts, segment_figures
 from aggregates.review.shift_share import decompose, explain
@@ -32,10 +33,10 @@ Row = dict[str, float]
 def print_report(settings: Settings, as_of: date, as_json: bool) -> int:
     """Print the report; exit status 1 (with the reason on stderr) when Redis cannot be read."""
     try:
-        client = redis.Redis.from_url(settings.redis_connect_url, socket_timeout=10)
+        client = redis_client(settings, timeout_s=10)
         series = read_series(client, settings, as_of)
         before = read_series(client, settings, as_of - timedelta(days=OVERVIEW_DAYS)) if not as_json else []
-    except redis.RedisError as exc:
+    except REDIS_ERRORS as exc:
         print(f"error: cannot read the aggregates from Redis at {settings.redis_shown}: {exc}", file=sys.stderr)
         return 1
     if as_json:

@@ -1,32 +1,38 @@
 """Apply events to Redis: one pipeline round trip per batch, sync and async alike.
 
 The logic lives once, in `StoreSteps`, as generators that yield the commands of one
-round trip and receive their replies (sans-I/O); `AggregateStore` (redis.Redis) and
-`AsyncAggregateStore` (redis.asyncio.Redis) only run those round trips.
+round trip and receive their replies (sans-I/O); `AggregateStore` and
+`AsyncAggregateStore` only run those round trips, on one server or a Redis Cluster
+(where redis-py's pipeline sends them as one batch per master, by hash slot).
 
-A batch is one EVALSHA of `apply.lua` per touched shard, the rejected counts, then the
-compare-and-set of the Kafka offsets (`offsets.lua`) - all in one pipeline, offsets
-last: Redis executes a connection's commands in order and an AOF loses only a suffix,
-so offsets that survived imply their batch did. Both scripts run by EVALSHA, so after a
-Redis restart (empty script cache) every script of the batch fails NOSCRIPT alike and
-the offsets cannot move without the aggregates; the failed commands are then retried
-after SCRIPT LOAD, which is safe because applying an event twice changes nothing.
+A batch is one EVALSHA of `apply.lua` per touched shard, the rejected counts, then
+every shard's advance of its Kafka offsets (`offsets.lua`, on the shard's own `o`
+key) - all in one pipeline, offsets last. A shard's offsets share its slot, so they
+sit on the same server as the counters they cover: Redis executes a connection's
+commands in order, and an AOF or a promoted replica loses only a suffix, so offsets
+that survived imply their shard's share of the batch did (docs/keys.md). Both scripts
+run by EVALSHA, so after a restart or a failover (empty script cache) every script of
+a shard fails NOSCRIPT alike and its offsets cannot move without its counters; the
+failed commands are then retried after SCRIPT LOAD, which is safe because applying an
+event twice changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, TypeVar
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError
+from redis.crc import key_slot
+from redis.exceptions import MovedError, NoScriptError
 
-from aggregates.errors import AggregateError, LayoutMismatch
+from aggregates.connect import AsyncRedis, SyncRedis, async_cluster_moving_slots, cluster_moving_slots, primaries, queue
+from aggregates.errors import CLUSTER_RECOVERY_ERRORS, CONNECTION_ERRORS, REDIS_ERRORS, TRANSIENT_ERRORS, AggregateError, LayoutMismatch, ReshardingInProgress
 from aggregates.keys import (
     CALENDAR_NAME,
     COHORT_PART,
@@ -126,6 +132,7 @@ class StoreSteps:
 
     def __init__(self, settings: Settings) -> None:
         self.layout = KeyLayout.from_settings(settings)
+        self._transient = TRANSIENT_ERRORS if settings.redis_cluster else CONNECTION_ERRORS
         self._apply_body, self._apply_sha = _script("apply.lua")
         self._offsets_body, self._offsets_sha = _script("offsets.lua")
         retention = str(settings.lead_retention_days)
@@ -173,46 +180,61 @@ class StoreSteps:
             for (topic, partition), move in sorted((offsets or {}).items())
             for arg in (f"{topic}|{partition}", move.expected, move.new)
         ]
-        if triples:
-            commands.append(("EVALSHA", self._offsets_sha, 1, layout.offsets, *triples))
+        if triples:  # every shard, touched or not: a partition's offset is the least of its shards'
+            commands += [
+                ("EVALSHA", self._offsets_sha, 1, layout.offsets(shard), *triples) for shard in range(layout.shards)
+            ]
         replies = yield from self._run_scripts(commands)
         counts = {"applied": 0, "duplicate": 0, "rejected": sum(rejected.values())}
         for reply in replies[: len(per_shard)]:
             counts["applied"] += int(reply[0])
             counts["duplicate"] += int(reply[1])
-        refused: dict[TopicPartition, int] = {}
-        if triples:
-            flat = replies[-1]
-            for name, stored in zip(flat[::2], flat[1::2]):
-                topic, _, partition = as_text(name).rpartition("|")
-                refused[(topic, int(partition))] = int(stored)
-        return ApplyOutcome(counts, refused)
+        return ApplyOutcome(counts, _refused(offsets or {}, replies[len(replies) - layout.shards :] if triples else []))
 
     def read_offsets(self) -> Steps[dict[TopicPartition, int]]:
-        """The last applied offset of every partition Redis holds one for."""
-        replies = yield [("HGETALL", self.layout.offsets)]
-        _raise_first_error(replies)
-        (stored,) = replies
-        result: dict[TopicPartition, int] = {}
-        for name, offset in stored.items():
-            topic, _, partition = as_text(name).rpartition("|")
-            result[(topic, int(partition))] = int(offset)
-        return result
-
-    def clear(self) -> Steps[int]:
-        """Delete every key of this prefix (and only those); returns how many went."""
+        """Per partition, the last offset whose records every shard holds (absent: none stored)."""
         layout = self.layout
-        (deleted,) = yield [("DEL", layout.offsets, layout.layout_stamp)]
-        cursor: Any = 0
-        while True:
-            ((cursor, keys),) = yield [("SCAN", cursor, "MATCH", layout.shard_key_pattern, "COUNT", CLEAR_CHUNK)]
-            if keys:
-                (removed,) = yield [("UNLINK", *keys)]
-                deleted += removed
-            if int(cursor) == 0:
-                break
+        replies = yield [("HGETALL", layout.offsets(shard)) for shard in range(layout.shards)]
+        self._raise_first_error(replies)
+        held = [{_partition(name): int(offset) for name, offset in stored.items()} for stored in replies]
+        return {tp: min(shard[tp] for shard in held) for tp in held[0] if all(tp in shard for shard in held)}
+
+    def forget_layout(self) -> Steps[int]:
+        """Delete the layout stamp: the first step of `clear`, before each node's `clear_keys`."""
+        (deleted,) = yield [("DEL", self.layout.layout_stamp)]
         self._ready = False
         return int(deleted)
+
+    def clear_keys(self) -> Steps[int]:
+        """Delete every shard key of this prefix (and only those) one server holds.
+
+        SCAN visits one server, so on a Cluster this runs once per master; keys are
+        unlinked per shard because a multi-key command must stay within one slot.
+        """
+        deleted = 0
+        cursor: Any = 0
+        while True:
+            ((cursor, keys),) = yield [("SCAN", cursor, "MATCH", self.layout.shard_key_pattern, "COUNT", CLEAR_CHUNK)]
+            by_shard: dict[str, list[Any]] = {}
+            for key in keys:
+                by_shard.setdefault(as_text(key).partition("}")[0], []).append(key)
+            if by_shard:
+                removed = yield [("UNLINK", *group) for group in by_shard.values()]
+                self._raise_first_error(removed)
+                deleted += sum(removed)
+            if int(cursor) == 0:
+                return deleted
+
+    def _raise_first_error(self, replies: list[Any]) -> None:
+        """Raise what the worker waits out as it is; anything else as `AggregateError`."""
+        for reply in replies:
+            if isinstance(reply, self._transient):
+                raise reply
+            if isinstance(reply, Exception):
+                hint = "" if self._transient is TRANSIENT_ERRORS or not _from_a_cluster(reply) else (
+                    " (a Redis Cluster node? set LEADPULSE_REDIS_CLUSTER=true)"
+                )
+                raise AggregateError(f"Redis refused an aggregates command: {reply}{hint}") from reply
 
     def _prepare(self) -> Steps[None]:
         """Load both scripts and stamp (or check) the layout the stored state depends on."""
@@ -223,7 +245,7 @@ class StoreSteps:
             ("SET", self.layout.layout_stamp, stamp, "NX"),
             ("GET", self.layout.layout_stamp),
         ]
-        _raise_first_error(replies)
+        self._raise_first_error(replies)
         if as_text(replies[3]) != stamp:
             raise LayoutMismatch(
                 f"Redis prefix {self.layout.prefix!r} holds aggregates of layout {as_text(replies[3])!r}, "
@@ -241,20 +263,79 @@ class StoreSteps:
             retried = yield [commands[i] for i in missing]
             for i, reply in zip(missing, retried):
                 replies[i] = reply
-        _raise_first_error(replies)
+        self._raise_first_error(replies)
         return replies
 
 
-def _raise_first_error(replies: list[Any]) -> None:
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise AggregateError(f"Redis refused an aggregates command: {reply}") from reply
+def _partition(name: bytes | str) -> TopicPartition:
+    topic, _, partition = as_text(name).rpartition("|")
+    return topic, int(partition)
+
+
+def _refused(offsets: Mapping[TopicPartition, OffsetAdvance], replies: Sequence[Any]) -> dict[TopicPartition, int]:
+    """Per partition some shard refused to advance: the least offset a refusing shard holds."""
+    refused: dict[TopicPartition, int] = {}
+    for flat in replies:
+        for name, stored in zip(flat[::2], flat[1::2]):
+            tp = _partition(name)
+            refused[tp] = min(int(stored), refused.get(tp, offsets[tp].new))
+    return refused
+
+
+#: Commands without a key, for every master: outside the pipeline, which routes by slot.
+#: They come first in their round trip (`_prepare`), so running them first keeps order.
+FAN_OUT: Final = frozenset({"SCRIPT LOAD"})
+
+
+def _from_a_cluster(error: Exception) -> bool:
+    return isinstance(error, (*CLUSTER_RECOVERY_ERRORS, MovedError))
+
+
+def _fans_out(command: Command) -> bool:
+    return command[0] in FAN_OUT
+
+
+def _reply(execute: Callable[..., Any], command: Command) -> Any:
+    """The reply of one command sent alone, or its error as a pipeline would give it."""
+    try:
+        return execute(*command)
+    except REDIS_ERRORS as exc:
+        return exc
+
+
+async def _async_reply(execute: Callable[..., Awaitable[Any]], command: Command) -> Any:
+    try:
+        return await execute(*command)
+    except REDIS_ERRORS as exc:
+        return exc
+
+
+def refuse_resharding(layout: KeyLayout, moving: set[int], applied: bool) -> None:
+    """Raise if a slot of the layout's shards is moving: before a batch (nothing written)
+    or after it (the batch may have met moved keys half-way: only a rebuild is sure)."""
+    shards = {key_slot(layout.health(shard).encode()): shard for shard in range(layout.shards)}
+    hit = sorted(slot for slot in moving if slot in shards)
+    if not hit:
+        return
+    which = ", ".join(f"slot {slot} (shard {shards[slot]})" for slot in hit)
+    if applied:
+        raise ReshardingInProgress(
+            f"a resharding of the Redis Cluster began while a batch was in Redis ({which} moving): its writes "
+            "may be partial; when the resharding is done, run `leadpulse rebuild` (docs/operations.md, Resharding)")
+    raise ReshardingInProgress(
+        f"{which} of the aggregates is moving between Redis Cluster masters: stop the workers while "
+        "resharding, start them when it is done (docs/operations.md, Resharding)")
 
 
 class AggregateStore:
-    """The aggregates of one pipeline on a synchronous `redis.Redis`."""
+    """The aggregates of one pipeline on a synchronous `redis.Redis` or `RedisCluster`.
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    On a Cluster, redis-py's pipeline sends a round trip's commands as one batch per
+    node (by each command's hash slot), in their order, and re-sends in order what a
+    failover or a slot migration answered with MOVED, ASK or a dropped connection.
+    """
+
+    def __init__(self, client: SyncRedis, settings: Settings) -> None:
         self._client = client
         self._steps = StoreSteps(settings)
 
@@ -268,30 +349,41 @@ class AggregateStore:
         offsets: Mapping[TopicPartition, OffsetAdvance] | None = None,
         rejected: Mapping[str, int] | None = None,
     ) -> ApplyOutcome:
-        return self._run(self._steps.apply(events, offsets, rejected))
+        """Apply a batch; on a Cluster, refused while a slot of the shards is being resharded."""
+        refuse_resharding(self.layout, cluster_moving_slots(self._client), applied=False)
+        outcome = self._run(self._steps.apply(events, offsets, rejected))
+        refuse_resharding(self.layout, cluster_moving_slots(self._client), applied=True)
+        return outcome
 
     def read_offsets(self) -> dict[TopicPartition, int]:
         return self._run(self._steps.read_offsets())
 
     def clear(self) -> int:
-        return self._run(self._steps.clear())
+        """Delete every key of this prefix, on every master; returns how many went."""
+        deleted = self._run(self._steps.forget_layout())
+        return deleted + sum(self._run(self._steps.clear_keys(), node) for node in primaries(self._client))
 
-    def _run(self, steps: Steps[T]) -> T:
+    def _run(self, steps: Steps[T], client: SyncRedis | None = None) -> T:
+        client = self._client if client is None else client
         try:
             commands = next(steps)
             while True:
-                pipe = self._client.pipeline(transaction=False)
-                for command in commands:
-                    pipe.execute_command(*command)
-                commands = steps.send(pipe.execute(raise_on_error=False))
+                replies = [_reply(client.execute_command, c) if _fans_out(c) else None for c in commands]
+                pipe = client.pipeline(transaction=False)
+                keyed = [i for i, command in enumerate(commands) if not _fans_out(command)]
+                for i in keyed:
+                    queue(pipe, client, *commands[i])
+                for i, reply in zip(keyed, pipe.execute(raise_on_error=False)):
+                    replies[i] = reply
+                commands = steps.send(replies)
         except StopIteration as done:
             return done.value
 
 
 class AsyncAggregateStore:
-    """The same aggregates on a `redis.asyncio.Redis` (the Faust worker's)."""
+    """The same aggregates on a `redis.asyncio.Redis` or `RedisCluster` (the worker's)."""
 
-    def __init__(self, client: redis.asyncio.Redis, settings: Settings) -> None:
+    def __init__(self, client: AsyncRedis, settings: Settings) -> None:
         self._client = client
         self._steps = StoreSteps(settings)
 
@@ -308,22 +400,27 @@ class AsyncAggregateStore:
         offsets: Mapping[TopicPartition, OffsetAdvance] | None = None,
         rejected: Mapping[str, int] | None = None,
     ) -> ApplyOutcome:
-        return await self._run(self._steps.apply(events, offsets, rejected))
+        """Apply a batch; on a Cluster, refused while a slot of the shards is being resharded."""
+        refuse_resharding(self.layout, await async_cluster_moving_slots(self._client), applied=False)
+        outcome = await self._run(self._steps.apply(events, offsets, rejected))
+        refuse_resharding(self.layout, await async_cluster_moving_slots(self._client), applied=True)
+        return outcome
 
     async def read_offsets(self) -> dict[TopicPartition, int]:
         return await self._run(self._steps.read_offsets())
 
-    async def clear(self) -> int:
-        return await self._run(self._steps.clear())
-
     async def _run(self, steps: Steps[T]) -> T:
+        client = self._client
         try:
             commands = next(steps)
             while True:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for command in commands:
-                        pipe.execute_command(*command)
-                    replies = await pipe.execute(raise_on_error=False)
+                replies = [await _async_reply(client.execute_command, c) if _fans_out(c) else None for c in commands]
+                pipe = client.pipeline(transaction=False)
+                keyed = [i for i, command in enumerate(commands) if not _fans_out(command)]
+                for i in keyed:
+                    pipe.execute_command(*commands[i])
+                for i, reply in zip(keyed, await pipe.execute(raise_on_error=False)):
+                    replies[i] = reply
                 commands = steps.send(replies)
         except StopIteration as done:
             return done.value

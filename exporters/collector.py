@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
-import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
 
+from aggregates.connect import SyncRedis
+from aggregates.errors import REDIS_ERRORS
 from aggregates.read import Health, Series, read_aggregates
 from aggregates.series import LE_LABELS
 from aggregates.store import AggregateStore
@@ -89,7 +90,7 @@ class LeadpulseCollector:
     lag series are left out and everything else is unaffected.
     """
 
-    def __init__(self, client: redis.Redis, settings: Settings, end_offsets: EndOffsets | None = None) -> None:
+    def __init__(self, client: SyncRedis, settings: Settings, end_offsets: EndOffsets | None = None) -> None:
         self._client = client
         self._settings = settings
         self._lag = (AggregateStore(client, settings), end_offsets) if end_offsets is not None else None
@@ -123,7 +124,7 @@ class LeadpulseCollector:
         try:
             series, health = read_aggregates(self._client, self._settings, self._settings.today())
             applied = self._lag[0].read_offsets() if self._lag is not None else None
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             log.warning("Redis unreadable on this scrape, no business series published: %s", error)
             return None
         return Snapshot(series, health, applied)

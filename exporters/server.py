@@ -25,16 +25,14 @@ REDIS_TIMEOUT_S = 2.0
 
 def serve(settings: Settings, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT, then close the Redis and Kafka clients."""
-    import redis
     from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 
+    from aggregates.connect import redis_client
     from exporters.collector import LeadpulseCollector
     from exporters.lag import EndOffsets
     from streams.kafka.clients import client_options
 
-    client = redis.Redis.from_url(
-        settings.redis_connect_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-    )
+    client = redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
     end_offsets = EndOffsets(client_options(settings))
     registry = CollectorRegistry()
     registry.register(LeadpulseCollector(client, settings, end_offsets))

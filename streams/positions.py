@@ -3,9 +3,10 @@
 Redis (AOF `everysec`) can lose its last second of writes while Kafka already holds a
 committed offset past them, and Faust may commit offsets of a batch still in flight.
 So Kafka's committed offset is only a hint: the truth is the per-partition offset
-stored in Redis in the same round trip as the aggregates. A worker advances that offset
-only over a contiguous run of applied records, compare-and-set against the value it
-last saw, and seeks back whenever Redis holds less than the stream it is reading.
+stored in Redis in the same round trip as the aggregates (in each shard, next to its
+counters). A worker advances that offset only over a contiguous run of applied records,
+and only where Redis holds at least the value it last saw, and seeks back whenever
+Redis holds less than the stream it is reading.
 Replaying is always safe because applying an event twice changes nothing.
 """
 
@@ -80,9 +81,9 @@ class PartitionPositions:
     ) -> dict[TopicPartition, int]:
         """Record what Redis accepted; return seeks for partitions whose CAS was refused.
 
-        A refused compare-and-set means Redis's offset is not what this worker last saw
-        (Redis restarted and lost writes, or another worker owned the partition): adopt
-        Redis's value and re-read from just after it.
+        A refused advance means some shard holds less than this worker last saw (Redis
+        restarted, or a Cluster master failed over, and lost writes): adopt the least
+        value Redis holds and re-read from just after it.
         """
         seeks: dict[TopicPartition, int] = {}
         for tp, advance in advances.items():

@@ -29,7 +29,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".leadpulse"), description="data, logs and pid files of `stack up`")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap host:port")
-    kafka_controller_port: int = Field(9095, description="KRaft controller listener of the local broker")
+    kafka_controller_port: int = Field(
+        9095, description="KRaft controller listener of the local broker (the n-th broker's: this port + n - 1)"
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="how every Kafka client connects; `stack up` starts its broker's listener so"
     )
@@ -44,6 +46,9 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = Field(None, description="PEM client certificate, for brokers that require one")
     kafka_ssl_keyfile: Path | None = Field(None, description="PEM key of the client certificate")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
+    redis_cluster: bool = Field(
+        False, description="true: LEADPULSE_REDIS_URL names any node of a Redis Cluster, and every client speaks its protocol"
+    )
     exporter_port: int = Field(9816, description="exporter /metrics port")
     api_port: int = Field(9817, description="ingest API port")
     prometheus_port: int = Field(9090, description="Prometheus port")
@@ -119,8 +124,16 @@ class Settings(BaseSettings):
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:
-        host, _, port = self.kafka_bootstrap.split(",")[0].rpartition(":")
-        return host or "127.0.0.1", int(port)
+        return self.kafka_brokers[0]
+
+    @property
+    def kafka_brokers(self) -> list[tuple[str, int]]:
+        """The bootstrap addresses: `stack up` runs one broker on each."""
+        brokers = []
+        for address in self.kafka_bootstrap.split(","):
+            host, _, port = address.strip().rpartition(":")
+            brokers.append((host or "127.0.0.1", int(port)))
+        return brokers
 
     @property
     def kafka_tls_dir(self) -> Path:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from aggregates.connect import redis_client
+from aggregates.errors import REDIS_ERRORS
 from aggregates.series import Series
+from aggregates.store import AggregateStore
 from streams.events import Event, parse_record
 from streams.kafka.clients import client_options
 from streams.settings import DEALS_TOPIC, INPUT_TOPICS, LEADS_TOPIC, Settings
@@ -51,6 +53,7 @@ class Pipeline:
             **os.environ,
             "LEADPULSE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
             "LEADPULSE_REDIS_URL": s.redis_url,
+            "LEADPULSE_REDIS_CLUSTER": str(s.redis_cluster).lower(),
             "LEADPULSE_KEY_PREFIX": s.key_prefix,
             "LEADPULSE_CONSUMER_GROUP": s.consumer_group,
             "LEADPULSE_HOME": str(s.home),
@@ -126,8 +129,8 @@ class Pipeline:
         return records
 
     def stored_offsets(self) -> dict[tuple[str, int], int]:
-        raw = redis.Redis.from_url(self.settings.redis_connect_url).hgetall(f"{self.settings.key_prefix}:offsets")
-        return {(k.decode().rpartition("|")[0], int(k.decode().rpartition("|")[2])): int(v) for k, v in raw.items()}
+        with redis_client(self.settings) as client:
+            return AggregateStore(client, self.settings).read_offsets()
 
     def wait_caught_up(self, timeout: float = 120) -> None:
         """Until Redis's stored offsets reach the end every non-empty partition has now."""
@@ -140,7 +143,7 @@ class Pipeline:
         while time.monotonic() < deadline:
             try:
                 stored = self.stored_offsets()
-            except redis.ConnectionError:
+            except REDIS_ERRORS:
                 stored = {}
             if all(stored.get(tp, -1) >= offset for tp, offset in last.items()):
                 return

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-import redis
-
+from aggregates.connect import SyncRedis
 from aggregates.keys import ALL
 from aggregates.leads import read_lead_times
 from aggregates.read import read_series
@@ -55,7 +54,7 @@ class Review:
         return decompose(segment_counts(base.figures), segment_counts(self.current.figures))
 
 
-def read_period(client: redis.Redis, settings: Settings, period: Period) -> PeriodView:
+def read_period(client: SyncRedis, settings: Settings, period: Period) -> PeriodView:
     series = read_series(client, window_settings(settings, period), period.end)
     return PeriodView(period, period_figures(series, period))
 
@@ -67,7 +66,7 @@ def period_span(period: Period) -> tuple[datetime, datetime]:
 
 
 def read_review(
-    client: redis.Redis, settings: Settings, kind: PeriodKind, as_of: date, prometheus_url: str
+    client: SyncRedis, settings: Settings, kind: PeriodKind, as_of: date, prometheus_url: str
 ) -> Review:
     """The review of the latest complete `kind` up to day T, against the one before and a year
     before, with the alerts Prometheus at `prometheus_url` saw fire in it."""

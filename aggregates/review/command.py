@@ -8,8 +8,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-import redis
-
+from aggregates.connect import redis_client
+from aggregates.errors import REDIS_ERRORS
 from aggregates.review.periods import PeriodKind
 from streams.settings import Settings
 
@@ -47,10 +47,10 @@ def write_review(settings: Settings, kind: PeriodKind, as_of: date, path: Path, 
     from aggregates.review.html import render
 
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+        client = redis_client(settings, timeout_s=30)
         review = read_review(client, settings, kind, as_of, prometheus_url)
-    except redis.RedisError as exc:
-        print(f"error: cannot read the aggregates from Redis at {settings.redis_url}: {exc} "
+    except REDIS_ERRORS as exc:
+        print(f"error: cannot read the aggregates from Redis at {settings.redis_shown}: {exc} "
               "(check LEADPULSE_REDIS_URL)", file=sys.stderr)
         return 1
     try:

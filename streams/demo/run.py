@@ -161,14 +161,13 @@ class Probe:
     """Takes one `Sample`: aggregates and health from Redis, lag from Kafka, alerts from Alertmanager."""
 
     def __init__(self, settings: Settings) -> None:
-        import redis
-
+        from aggregates.connect import redis_client
         from aggregates.store import AggregateStore
         from exporters.lag import EndOffsets
         from streams.kafka.clients import client_options
 
         self.settings = settings
-        self.client = redis.Redis.from_url(settings.redis_connect_url, socket_timeout=5, socket_connect_timeout=5)
+        self.client = redis_client(settings, timeout_s=5)
         self.store = AggregateStore(self.client, settings)
         self.end_offsets = EndOffsets(client_options(settings))
 
@@ -260,7 +259,7 @@ class _Watch:
     feed_started: float  # monotonic start of the generator
 
     def run(self, duration_s: float | None, context: Context, console: Console | None) -> None:
-        from redis import RedisError
+        from aggregates.errors import REDIS_ERRORS
         from rich.live import Live
 
         from streams.demo.view import progress, render
@@ -277,7 +276,7 @@ class _Watch:
                 as_of = min(self.settings.today(), _day(simulated_ms / 1000))  # windows move with the replay
                 try:
                     sample = self.probe.sample(tick - self.started, as_of, self.processes.states())
-                except RedisError as error:
+                except REDIS_ERRORS as error:
                     raise DemoError(f"Redis at {self.settings.redis_shown} stopped answering: {error}") from error
                 self.timeline.add(sample, datetime.now(timezone.utc).strftime("%H:%M:%S UTC"))
                 if display is not None:

@@ -15,7 +15,7 @@ import asyncio
 import datetime
 import ssl
 import struct
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -179,6 +179,20 @@ async def _sasl(options: KafkaClientOptions, host: str, port: int, where: str) -
     return None
 
 
+async def _any_broker(client: Any, ask: Callable[[int], Awaitable[T]]) -> T:
+    """`ask(node)` of each broker in turn until one answers: with several brokers one may be
+    down or still starting (a restart, a rolling upgrade), which refuses nothing."""
+    from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+
+    *others, last = sorted(broker.nodeId for broker in client.cluster.brokers()) or [client.get_random_node()]
+    for node in others:
+        try:
+            return await ask(node)
+        except (NodeNotReadyError, KafkaConnectionError):
+            continue
+    return await ask(last)
+
+
 async def _access(options: KafkaClientOptions, topics: Sequence[str], group: str | None, where: str) -> str | None:
     """Whether the principal may describe `topics` (Read and Write imply it) and use `group`."""
     from aiokafka import AIOKafkaClient
@@ -189,13 +203,13 @@ async def _access(options: KafkaClientOptions, topics: Sequence[str], group: str
     try:
         await asyncio.wait_for(client.bootstrap(), STEP_TIMEOUT_S)
         if topics:
-            node = client.get_random_node()
-            response = await client.send(node, MetadataRequest(list(topics), False))
+            request = MetadataRequest(list(topics), False)
+            response = await _any_broker(client, lambda node: client.send(node, request))
             refused = sorted(topic[1] for topic in response.topics if topic[0] == 29)  # TOPIC_AUTHORIZATION_FAILED
             if refused:
                 return f"{where}: {options.principal} may not use topic {', '.join(refused)}: {ACL_HINT} (LEADPULSE_KAFKA_SASL_USERNAME says who connects)"
         if group is not None:
-            await client.coordinator_lookup(0, group)  # 0: a consumer group
+            await _any_broker(client, lambda _: client.coordinator_lookup(0, group))  # 0: a consumer group
     except CoordinatorNotAvailableError:
         pass  # the offsets topic is still being created: a wait, not a refusal
     except GroupAuthorizationFailedError:

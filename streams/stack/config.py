@@ -25,17 +25,40 @@ from streams.kafka.clients import CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, SA
 from streams.settings import Settings
 from streams.stack.certificates import Issued, ensure_ca, ensure_certificate, write_private
 from streams.stack.errors import StackError
-from streams.stack.services import DEPLOY, Service, java_command
+from streams.stack.services import DEPLOY, Service, broker_id, java_command
 
 log = logging.getLogger(__name__)
 
 
+def replication(brokers: int) -> tuple[int, int]:
+    """Replicas of every topic and the in-sync replicas an `acks=all` write needs.
+
+    Three brokers (or more) keep three copies and accept writes with one broker down;
+    fewer keep one copy per broker and need all of them.
+    """
+    replicas = min(brokers, 3)
+    return replicas, 2 if replicas == 3 else replicas
+
+
+def _controller(settings: Settings, node: int) -> str:
+    return f"127.0.0.1:{settings.kafka_controller_port + node - 1}"
+
+
 def _render_kafka(settings: Settings, svc: Service) -> None:
-    controller = f"127.0.0.1:{settings.kafka_controller_port}"
+    """One broker of the bootstrap list, also a KRaft controller of the stack's quorum."""
+    brokers = len(settings.kafka_brokers)
+    if brokers > 1 and settings.kafka_security_protocol != "PLAINTEXT":
+        raise StackError(
+            f"LEADPULSE_KAFKA_BOOTSTRAP lists {brokers} brokers: the local stack runs several only with "
+            "LEADPULSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT"
+        )
+    node = broker_id(svc.name)
+    controller = _controller(settings, node)
+    replicas, min_insync = (str(n) for n in replication(brokers))
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{controller}",
+        "node.id": str(node),
+        "controller.quorum.voters": ",".join(f"{n}@{_controller(settings, n)}" for n in range(1, brokers + 1)),
         "controller.listener.names": "CONTROLLER",
         "listeners": f"PLAINTEXT://{svc.address},CONTROLLER://{controller}",
         "advertised.listeners": f"PLAINTEXT://{svc.address}",
@@ -43,12 +66,14 @@ def _render_kafka(settings: Settings, svc: Service) -> None:
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(svc.dir / "data"),
         "num.partitions": str(settings.topic_partitions),
-        # One broker: no internal topic can have more replicas than that.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        # No topic, internal ones included, can have more replicas than there are brokers.
+        "default.replication.factor": replicas,
+        "min.insync.replicas": min_insync,
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min_insync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min_insync,
         # A new consumer group starts at once instead of waiting 3 s for more members.
         "group.initial.rebalance.delay.ms": "0",
     }
@@ -71,6 +96,7 @@ ADMIN_PASSWORD_FILE = "admin-password"
 BROKER_KEYSTORE = "broker-keystore.pem"
 SCRAM_ITERATIONS = 8192
 _RECORD = "security.json"  # which SCRAM users the storage was formatted with
+CLUSTER_ID_FILE = "cluster.id"
 
 
 def _secured_kafka(settings: Settings, svc: Service, controller: str) -> dict[str, str]:
@@ -203,7 +229,7 @@ def _format_kafka(settings: Settings, svc: Service) -> None:
     SCRAM users live in the cluster's metadata, so a SASL/SCRAM stack creates its
     users here, before the broker first starts.
     """
-    cluster_id = _kafka_cluster_id()
+    cluster_id = _kafka_cluster_id(settings)
     log.info("formatting Kafka storage in %s (cluster id %s)", svc.dir / "data", cluster_id)
     scram: list[str] = []
     users = _scram_users(settings)
@@ -235,11 +261,17 @@ def _check_formatted_users(settings: Settings, svc: Service) -> None:
         )
 
 
-def _kafka_cluster_id() -> str:
-    """A random Kafka Uuid as `StorageTool random-uuid` prints it, without starting a JVM."""
+def _kafka_cluster_id(settings: Settings) -> str:
+    """The stack's Kafka cluster id, shared by its brokers: made once per home, kept in its file."""
+    path = settings.home.expanduser().resolve() / "kafka" / CLUSTER_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
     while True:
+        # A random Kafka Uuid as `StorageTool random-uuid` prints it, without starting a JVM.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):  # Kafka avoids these: they read as command-line flags
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(cluster_id)
             return cluster_id
 
 

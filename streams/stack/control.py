@@ -19,12 +19,13 @@ from pathlib import Path
 
 from streams.settings import Settings
 from streams.stack.acls import grant, grants
-from streams.stack.config import app_principal
+from streams.stack.config import app_principal, replication
 from streams.stack.errors import StackError
 from streams.logs import quiet
 from streams.stack.probes import answers, kafka_admin, port_open
 from streams.stack.processes import POLL, ours, recorded, running, send_signal, start, stop, wait_gone
-from streams.stack.services import OPTIONAL, SERVICES, TOPICS, Service, selected, service
+from streams.stack.services import OPTIONAL, TOPICS, Service, broker_names, selected, service
+from streams.stack.services import names as all_names
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,12 @@ def up(settings: Settings, services: Sequence[str] | None = None, timeout: float
     port are reused without being claimed, optional ones that are not installed are
     skipped.
     """
-    names = selected(services)
+    names = selected(settings, services)
     deadline = time.monotonic() + timeout
     started = [svc for svc in (service(settings, name) for name in names) if _ensure_started(settings, svc, deadline)]
     for svc in started:
         _wait_ready(settings, svc, deadline, mine=True)
-    if "kafka" in names:
+    if set(names) & set(broker_names(settings)):
         create_topics(settings)
     return status(settings, names)
 
@@ -132,8 +133,11 @@ def create_topics(settings: Settings) -> None:
     wanted = {
         topic: {
             "num_partitions": settings.topic_partitions,
-            "replication_factor": -1,  # the broker's default: 1 on the local stack
-            "configs": {"retention.ms": str(settings.topic_retention_ms)},
+            "replication_factor": -1,  # the brokers' default (streams.stack.config.replication)
+            "configs": {
+                "retention.ms": str(settings.topic_retention_ms),
+                "min.insync.replicas": str(replication(len(settings.kafka_brokers))[1]),
+            },
         }
         for topic in TOPICS
     }
@@ -155,7 +159,7 @@ def create_topics(settings: Settings) -> None:
 
 def down(settings: Settings, timeout: float = STOP_TIMEOUT) -> list[ServiceStatus]:
     """Stop the processes this home started (SIGTERM, SIGKILL after ``timeout``); nothing else."""
-    services = [service(settings, name) for name in SERVICES]
+    services = [service(settings, name) for name in all_names(settings)]
     alive = [(svc, proc) for svc in services if (proc := ours(svc)) is not None]
     for svc, proc in alive:
         log.info("stopping %s (pid %d)", svc.name, proc.pid)
@@ -176,7 +180,7 @@ def down(settings: Settings, timeout: float = STOP_TIMEOUT) -> list[ServiceStatu
 
 def status(settings: Settings, services: Sequence[str] | None = None) -> list[ServiceStatus]:
     """What runs where: ours (pid recorded in this home), external (port answers), or not."""
-    return [_status(service(settings, name)) for name in selected(services)]
+    return [_status(service(settings, name)) for name in selected(settings, services)]
 
 
 def _status(svc: Service) -> ServiceStatus:

@@ -63,8 +63,8 @@ def _http_ready(svc: Service, timeout: float) -> bool:
 
 def answers(settings: Settings, svc: Service, timeout: float) -> bool:
     """Whether ``svc`` serves: Kafka and Redis by their protocols, the others by /-/ready."""
-    if svc.name == "kafka":
-        return _kafka_answers(settings, timeout)
+    if svc.name.startswith("kafka"):  # each broker by its own address
+        return _kafka_answers(settings.model_copy(update={"kafka_bootstrap": svc.address}), timeout)
     if svc.name == "redis":
         return _redis_answers(settings, timeout)
     return _http_ready(svc, timeout)

@@ -110,7 +110,7 @@ def start(settings: Settings, svc: Service) -> None:
     if svc.missing:
         raise StackError(f"cannot start {svc.name}: {svc.missing} not found; run `make install`")
     svc.dir.mkdir(parents=True, exist_ok=True)
-    render = RENDER.get(svc.name)
+    render = RENDER.get(svc.name.partition("-")[0])  # kafka-2 is a broker like kafka
     if render is not None:
         render(settings, svc)
     with open(svc.output, "ab") as out:

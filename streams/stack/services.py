@@ -50,9 +50,24 @@ def java_command(settings: Settings, heap: str, *args: str) -> tuple[str, ...]:
     return (shutil.which("java") or "java", f"-Xmx{heap}", "-cp", f"{libs}/*", *args)
 
 
-def _kafka(settings: Settings, home: Path) -> Service:
-    d = home / "kafka"
-    host, port = settings.kafka_host_port
+def broker_names(settings: Settings) -> list[str]:
+    """One local broker per bootstrap address: `kafka`, then `kafka-2`, `kafka-3`..."""
+    return ["kafka", *(f"kafka-{n}" for n in range(2, len(settings.kafka_brokers) + 1))]
+
+
+def broker_id(name: str) -> int:
+    """The KRaft node id of broker `name` (1 for `kafka`), also its place in the bootstrap list."""
+    return int(name.partition("-")[2] or 1)
+
+
+def names(settings: Settings) -> list[str]:
+    """Every service of this stack, each broker apart."""
+    return [*broker_names(settings), *SERVICES[1:]]
+
+
+def _kafka(settings: Settings, home: Path, name: str = "kafka") -> Service:
+    d = home / name
+    host, port = settings.kafka_brokers[broker_id(name) - 1]
     command = java_command(
         settings,
         KAFKA_HEAP,
@@ -66,7 +81,7 @@ def _kafka(settings: Settings, home: Path) -> Service:
     missing = "" if shutil.which("java") else "java"
     if not missing and not any(settings.kafka_libs.expanduser().glob("kafka_*.jar")):
         missing = f"Kafka jars in {settings.kafka_libs}"
-    return Service("kafka", host, port, d, d / "server.log", d / "kafka.out", command, missing)
+    return Service(name, host, port, d, d / "server.log", d / "kafka.out", command, missing)
 
 
 def _redis(settings: Settings, home: Path) -> Service:
@@ -128,12 +143,19 @@ _SERVICES: dict[str, Callable[[Settings, Path], Service]] = {
 
 
 def service(settings: Settings, name: str) -> Service:
-    return _SERVICES[name](settings, settings.home.expanduser().resolve())
+    home = settings.home.expanduser().resolve()
+    if name in broker_names(settings):
+        return _kafka(settings, home, name)
+    return _SERVICES[name](settings, home)
 
 
-def selected(services: Sequence[str] | None) -> list[str]:
-    names = list(services) if services else list(SERVICES)
-    unknown = sorted(set(names) - set(SERVICES))
+def selected(settings: Settings, services: Sequence[str] | None) -> list[str]:
+    """The services named (all when none), `kafka` standing for every broker."""
+    every = names(settings)
+    wanted = set(services or every)
+    unknown = sorted(wanted - set(every) - {"kafka"})
     if unknown:
-        raise StackError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
-    return [n for n in SERVICES if n in names]
+        raise StackError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(every)}")
+    if "kafka" in wanted:
+        wanted |= set(broker_names(settings))
+    return [n for n in every if n in wanted]

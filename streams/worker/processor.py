@@ -18,9 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
+from aggregates.errors import TRANSIENT_ERRORS
 from aggregates.store import ApplyOutcome, EncodedBatch
 from streams.events import Event, Rejection
 from streams.positions import OffsetAdvance, PartitionPositions, TopicPartition
@@ -133,14 +131,15 @@ class BatchProcessor:
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         """Await `call()` until Redis answers: an outage pauses the worker, never stops it.
 
-        Only connection trouble is retried; anything else Redis answers (a script error,
-        MOVED from a cluster node, a layout mismatch) raises, and the worker exits with it.
+        Only connection trouble and a Cluster's failover or slot migration are retried;
+        anything else Redis answers (a script error, a layout mismatch) raises, and the
+        worker exits with it.
         """
         attempt = 0
         while True:
             try:
                 return await call()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 delay = REDIS_RETRY_DELAYS_S[min(attempt, len(REDIS_RETRY_DELAYS_S) - 1)]
                 log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

@@ -11,11 +11,12 @@ import logging
 import time
 from collections import Counter
 
-import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from rich.progress import Progress
 
+from aggregates.connect import redis_client
+from aggregates.errors import REDIS_ERRORS
 from aggregates.store import AggregateStore
 from streams.events import Event, Rejection, parse_record
 from streams.kafka.clients import client_options
@@ -36,7 +37,7 @@ def rebuild(settings: Settings) -> int:
     """Run the rebuild; the exit status is 0 only when every partition was read to its end."""
     try:
         records, rejected = _rebuild(settings)
-    except (RebuildRefused, redis.RedisError) as exc:
+    except (RebuildRefused, *REDIS_ERRORS) as exc:
         log.error("rebuild failed: %s", exc)
         return 1
     except KafkaError as exc:
@@ -65,7 +66,7 @@ def _rebuild(settings: Settings) -> tuple[int, int]:
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         starts = consumer.beginning_offsets(partitions)
-        store = AggregateStore(redis.Redis.from_url(settings.redis_connect_url), settings)
+        store = AggregateStore(redis_client(settings), settings)
         cleared = store.clear()
         log.info("cleared %d keys with prefix %r", cleared, settings.key_prefix)
         return _replay(consumer, store, starts, ends)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import faust
-import redis.asyncio
 
+from aggregates.connect import async_redis_client, note_cluster_nodes
 from aggregates.store import AsyncAggregateStore
 from streams.kafka.clients import KafkaAccessError, client_options
 from streams.kafka.diagnose import diagnose_sync
@@ -24,8 +24,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     cause = diagnose_sync(kafka, [*INPUT_TOPICS, REJECTED_TOPIC], settings.consumer_group)
     if cause is not None:
         raise KafkaAccessError(cause)
+    note_cluster_nodes(settings)
     app = create_app(settings)
-    store = AsyncAggregateStore(redis.asyncio.from_url(settings.redis_connect_url), settings)
+    store = AsyncAggregateStore(async_redis_client(settings), settings)
     # Faust starts instances as well as classes (App._prepare_subservice).
     app.service(BatchConsumer(settings, store, loop=app.loop, beacon=app.beacon))  # type: ignore[arg-type]
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -13,11 +13,12 @@ import threading
 import uuid
 from datetime import date, datetime, timezone
 
-import redis
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.aggregates.reference import assert_same_series, reference_series
 
+from aggregates.connect import redis_client
 from aggregates.read import read_series
 from aggregates.store import AggregateStore
 from streams.events import Event
@@ -88,13 +89,19 @@ def event_sets(draw: st.DrawFn) -> list[Event]:
     return [Event(event_id=i, **body) for i, body in zip(ids, bodies)]  # type: ignore[arg-type]
 
 
-def apply_concurrently(url: str, config: Settings, batches: list[list[Event]]) -> None:
+@pytest.fixture(scope="module")
+def redis_settings(stack_settings: Settings) -> Settings:
+    """Where the law is checked: the test stack's Redis (tests/aggregates/test_connect.py: a Cluster)."""
+    return stack_settings
+
+
+def apply_concurrently(where: Settings, config: Settings, batches: list[list[Event]]) -> None:
     """Two appliers, each with its own connection, taking alternate batches at once."""
     errors: list[BaseException] = []
 
     def run(mine: list[list[Event]]) -> None:
         try:
-            with redis.Redis.from_url(url) as client:
+            with redis_client(where) as client:
                 store = AggregateStore(client, config)
                 for batch in mine:
                     store.apply(batch)
@@ -112,16 +119,16 @@ def apply_concurrently(url: str, config: Settings, batches: list[list[Event]]) -
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=event_sets(), seed=st.randoms(use_true_random=False))
 def test_any_order_duplication_and_split_gives_the_reference_aggregates(
-    stack_settings: Settings, events: list[Event], seed: random.Random
+    redis_settings: Settings, events: list[Event], seed: random.Random
 ) -> None:
     stream = events + [seed.choice(events) for _ in range(seed.randint(0, len(events)))]
     seed.shuffle(stream)
     cuts = sorted(seed.sample(range(1, len(stream)), k=min(len(stream) - 1, seed.randint(0, 6)))) if len(stream) > 1 else []
     batches = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
     config = Settings(key_prefix=f"law{uuid.uuid4().hex[:12]}", shards=3, attribute_dimensions="persona", max_segments=2)
-    with redis.Redis.from_url(stack_settings.redis_url) as client:
+    with redis_client(redis_settings) as client:
         try:
-            apply_concurrently(stack_settings.redis_url, config, batches)
+            apply_concurrently(redis_settings, config, batches)
             published = read_series(client, config, AS_OF)
             assert_same_series(
                 published, reference_series(events, AS_OF, max_segments=2, attribute_keys=("persona",))

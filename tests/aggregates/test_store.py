@@ -9,9 +9,11 @@ from datetime import date, datetime, timezone
 import pytest
 import redis
 import redis.asyncio
+from redis.crc import key_slot
 
 from aggregates import store as store_module
-from aggregates.errors import LayoutMismatch
+from aggregates.errors import LayoutMismatch, ReshardingInProgress
+from aggregates.keys import KeyLayout
 from aggregates.read import Series, read_health, read_series
 from aggregates.store import MAX_AMOUNT_CENTS, AggregateStore, AsyncAggregateStore
 from streams.events import Event
@@ -44,14 +46,25 @@ def test_outcomes_count_a_resent_or_superseded_event_as_duplicate(redis_client: 
     assert store.apply([created("c1", "L"), mql, created("c0", "L", T0 + 1)]).counts["duplicate"] == 3
 
 
-def test_offsets_move_only_from_the_value_the_worker_last_saw(redis_client: redis.Redis, key_prefix: str) -> None:
-    store = AggregateStore(redis_client, Settings(key_prefix=key_prefix))
+def test_offsets_move_only_over_what_every_shard_holds_and_never_back(redis_client: redis.Redis, key_prefix: str) -> None:
+    settings = Settings(key_prefix=key_prefix, shards=4)
+    store = AggregateStore(redis_client, settings)
     assert store.read_offsets() == {}
     assert store.apply([created("c1", "L")], offsets={TP: OffsetAdvance(-1, 10)}).refused == {}
     assert store.read_offsets() == {TP: 10}
-    outcome = store.apply([created("c2", "M")], offsets={TP: OffsetAdvance(5, 20)})
-    assert outcome.refused == {TP: 10}
-    assert store.read_offsets() == {TP: 10}
+    # Another owner moved on to 10 while this worker saw 5: its records 6..20 are applied now.
+    assert store.apply([created("c2", "M")], offsets={TP: OffsetAdvance(5, 20)}).refused == {}
+    assert store.read_offsets() == {TP: 20}
+    assert store.apply([], offsets={TP: OffsetAdvance(-1, 15)}).refused == {}
+    assert store.read_offsets() == {TP: 20}  # a late worker never moves it back
+    # Shard 2's node lost its last writes (a failover): that shard holds less than expected.
+    redis_client.hset(store.layout.offsets(2), f"{TP[0]}|{TP[1]}", 12)
+    assert store.read_offsets() == {TP: 12}
+    assert store.apply([created("c3", "N")], offsets={TP: OffsetAdvance(20, 30)}).refused == {TP: 12}
+    assert store.read_offsets() == {TP: 12}
+    # Re-read from 13: every shard then holds 30, whatever each held before.
+    assert store.apply([created("c3", "N")], offsets={TP: OffsetAdvance(12, 30)}).refused == {}
+    assert {int(redis_client.hget(store.layout.offsets(s), f"{TP[0]}|{TP[1]}") or -1) for s in range(4)} == {30}
 
 
 def test_health_counts_outcomes_rejections_and_the_newest_applied_time(
@@ -190,3 +203,14 @@ def test_batch_and_offsets_land_together_after_the_script_cache_is_emptied(priva
     assert store.read_offsets() == {TP: 2}
     leads = series_value(read_series(private_redis, settings, AS_OF), "leadpulse_window_leads", dimension="all", segment="all", window="7d")
     assert leads == 2
+
+
+def test_a_moving_slot_of_the_shards_refuses_a_batch_before_and_asks_for_a_rebuild_after() -> None:
+    layout = KeyLayout.from_settings(Settings(key_prefix="rs", shards=4))
+    slot = key_slot(layout.health(2).encode())
+    store_module.refuse_resharding(layout, {slot + 1 if slot < 16383 else 0}, applied=False)  # another prefix's slot
+    with pytest.raises(ReshardingInProgress, match=f"slot {slot} \\(shard 2\\).*stop the workers while resharding"):
+        store_module.refuse_resharding(layout, {slot}, applied=False)
+    with pytest.raises(ReshardingInProgress, match="may be partial.*leadpulse rebuild"):
+        store_module.refuse_resharding(layout, {slot}, applied=True)
+

@@ -43,14 +43,14 @@ from pathlib import Path
 from typing import Final
 
 import orjson
-import redis
 import redis.asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from aiokafka.structs import TopicPartition as KafkaPartition
 
-from aggregates.keys import KeyLayout, as_text
-from aggregates.store import AggregateStore
+from aggregates.connect import redis_client
+from aggregates.keys import KeyLayout
+from aggregates.store import AggregateStore, AsyncAggregateStore
 from streams.positions import TopicPartition
 from streams.settings import DEALS_TOPIC, INPUT_TOPICS, LEADS_TOPIC, Settings
 from tests.bench.common import (
@@ -123,7 +123,7 @@ def run(settings: Settings) -> Section:
     try:
         for round_ in range(1, ROUNDS + 1):
             if pipe is not None:  # the last round's worker, idle, would still poll Kafka
-                _retire(pipe)
+                retire(pipe)
                 pipe = None
             progress(f"round {round_}/{ROUNDS}: (a) raw getmany, (b) naive worker, peers "
                      f"{', '.join(peers.PEERS)}, (c) leadpulse worker")  # fmt: skip
@@ -148,7 +148,7 @@ def run(settings: Settings) -> Section:
             fresh.append(asyncio.run(freshness(settings, pipe.settings, records[: int(OFFERED_RATE * FRESHNESS_S)])))
     finally:
         if pipe is not None:
-            _retire(pipe)
+            retire(pipe)
 
     load = f"at {OFFERED_RATE:,} events/s"
     figures = [
@@ -290,15 +290,16 @@ def peer_rate(name: str, settings: Settings, logs: Path, total: int) -> peers.Pe
         shutil.rmtree(state, ignore_errors=True)
 
 
-def worker_rate(pipe: Pipeline, ends: dict[TopicPartition, int]) -> float:
-    """(c) Start a worker on `pipe` and time it from its first applied batch to caught up.
+def worker_rate(pipe: Pipeline, ends: dict[TopicPartition, int], workers: int = 1) -> float:
+    """(c) Start `workers` workers on `pipe` and time them from the first applied batch to caught up.
 
-    The worker stays up (caught up) for the freshness run; `_retire` stops it.
+    The workers stay up (caught up) for the freshness run; `retire` stops them. Redis is
+    whatever `pipe`'s settings name, one server or a Cluster.
     """
     last = {tp: end - 1 for tp, end in ends.items() if end > 0}
-    with redis.Redis.from_url(pipe.settings.redis_url) as client:
+    with redis_client(pipe.settings) as client:
         store = AggregateStore(client, pipe.settings)
-        worker = pipe.start_worker()
+        started_workers = [pipe.start_worker() for _ in range(workers)]
         deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
         first: tuple[float, dict[TopicPartition, int]] | None = None
         while True:
@@ -308,8 +309,8 @@ def worker_rate(pipe: Pipeline, ends: dict[TopicPartition, int]) -> float:
                 first = (now, stored)
             if all(stored.get(tp, -1) >= offset for tp, offset in last.items()):
                 break
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"the worker exited or did not catch up in {CATCH_UP_TIMEOUT_S:g} s; see {pipe.logs}")
+            if any(w.poll() is not None for w in started_workers) or time.monotonic() > deadline:
+                raise BenchError(f"a worker exited or they did not catch up in {CATCH_UP_TIMEOUT_S:g} s; see {pipe.logs}")
             time.sleep(CATCH_UP_POLL_S)
     assert first is not None
     started, before = first
@@ -323,18 +324,17 @@ async def freshness(settings: Settings, pipe: Settings, records: Sequence[bytes]
     client = redis.asyncio.from_url(settings.redis_url)
     seen: dict[TopicPartition, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
     last_acked: dict[TopicPartition, int] = {}  # filled once every record is acknowledged
-    offsets_key = KeyLayout.from_settings(pipe).offsets
+    store = AsyncAggregateStore(client, pipe)
 
     async def poll() -> None:
         """Note, per partition, each new stored offset and when it was first seen."""
         while True:
-            stored = await client.hgetall(offsets_key)
+            stored = await store.read_offsets()
             now = time.perf_counter()
-            for name, value in stored.items():
-                topic, _, partition = as_text(name).rpartition("|")
-                offsets, times = seen[(topic, int(partition))]
-                if not offsets or int(value) > offsets[-1]:
-                    offsets.append(int(value))
+            for tp, value in stored.items():
+                offsets, times = seen[tp]
+                if not offsets or value > offsets[-1]:
+                    offsets.append(value)
                     times.append(now)
             if last_acked and all(seen[tp][0] and seen[tp][0][-1] >= end for tp, end in last_acked.items()):
                 return
@@ -375,12 +375,12 @@ def _visible(seen: dict[TopicPartition, tuple[list[int], list[float]]], meta: Re
     return times[index] if index < len(offsets) else None
 
 
-def _retire(pipe: Pipeline) -> None:
+def retire(pipe: Pipeline) -> None:
     """Stop a pipeline's workers and drop its keys, so old rounds cost Redis nothing."""
     pipe.stop_workers()
     _clear(pipe.settings)
 
 
 def _clear(settings: Settings) -> None:
-    with redis.Redis.from_url(settings.redis_url) as client:
+    with redis_client(settings) as client:
         AggregateStore(client, settings).clear()

@@ -25,6 +25,7 @@ import redis
 from aggregates.store import AggregateStore
 from exporters.lag import EndOffsets
 from streams.kafka.clients import client_options
+from streams.positions import OffsetAdvance
 from streams.settings import Settings
 from tests.monitoring import (
     LEADPULSE,
@@ -56,7 +57,7 @@ def settings(stack_settings: Settings, tag: str) -> Iterator[Settings]:
     reader.close()
     assert ends, "the test stack's Kafka did not answer"
     with redis.Redis.from_url(ours.redis_url) as client:
-        client.hset(f"{tag}:offsets", mapping={f"{topic}|{partition}": end - 1 for (topic, partition), end in ends.items()})
+        AggregateStore(client, ours).apply([], offsets={tp: OffsetAdvance(-1, end - 1) for tp, end in ends.items()})
         yield ours
         AggregateStore(client, ours).clear()
 

@@ -15,6 +15,7 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aggregates.keys import KeyLayout
 from aggregates.read import read_series
 from aggregates.store import AggregateStore
 from exporters.collector import LeadpulseCollector
@@ -251,7 +252,9 @@ def test_consumer_lag_per_partition_against_the_real_kafka(examples_settings: Se
     settings = examples_settings.model_copy(update={"key_prefix": key_prefix})
     before = end_offsets(settings)
     applied = {tp: max(end - 6, -1) for tp, end in before.items()}  # 5 records behind where there are 5
-    redis_client.hset(f"{key_prefix}:offsets", mapping={f"{t}|{p}": o for (t, p), o in applied.items()})
+    layout = KeyLayout.from_settings(settings)
+    for shard in range(layout.shards):  # every shard holds them: a partition's offset is the least of its shards'
+        redis_client.hset(layout.offsets(shard), mapping={f"{t}|{p}": o for (t, p), o in applied.items()})
     reader = EndOffsets(client_options(settings))
     registry = CollectorRegistry()
     registry.register(LeadpulseCollector(redis_client, settings, reader))
@@ -259,7 +262,7 @@ def test_consumer_lag_per_partition_against_the_real_kafka(examples_settings: Se
         scraped = samples(generate_latest(registry).decode())
     finally:
         reader.close()
-        redis_client.delete(f"{key_prefix}:offsets")
+        redis_client.delete(*(layout.offsets(shard) for shard in range(layout.shards)))
     after = end_offsets(settings)
     lag = {(dict(labels)["topic"], int(dict(labels)["partition"])): v for (name, labels), v in scraped.items() if name == "leadpulse_consumer_lag_messages"}
     assert set(lag) == set(before) and {t for t, _ in lag} == {LEADS_TOPIC, DEALS_TOPIC}

@@ -1,11 +1,12 @@
 """The offset bookkeeping as the overlapped worker drives it, against a model of Kafka and Redis.
 
 One partition; the worker keeps one batch in Redis while it fetches the next (two in
-flight), exactly as `streams.worker.consumer` does. Between its steps anything may
-happen: Redis loses a suffix of its writes (AOF `everysec`), another worker takes the
-partition and moves its offset on (a zombie's view), a rebalance gives it back. The law:
-the offset Redis holds never covers a record Redis has not applied, and once the faults
-stop the worker ends up with everything applied.
+flight), exactly as `streams.worker.consumer` does. Redis is shards, each with its own
+offsets (as on a Cluster, where each may live on another node). Between its steps
+anything may happen: one node or all lose a suffix of their writes (AOF `everysec`, a
+failover), another worker takes the partition and moves its offset on (a zombie's
+view), a rebalance gives it back. The law: no shard's offset covers a record that shard
+has not applied, and once the faults stop the worker ends up with everything applied.
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ TP = ("leadpulse.leads", 0)
 LOG_SIZE = 60  # records in the partition, offsets 0..59
 
 
+SHARDS = 3  # a record belongs to shard `offset % SHARDS`; each shard may sit on its own node
+
+
 @dataclass
 class Write:
-    """One Redis round trip as it landed: the records applied, then the offset (if the CAS held)."""
+    """One shard's part of a round trip as it landed: its records, then its offset (if it moved)."""
 
     records: frozenset[int]
     offset: int | None
 
 
-class Redis:
-    """Applied records and the stored offset, as a sequence of writes an AOF can lose a suffix of."""
+class Shard:
+    """Applied records and the stored offset of one shard, as writes an AOF or a failover loses a suffix of."""
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
@@ -45,11 +49,38 @@ class Redis:
         return max((w.offset for w in self.writes if w.offset is not None), default=-1)
 
     def apply(self, records: frozenset[int], advance: OffsetAdvance | None) -> int | None:
-        """Apply, then compare-and-set; returns the stored offset when the CAS was refused."""
+        """Apply, then offsets.lua: move if the shard holds `expected` or more; the stored offset when refused."""
         stored = self.offset
-        moved = advance is not None and stored == advance.expected
-        self.writes.append(Write(records, advance.new if advance is not None and moved else None))
+        moved = advance is not None and stored >= advance.expected
+        self.writes.append(Write(records, max(stored, advance.new) if advance is not None and moved else None))
         return None if advance is None or moved else stored
+
+
+class Redis:
+    """The shards of one Redis or Redis Cluster, as `aggregates.store` reads and writes them."""
+
+    def __init__(self) -> None:
+        self.shards = [Shard() for _ in range(SHARDS)]
+
+    @property
+    def writes(self) -> list[Write]:
+        return [w for shard in self.shards for w in shard.writes]
+
+    @property
+    def applied(self) -> set[int]:
+        return set().union(*(shard.applied for shard in self.shards))
+
+    @property
+    def offset(self) -> int:
+        """What `read_offsets` answers: the least offset of the shards."""
+        return min(shard.offset for shard in self.shards)
+
+    def apply(self, records: frozenset[int], advance: OffsetAdvance | None) -> int | None:
+        """Every shard's records and offset; refused: the least offset a refusing shard holds."""
+        refusals = [
+            shard.apply(frozenset(r for r in records if r % SHARDS == i), advance) for i, shard in enumerate(self.shards)
+        ]
+        return min((r for r in refusals if r is not None), default=None)
 
 
 class OverlappedWorker(RuleBasedStateMachine):
@@ -100,9 +131,11 @@ class OverlappedWorker(RuleBasedStateMachine):
 
     @precondition(lambda self: self.redis.writes)
     @rule(data=st.data())
-    def redis_loses_its_last_writes(self, data: st.DataObject) -> None:
-        keep = data.draw(st.integers(0, len(self.redis.writes) - 1))
-        del self.redis.writes[keep:]
+    def a_node_loses_its_last_writes(self, data: st.DataObject) -> None:
+        """A restart or a failover: one shard's node (all of them, on one server) loses a suffix."""
+        for shard in self.redis.shards if data.draw(st.booleans()) else [data.draw(st.sampled_from(self.redis.shards))]:
+            if shard.writes:
+                del shard.writes[data.draw(st.integers(0, len(shard.writes) - 1)) :]
 
     @rule(upto=st.integers(0, LOG_SIZE - 1))
     def another_worker_applies_and_moves_the_offset_on(self, upto: int) -> None:
@@ -120,8 +153,9 @@ class OverlappedWorker(RuleBasedStateMachine):
         self._seek(self.positions.verify({TP: self.redis.offset} if self.redis.offset >= 0 else {}))
 
     @invariant()
-    def redis_offset_never_covers_a_record_it_does_not_hold(self) -> None:
-        assert set(range(self.redis.offset + 1)) <= self.redis.applied
+    def no_shard_offset_covers_a_record_it_does_not_hold(self) -> None:
+        for i, shard in enumerate(self.redis.shards):
+            assert {r for r in range(shard.offset + 1) if r % SHARDS == i} <= shard.applied
 
     def teardown(self) -> None:
         """With the faults over, draining applies the whole partition."""

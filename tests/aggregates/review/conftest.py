@@ -14,8 +14,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-import redis
 
+from aggregates.connect import redis_client
 from aggregates.store import AggregateStore
 from streams.events import Event, parse_record
 from streams.settings import Settings
@@ -36,7 +36,7 @@ def generated_events(path: Path) -> list[Event]:
 
 
 def load(settings: Settings, events: list[Event]) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     store = AggregateStore(client, settings)
     for first in range(0, len(events), 2000):
         store.apply(events[first : first + 2000], rejected={})
@@ -44,7 +44,7 @@ def load(settings: Settings, events: list[Event]) -> None:
 
 
 def drop(settings: Settings) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     for key in client.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
         client.unlink(key)
     client.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-import redis
 
+from aggregates.connect import redis_client
 from aggregates.review.build import Review, read_review
 from aggregates.review.cohorts import cohort_triangle
 from aggregates.review.figures import SegmentFigures, period_figures
@@ -22,7 +22,7 @@ from tests.services import free_port
 @pytest.fixture(scope="module", params=["month", "quarter"])
 def review(request: pytest.FixtureRequest, generated: tuple[Settings, list[Event]]) -> Review:
     settings, _ = generated
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     try:
         return read_review(client, settings, request.param, AS_OF, f"http://127.0.0.1:{free_port()}")
     finally:

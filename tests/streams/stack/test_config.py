@@ -107,3 +107,27 @@ def test_redis_with_an_acl_user_over_tls_serves_only_tls_and_turns_default_off(t
 def test_redis_with_a_password_only_requires_it_and_plain_redis_needs_nothing(tmp_path: Path) -> None:
     assert redis_conf(tmp_path / "a", "redis://:s3cret@127.0.0.1:6391/0") == ["port 6391", 'requirepass "s3cret"']
     assert redis_conf(tmp_path / "b", "redis://127.0.0.1:6392/0") == ["port 6392"]
+
+
+def test_three_bootstrap_addresses_render_three_brokers_of_one_quorum_with_three_replicas(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, kafka_bootstrap="127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", kafka_controller_port=7101)
+    rendered = []
+    for name in ("kafka", "kafka-2", "kafka-3"):
+        svc = service(settings, name)
+        svc.dir.mkdir(parents=True)
+        (svc.dir / "data").mkdir()
+        (svc.dir / "data" / "meta.properties").write_text("")  # formatted: render only
+        RENDER["kafka"](settings, svc)
+        rendered.append(dict(line.split("=", 1) for line in (svc.dir / "server.properties").read_text().splitlines() if "=" in line))
+    assert [p["node.id"] for p in rendered] == ["1", "2", "3"]
+    assert {p["controller.quorum.voters"] for p in rendered} == {"1@127.0.0.1:7101,2@127.0.0.1:7102,3@127.0.0.1:7103"}
+    assert [p["advertised.listeners"] for p in rendered] == [f"PLAINTEXT://127.0.0.1:{port}" for port in (7001, 7002, 7003)]
+    assert {(p["default.replication.factor"], p["min.insync.replicas"], p["offsets.topic.replication.factor"]) for p in rendered} == {("3", "2", "3")}
+
+
+def test_a_secured_stack_of_several_brokers_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    settings = secured(tmp_path, "SASL_SSL", kafka_bootstrap="127.0.0.1:7001,127.0.0.1:7002")
+    svc = service(settings, "kafka-2")
+    svc.dir.mkdir(parents=True)
+    with pytest.raises(StackError, match="LEADPULSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT"):
+        RENDER["kafka"](settings, svc)
