@@ -168,9 +168,7 @@ local function add(key, field, slots, sign)
   if not fields then fields = {}; vectors[key] = fields end
   local vec = fields[field]
   if not vec then vec = {}; fields[field] = vec end
-  for slot, v in pairs(slots) do
-    if v ~= 0 then vec[slot] = (vec[slot] or 0) + sign * v end
-  end
+  for slot, v in pairs(slots) do if v ~= 0 then vec[slot] = (vec[slot] or 0) + sign * v end end
 end
 
 local function incr(key, field, delta)
@@ -180,9 +178,7 @@ local function incr(key, field, delta)
 end
 
 local function bucket_of(ms)
-  for i, b in ipairs(bounds) do
-    if ms <= b then return i end
-  end
+  for i, b in ipairs(bounds) do if ms <= b then return i end end
   return #bounds + 1
 end
 
