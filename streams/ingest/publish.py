@@ -30,9 +30,12 @@ if TYPE_CHECKING:  # kafka and rich load only when a command runs, keeping `lead
     from kafka.producer.future import FutureRecordMetadata
 
 # Kafka timeouts: an unreachable broker must fail the command within 30 s. Bootstrap
-# and metadata waits give up after 10 s; a request after 10 s; a record that Kafka has
-# not acknowledged 25 s after `send` (retries included) counts as failed.
+# gives up after 10 s; a metadata wait after 20 s, as one broker's death among several
+# takes Kafka's controller 9 s (`broker.session.timeout.ms`) to notice before new
+# leaders are elected, and a send must outlast that; a request after 10 s; a record
+# that Kafka has not acknowledged 25 s after `send` (retries included) counts as failed.
 CONNECT_TIMEOUT_MS: Final = 10_000
+METADATA_TIMEOUT_MS: Final = 20_000
 REQUEST_TIMEOUT_MS: Final = 10_000
 DELIVERY_TIMEOUT_MS: Final = 25_000
 #: 20 ms of lingering fills 256 KiB batches at full speed and costs a lone record little.
@@ -153,7 +156,7 @@ def connect(settings: Settings) -> KafkaProducer:
             linger_ms=LINGER_MS,
             batch_size=BATCH_BYTES,
             bootstrap_timeout_ms=CONNECT_TIMEOUT_MS,
-            max_block_ms=CONNECT_TIMEOUT_MS,
+            max_block_ms=METADATA_TIMEOUT_MS,
             request_timeout_ms=REQUEST_TIMEOUT_MS,
             delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
         )

@@ -68,6 +68,7 @@ def test_publish_and_two_workers_through_a_broker_sigkill_and_restart_lose_and_d
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     first.write_bytes(b"\n".join(feed[: len(feed) // 2]) + b"\n")
     second.write_bytes(b"\n".join(feed[len(feed) // 2 :]) + b"\n")
+    stack.up(brokers, ["kafka"], timeout=START_TIMEOUT_S)  # all three, whatever an earlier test left
     try:
         pipe.start_worker(), pipe.start_worker()
         assert _publish(pipe, first).returncode == 0
@@ -93,6 +94,7 @@ def test_the_api_through_a_broker_sigkill_loses_no_acknowledged_record_and_doubl
     pipe = Pipeline(brokers, tmp_path)
     feed = synthetic_feed(1500, int(time.time() * 1000), seed=42, tag=pipe.tag)
     chunks = [feed[i : i + 100] for i in range(0, len(feed), 100)]
+    stack.up(brokers, ["kafka"], timeout=START_TIMEOUT_S)  # all three, whatever an earlier test left
     api = RunningApi(create_app(pipe.settings.model_copy(update={"ingest_secret": SecretStr(SECRET)})))
     try:
         pipe.start_worker()
