@@ -100,11 +100,10 @@ def cluster_moving_slots(client: SyncRedis) -> set[int]:
 
 
 async def async_cluster_moving_slots(client: AsyncRedis) -> set[int]:
-    """`cluster_moving_slots` for the worker's asyncio client."""
+    """`cluster_moving_slots` for the worker's asyncio client (the masters asked at once)."""
     if not isinstance(client, redis.asyncio.cluster.RedisCluster):
         return set()
-    replies = [await client.execute_command("CLUSTER NODES", target_nodes=node) for node in client.get_primaries()]
-    return set().union(*(moving_slots(reply) for reply in replies))
+    return moving_slots(await client.execute_command("CLUSTER NODES", target_nodes=client.get_primaries()))
 
 
 def queue(pipe: Any, client: SyncRedis, *command: Any, **options: Any) -> None:

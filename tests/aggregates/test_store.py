@@ -208,7 +208,8 @@ def test_batch_and_offsets_land_together_after_the_script_cache_is_emptied(priva
 def test_a_moving_slot_of_the_shards_refuses_a_batch_before_and_asks_for_a_rebuild_after() -> None:
     layout = KeyLayout.from_settings(Settings(key_prefix="rs", shards=4))
     slot = key_slot(layout.health(2).encode())
-    store_module.refuse_resharding(layout, {slot + 1 if slot < 16383 else 0}, applied=False)  # another prefix's slot
+    ours = {key_slot(layout.health(shard).encode()) for shard in range(layout.shards)}
+    store_module.refuse_resharding(layout, {min(set(range(16384)) - ours)}, applied=False)  # a slot of no shard
     with pytest.raises(ReshardingInProgress, match=f"slot {slot} \\(shard 2\\).*stop the workers while resharding"):
         store_module.refuse_resharding(layout, {slot}, applied=False)
     with pytest.raises(ReshardingInProgress, match="may be partial.*leadpulse rebuild"):
