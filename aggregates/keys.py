@@ -31,11 +31,16 @@ NAMES_NAME: Final = "n"  # hash: dimension|segment <-> small id, so lead state s
 CALENDAR_NAME: Final = "cal"  # hash: UTC epoch day -> `week|month` cohort labels
 OFFSETS_NAME: Final = "o"  # hash: topic|partition -> last Kafka offset whose records this shard holds
 
-#: Lead state buckets per shard. A lead's bucket follows from its id (`KeyLayout.place`);
-#: buckets keep Redis's compact listpack encoding up to 128 fields, i.e. up to ~100
-#: leads each: ~1.6 million live leads with 16 shards. Beyond that they still work, as
-#: hashtables costing ~70 more bytes per lead. Part of the layout fingerprint.
-LEAD_BUCKETS: Final = 1024
+#: Shards of a Redis Cluster when `LEADPULSE_SHARDS` is 0 (`auto_shards`).
+CLUSTER_SHARDS: Final = 16
+
+#: Lead state buckets over all shards, at least MIN_SHARD_BUCKETS per shard. A lead's
+#: bucket follows from its id (`KeyLayout.place`); buckets keep Redis's compact listpack
+#: encoding up to 128 fields, i.e. up to ~100 leads each: ~1.6 million live leads. Beyond
+#: that they still work, as hashtables costing ~70 more bytes per lead. Part of the layout
+#: fingerprint.
+LEAD_BUCKETS: Final = 16384
+MIN_SHARD_BUCKETS: Final = 1024
 
 #: Longest conversion lag (whole days, rounded up) the lag vectors `a:` hold: slot k
 #: counts the customers of the day's leads that converted more than k-1 and at most k
@@ -85,23 +90,28 @@ class KeyLayout:
                 f"attribute dimension(s) {clash} clash with built-in dimension names; "
                 "rename them in LEADPULSE_ATTRIBUTE_DIMENSIONS"
             )
-        if settings.shards < 1:
-            raise ValueError("LEADPULSE_SHARDS must be at least 1")
-        return cls(settings.key_prefix, settings.shards, keys)
+        if settings.shards < 0:
+            raise ValueError("LEADPULSE_SHARDS must be 0 (automatic) or more")
+        return cls(settings.key_prefix, settings.shards or auto_shards(settings.redis_cluster), keys)
 
     @property
     def dimensions(self) -> tuple[str, ...]:
         return BUILTIN_DIMENSIONS + self.attribute_keys
 
     @property
+    def buckets(self) -> int:
+        """Lead state buckets per shard."""
+        return max(MIN_SHARD_BUCKETS, LEAD_BUCKETS // self.shards)
+
+    @property
     def fingerprint(self) -> str:
         """What stored lead state depends on: changing it needs `leadpulse rebuild`."""
-        return f"v4;shards={self.shards};buckets={LEAD_BUCKETS};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
+        return f"v4;shards={self.shards};buckets={self.buckets};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
 
     def place(self, lead_id: str) -> tuple[int, int]:
         """(shard, bucket) of a lead: from one crc32, stable across processes unlike `hash`."""
         crc = zlib.crc32(lead_id.encode("utf-8"))
-        return crc % self.shards, crc // self.shards % LEAD_BUCKETS
+        return crc % self.shards, crc // self.shards % self.buckets
 
     def base(self, shard: int) -> str:
         return f"{self.prefix}:{{{self.prefix}:{shard}}}:"
@@ -145,6 +155,13 @@ class KeyLayout:
         """SCAN pattern of every shard key of this prefix and of no other prefix."""
         prefix = _glob_escape(self.prefix)
         return f"{prefix}:{{{prefix}:[0-9]*}}:*"
+
+
+def auto_shards(cluster: bool) -> int:
+    """Shards when `LEADPULSE_SHARDS` is 0: on one server shards buy nothing and multiply the
+    counter keys a batch writes and a scrape sums; on a Cluster they spread the work over
+    the masters (a shard is one hash slot, so 16 covers up to 16 masters)."""
+    return CLUSTER_SHARDS if cluster else 1
 
 
 def health_field(topic: str, event_type: str, outcome: str) -> str:

@@ -17,7 +17,7 @@ import msgpack
 from redis.client import NEVER_DECODE
 
 from aggregates.connect import SyncRedis
-from aggregates.keys import LEAD_BUCKETS, KeyLayout
+from aggregates.keys import KeyLayout
 from streams.settings import Settings
 
 _CONVERSION, _CREATED = 2, 4  # positions in the msgpack core
@@ -43,7 +43,7 @@ def decode_core(value: bytes) -> LeadTimes | None:
 def read_lead_times(client: SyncRedis, settings: Settings) -> Iterator[LeadTimes]:
     """Every created lead's times, a few hundred bucket hashes per round trip."""
     layout = KeyLayout.from_settings(settings)
-    keys = [layout.leads(shard, bucket) for shard in range(layout.shards) for bucket in range(LEAD_BUCKETS)]
+    keys = [layout.leads(shard, bucket) for shard in range(layout.shards) for bucket in range(layout.buckets)]
     for first in range(0, len(keys), _KEYS_PER_ROUND_TRIP):
         pipe = client.pipeline(transaction=False)
         for key in keys[first : first + _KEYS_PER_ROUND_TRIP]:

@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     topic_retention_ms: int = Field(-1, description="retention of the input topics (-1 keeps all, so rebuild works)")
     consumer_group: str = Field("leadpulse", description="Kafka consumer group of the workers")
     key_prefix: str = Field("lp", description="prefix of every Redis key this pipeline writes")
-    shards: int = Field(16, description="counter shards (Redis hash tags) leads are spread over")
+    shards: int = Field(
+        0, description="counter shards (Redis hash tags) leads are spread over; 0: 1 on one Redis, 16 on a Redis Cluster"
+    )
     lead_retention_days: int = Field(400, description="how long per-lead state is kept after its last change")
     max_segments: int = Field(200, description="distinct segments per dimension; the rest fold into `other`")
     attribute_dimensions: str = Field("", description="comma-separated attribute keys that become dimensions")

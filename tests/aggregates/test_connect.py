@@ -22,7 +22,7 @@ from redis.crc import key_slot
 
 from aggregates.connect import SyncRedis, moving_slots, primaries
 from aggregates.connect import redis_client as connect
-from aggregates.keys import KeyLayout
+from aggregates.keys import CLUSTER_SHARDS, KeyLayout
 from aggregates.read import read_series
 from aggregates.review.build import read_review
 from aggregates.store import AggregateStore, StoreSteps
@@ -64,6 +64,13 @@ def redis_settings(stack_settings: Settings, cluster: services.RedisCluster) -> 
     return stack_settings.model_copy(update={"redis_url": cluster.url, "redis_cluster": True})
 
 
+@pytest.fixture(autouse=True)
+def cluster_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `Settings()` of every test here, imported ones too, says what a Cluster's user sets:
+    so the shards are the Cluster's default (16) and spread over the masters."""
+    monkeypatch.setenv("LEADPULSE_REDIS_CLUSTER", "true")
+
+
 @pytest.fixture
 def redis_client(redis_settings: Settings) -> Iterator[SyncRedis]:
     """Overrides the suite's single-node client for the imported tests."""
@@ -72,11 +79,12 @@ def redis_client(redis_settings: Settings) -> Iterator[SyncRedis]:
     client.close()
 
 
-def test_shards_spread_over_every_master(redis_client: SyncRedis, key_prefix: str) -> None:
+def test_the_default_shards_of_a_cluster_spread_over_every_master(redis_client: SyncRedis, key_prefix: str) -> None:
     settings = Settings(key_prefix=key_prefix)
     store = AggregateStore(redis_client, settings)
     assert isinstance(redis_client, RedisCluster)
-    nodes = {redis_client.get_node_from_key(store.layout.health(shard)).name for shard in range(settings.shards)}
+    assert store.layout.shards == CLUSTER_SHARDS
+    nodes = {redis_client.get_node_from_key(store.layout.health(shard)).name for shard in range(store.layout.shards)}
     assert len(nodes) == 3
 
 
@@ -94,14 +102,15 @@ def test_a_batch_and_a_scrape_are_one_script_call_per_shard_and_no_key_lookup_on
     read_series(redis_client, settings, AS_OF)
     after = [_calls(node) for node in nodes]
     calls = {name: sum(a.get(name, 0) - b.get(name, 0) for a, b in zip(after, before)) for name in ("evalsha", "eval", "command|getkeys")}
-    assert calls == {"evalsha": touched + settings.shards, "eval": settings.shards, "command|getkeys": 0}
+    shards = store.layout.shards
+    assert calls == {"evalsha": touched + shards, "eval": shards, "command|getkeys": 0}
 
 
 def test_clear_deletes_the_prefix_on_every_master(redis_client: SyncRedis, key_prefix: str) -> None:
     settings = Settings(key_prefix=key_prefix, as_of=AS_OF)
     store = AggregateStore(redis_client, settings)
     store.apply(_events(key_prefix, 200))
-    assert store.clear() > settings.shards
+    assert store.clear() > store.layout.shards
     assert not any(node.scan(0, match=f"{key_prefix}:*", count=1000)[1] for node in primaries(redis_client))
 
 

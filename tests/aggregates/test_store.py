@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import redis
 import redis.asyncio
 from redis.crc import key_slot
 
 from aggregates import store as store_module
 from aggregates.errors import LayoutMismatch, ReshardingInProgress
-from aggregates.keys import KeyLayout
+from aggregates.keys import CLUSTER_SHARDS, KeyLayout
 from aggregates.read import Series, read_health, read_series
 from aggregates.store import MAX_AMOUNT_CENTS, AggregateStore, AsyncAggregateStore
 from streams.events import Event
@@ -215,3 +217,19 @@ def test_a_moving_slot_of_the_shards_refuses_a_batch_before_and_asks_for_a_rebui
     with pytest.raises(ReshardingInProgress, match="may be partial.*leadpulse rebuild"):
         store_module.refuse_resharding(layout, {slot}, applied=True)
 
+
+
+def test_one_redis_gets_one_shard_a_cluster_sixteen_and_a_set_count_is_kept() -> None:
+    assert KeyLayout.from_settings(Settings()).shards == 1
+    assert KeyLayout.from_settings(Settings(redis_cluster=True)).shards == CLUSTER_SHARDS == 16
+    assert KeyLayout.from_settings(Settings(shards=4, redis_cluster=True)).shards == 4
+    with pytest.raises(ValueError, match="LEADPULSE_SHARDS"):
+        KeyLayout.from_settings(Settings(shards=-1))
+
+
+@given(st.integers(1, 64), st.text(min_size=1, max_size=40))
+def test_a_lead_lands_in_a_bucket_of_its_shard_and_the_buckets_keep_their_total(shards: int, lead: str) -> None:
+    layout = KeyLayout.from_settings(Settings(shards=shards))
+    shard, bucket = layout.place(lead)
+    assert 0 <= shard < shards and 0 <= bucket < layout.buckets
+    assert layout.buckets == max(1024, 16384 // shards)
