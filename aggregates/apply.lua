@@ -30,10 +30,8 @@ local base, retention, buckets = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local LEADS, COHORT, DAY, SEGMENTS = base .. ARGV[4], base .. ARGV[5], base .. ARGV[6], base .. ARGV[7]
 local NAMES, CALENDAR, LAG, HEALTH = base .. ARGV[8], base .. ARGV[9], base .. ARGV[10], KEYS[1]
 local TOPIC = {c = ARGV[11], q = ARGV[11], x = ARGV[11], d = ARGV[12], w = ARGV[12], l = ARGV[12]}
-local TYPE = {
-  c = 'lead.created', q = 'lead.qualified', x = 'lead.disqualified',
-  d = 'deal.created', w = 'deal.won', l = 'deal.lost',
-}
+local TYPE = {c = 'lead.created', q = 'lead.qualified', x = 'lead.disqualified',
+  d = 'deal.created', w = 'deal.won', l = 'deal.lost'}
 
 local bounds = {}
 for b in string.gmatch(ARGV[13], '[^,]+') do bounds[#bounds + 1] = tonumber(b) end
@@ -182,104 +180,86 @@ local function bucket_of(ms)
   return #bounds + 1
 end
 
--- Add slots (a sparse {slot = value}) into the contribution `into` under key.
-local function put(into, key, slots)
-  local have = into[key]
-  if not have then into[key] = slots; return end
-  for slot, v in pairs(slots) do have[slot] = (have[slot] or 0) + v end
+-- Key names, each built once per call.
+local day_keys, lag_keys, cohort_keys = {}, {}, {}
+local function day_key(day)
+  local key = day_keys[day]
+  if not key then key = DAY .. day; day_keys[day] = key end
+  return key
 end
 
--- A created lead's contribution as {key = slots}, the same for each of its segments;
--- keys that coincide (a deal closed on the created day) are summed.
-local function contribution(st)
-  local c = st.c
-  local cust = st.conv and 1 or 0
-  local mql = (st.q >= 1 or cust == 1) and 1 or 0
-  local sql = (st.q >= 2 or cust == 1) and 1 or 0
-  local disq = (st.dq == 1 and cust == 0) and 1 or 0
-  local qual = (mql == 1 and disq == 0) and 1 or 0
-  local day = floor(c.ms / DAY_MS)
-  local cohorts = labels_of(day)
-  local into = {[DAY .. day] = {[D_LEADS] = 1, [D_CCUST] = cust}}
-  put(into, COHORT .. cohorts[1], {1, mql, sql, cust, qual, disq})
-  put(into, COHORT .. cohorts[2], {1, mql, sql, cust, qual, disq})
-  if st.conv then
-    local ttc = math.max(0, st.conv - c.ms) -- milliseconds: exact, and seconds on /metrics
-    local slots = {[D_PCUST] = 1, [D_TTC_SUM] = ttc}
-    slots[D_BUCKET0 + bucket_of(ttc) - 1] = 1
-    put(into, DAY .. floor(st.conv / DAY_MS), slots)
-    -- The conversion lag in whole days rounded up (converted within k x 24 h), slot k + 1
-    -- of the creation day's lag vector: the matured series and the alerts read it.
-    local lag = math.ceil(ttc / DAY_MS)
-    if lag <= max_lag then into[LAG .. day] = {[lag + 1] = 1} end
-  end
-  for _, d in pairs(st.deals) do
-    put(into, DAY .. floor(d[1] / DAY_MS), (d[2] == 1) and {[D_WON] = 1, [D_CENTS] = d[3]} or {[D_LOST] = 1})
-  end
-  return into
+-- Pending deltas per segment tuple (the leads of a batch share a few), fanned out to the
+-- tuple's counter fields once, at the end: tuples[ids] = {ids, seg = leads, keys = {key = slots}}.
+-- A lead's move is then its old contribution taken off and its new one added, cancelling
+-- in the tuple's sums, rather than a difference fanned out to every field of the lead.
+local tuples = {}
+
+local function bump(keys, key, slot, v)
+  local vec = keys[key]
+  if not vec then vec = {}; keys[key] = vec end
+  vec[slot] = (vec[slot] or 0) + v
 end
 
--- The counter fields of a created lead: `all|all`, then one per stored segment.
-local function fields_of(c)
-  local fields = {'all|all'}
-  for j = 1, nseg do fields[j + 1] = name_of(c.ids[j]) end
-  return fields
-end
-
-local function feed(fields, into, sign)
-  for key, slots in pairs(into) do
-    for i = 1, #fields do add(key, fields[i], slots, sign) end
-  end
-end
-
--- Add `sign` times the lead's contribution to every counter it feeds.
+-- Add `sign` times a lead's contribution (the same for each of its segments) to its tuple.
+-- Added straight into the tuple's sums: no table per contribution.
 local function contribute(st, sign)
-  if not st.c then
+  local c = st.c
+  if not c then
     incr(HEALTH, 'orphans', sign * st.nd)
     return
   end
-  local fields = fields_of(st.c)
-  feed(fields, contribution(st), sign)
-  for i = 1, #fields do incr(SEGMENTS, fields[i], sign) end
-end
-
-local function same_segments(a, b)
-  for j = 1, nseg do
-    if a.ids[j] ~= b.ids[j] then return false end
+  local tid = c.tid -- a cache on `c`, which events replace whole and never modify
+  if not tid then tid = table.concat(c.ids, ','); c.tid = tid end
+  local t = tuples[tid]
+  if not t then t = {ids = c.ids, seg = 0, keys = {}}; tuples[tid] = t end
+  t.seg = t.seg + sign
+  local keys = t.keys
+  local day = floor(c.ms / DAY_MS)
+  local cohorts = cohort_keys[day]
+  if not cohorts then
+    local pair = labels_of(day)
+    cohorts = {COHORT .. pair[1], COHORT .. pair[2]}
+    cohort_keys[day] = cohorts
   end
-  return true
-end
-
--- Move the counters from a lead's contribution `before` to `after`. Most changes keep
--- the lead's segments (a stage, a deal, a conversion): then only the difference of the
--- two contributions is added, once per segment, and `seg` and `orphans` are untouched.
-local function move(before, after)
-  if not (before.c and after.c and same_segments(before.c, after.c)) then
-    contribute(before, -1)
-    contribute(after, 1)
-    return
+  local cust = st.conv and 1 or 0
+  local mql = (st.q >= 1 or cust == 1)
+  local disq = (st.dq == 1 and cust == 0)
+  local key = day_key(day)
+  bump(keys, key, D_LEADS, sign)
+  if cust == 1 then bump(keys, key, D_CCUST, sign) end
+  for k = 1, 2 do
+    key = cohorts[k]
+    bump(keys, key, 1, sign)
+    if mql then bump(keys, key, 2, sign) end
+    if st.q >= 2 or cust == 1 then bump(keys, key, 3, sign) end
+    if cust == 1 then bump(keys, key, 4, sign) end
+    if mql and not disq then bump(keys, key, 5, sign) end
+    if disq then bump(keys, key, 6, sign) end
   end
-  local old, new = contribution(before), contribution(after)
-  local diff = {}
-  for key, slots in pairs(new) do
-    local was, d, moved = old[key] or {}, {}, false
-    for slot, v in pairs(slots) do
-      local dv = v - (was[slot] or 0)
-      if dv ~= 0 then d[slot], moved = dv, true end
+  if st.conv then
+    local ttc = math.max(0, st.conv - c.ms) -- milliseconds: exact, and seconds on /metrics
+    key = day_key(floor(st.conv / DAY_MS))
+    bump(keys, key, D_PCUST, sign)
+    bump(keys, key, D_TTC_SUM, sign * ttc)
+    bump(keys, key, D_BUCKET0 + bucket_of(ttc) - 1, sign)
+    -- The conversion lag in whole days rounded up (converted within k x 24 h), slot k + 1
+    -- of the creation day's lag vector: the matured series and the alerts read it.
+    local lag = math.ceil(ttc / DAY_MS)
+    if lag <= max_lag then
+      key = lag_keys[day]
+      if not key then key = LAG .. day; lag_keys[day] = key end
+      bump(keys, key, lag + 1, sign)
     end
-    for slot, v in pairs(was) do
-      if slots[slot] == nil and v ~= 0 then d[slot], moved = -v, true end
-    end
-    if moved then diff[key] = d end
   end
-  for key, slots in pairs(old) do
-    if not new[key] then
-      local d = {}
-      for slot, v in pairs(slots) do d[slot] = -v end
-      diff[key] = d
+  for _, d in pairs(st.deals) do
+    key = day_key(floor(d[1] / DAY_MS))
+    if d[2] == 1 then
+      bump(keys, key, D_WON, sign)
+      bump(keys, key, D_CENTS, sign * d[3])
+    else
+      bump(keys, key, D_LOST, sign)
     end
   end
-  feed(fields_of(after.c), diff, 1)
 end
 
 local leads = {}
@@ -371,7 +351,8 @@ end
 for id, entry in pairs(leads) do
   if entry.changed then
     local st = entry.st
-    move(entry.before, st)
+    contribute(entry.before, -1)
+    contribute(st, 1)
     local fields = {'c' .. id, encode_core(st)}
     for deal, d in pairs(st.deals) do
       if d[5] then
@@ -383,20 +364,20 @@ for id, entry in pairs(leads) do
   end
 end
 
+-- The counter fields of a tuple: `all|all`, then one per stored segment.
+for _, t in pairs(tuples) do
+  local fields = {'all|all'}
+  for j = 1, nseg do fields[j + 1] = name_of(t.ids[j]) end
+  for key, slots in pairs(t.keys) do
+    for i = 1, #fields do add(key, fields[i], slots, 1) end
+  end
+  for i = 1, #fields do incr(SEGMENTS, fields[i], t.seg) end
+end
+
 -- Stored vector plus delta, as stored: comma-separated, zero as '', trailing zeros
 -- dropped; '' when everything cancelled out. Only the slots the delta moves are parsed
 -- and formatted; the stored text between them is copied in runs (parsing and
 -- formatting every slot was the largest cost of the whole script).
--- The byte after the k-th comma from pos, or nil: one anchored pattern match (in C)
--- instead of k calls of find (a lag vector is up to 366 slots long).
-local SKIPS = {}
-local function skip(stored, pos, k)
-  local pattern = SKIPS[k]
-  if not pattern then pattern = '^' .. string.rep('[^,]*,', k); SKIPS[k] = pattern end
-  local _, stop = find(stored, pattern, pos)
-  return stop and stop + 1
-end
-
 local function merged(stored, delta)
   local slots, k = {}, 0
   for slot, v in pairs(delta) do
@@ -411,14 +392,9 @@ local function merged(stored, delta)
   local out, o = {}, 0
   for j = 1, k do
     local t = slots[j]
-    if pos and cur < t then
-      local after = skip(stored, pos, t - cur)
-      if after then
-        pos, cur = after, t
-      else -- fewer slots stored than t: pos passes the last one
-        local _, commas = string.gsub(sub(stored, pos), ',', '')
-        pos, cur = false, cur + commas + 1
-      end
+    while pos and cur < t do
+      local comma = find(stored, ',', pos, true)
+      pos, cur = comma and comma + 1, cur + 1
     end
     local v = delta[t]
     if pos then

@@ -97,7 +97,9 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(
         10.0, description="how long a silent worker keeps its partitions before others take them over"
     )
-    batch_size: int = Field(2000, description="events per worker batch (one Redis round trip each)")
+    batch_size: int = Field(
+        10000, description="most events per worker batch (one Redis round trip each); a caught-up worker's are smaller"
+    )
     batch_wait_ms: int = Field(50, description="longest a worker waits to fill a batch")
 
     @field_validator("maturity_ages")
