@@ -88,7 +88,7 @@ def encode_event(event: Event, attribute_keys: Sequence[str], bucket: int) -> li
     kind = event.type
     if kind == "deal.created":
         return ["d", ms]
-    lead = [bucket, event.lead_id, ms]
+    lead: list[str | int] = [bucket, event.lead_id, ms]
     if kind == "lead.created":
         attributes = [event.attributes.get(k, UNKNOWN_SEGMENT) for k in attribute_keys]
         week, month = iso_week_label(ms), month_label(ms)

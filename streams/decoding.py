@@ -11,6 +11,7 @@ the rules of CONTRACT section 1 (and every rejection reason) live in one place:
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Final
 
@@ -50,6 +51,8 @@ class _Record(msgspec.Struct):
 
 
 _DECODER: Final = msgspec.json.Decoder(_Record)
+#: A feed repeats a few sources, campaigns and attribute values: each is normalised once.
+_segment: Final = functools.lru_cache(maxsize=4096)(normalise_segment)
 _MAX_AMOUNT: Final = sys.float_info.max
 
 
@@ -94,9 +97,9 @@ def _event(r: _Record, now_ms: int) -> Event | None:
         type=kind,
         occurred_ms=occurred_ms,
         lead_id=r.lead_id,
-        source=normalise_segment(r.source) if r.source is not None else UNKNOWN_SEGMENT,
-        campaign=normalise_segment(r.campaign) if r.campaign is not None else MISSING_CAMPAIGN,
-        attributes={normalise_segment(k): normalise_segment(v) for k, v in attributes.items()} if attributes else {},
+        source=_segment(r.source) if r.source is not None else UNKNOWN_SEGMENT,
+        campaign=_segment(r.campaign) if r.campaign is not None else MISSING_CAMPAIGN,
+        attributes={_segment(k): _segment(v) for k, v in attributes.items()} if attributes else {},
         stage=r.stage if kind == "lead.qualified" else None,
         reason=r.reason,
         deal_id=r.deal_id if kind in DEAL_TYPES else None,
