@@ -19,7 +19,7 @@ from typing import Final
 
 import redis
 
-from aggregates.keys import LEAD_PART
+from aggregates.keys import LEAD_PART, KeyLayout
 from aggregates.read import read_series
 from aggregates.store import AggregateStore
 from streams.events import Event
@@ -107,7 +107,7 @@ class Round:
     read_ms: float
 
 
-def run(leads: int = LEADS, shards: int = 16, attributes: str = "", uuid_ids: bool = True) -> Section:
+def run(leads: int = LEADS, shards: int = 0, attributes: str = "", uuid_ids: bool = True) -> Section:
     """ROUNDS rounds, each on a fresh private Redis; the keyword arguments are the knobs docs/keys.md compares."""
     events = synthetic_stream(leads, uuid_ids)
     settings = Settings(key_prefix="lp", shards=shards, attribute_dimensions=attributes)
@@ -130,7 +130,7 @@ def run(leads: int = LEADS, shards: int = 16, attributes: str = "", uuid_ids: bo
     ]
     notes = [
         f"{len(events):,} events ({counts['applied']:,} applied, {counts['duplicate']:,} duplicate), {leads:,} leads, "
-        f"batch {BATCH:,}, {shards} shards, attributes {attributes or '-'}, event ids {'UUID' if uuid_ids else 'short'}"
+        f"batch {BATCH:,}, {KeyLayout.from_settings(settings).shards} shards, attributes {attributes or '-'}, event ids {'UUID' if uuid_ids else 'short'}"
     ]
     return Section("memory", "Redis bytes per lead and apply throughput (private redis-server)", figures, notes)
 
