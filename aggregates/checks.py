@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Final, NamedTuple
 
 from aggregates.matured import within
@@ -114,7 +114,7 @@ def conversion_check(history: History, as_of_day: int) -> Check | None:
     first_recent, first_baseline = as_of_day - RECENT_DAYS, as_of_day - RECENT_DAYS - BASELINE_DAYS
     oldest = first_baseline - MAX_LAG
     # Leads by creation day as prefix sums, so each lag's exposure is one subtraction.
-    cumulative = [0, *accumulate(history.leads.get(day, 0) for day in range(oldest, as_of_day))]
+    cumulative = [0, *accumulate(map(history.leads.get, range(oldest, as_of_day), repeat(0)))]
 
     def leads_between(first: int, stop: int) -> int:
         return cumulative[max(0, min(stop, as_of_day) - oldest)] - cumulative[max(0, first - oldest)]
@@ -158,7 +158,7 @@ def quality_check(history: History, as_of_day: int) -> Check | None:
     """
     first = as_of_day - QUALITY_RECENT_DAYS
     baseline_days = range(first - QUALITY_BASELINE_DAYS, first)
-    baseline_leads = sum(history.leads.get(day, 0) for day in baseline_days)
+    baseline_leads = sum(map(history.leads.get, baseline_days, repeat(0)))
     baseline = [0] * (QUALITY_AGE + 1)
     for day in baseline_days:
         for lag, customers in enumerate(history.lags.get(day, ())[: QUALITY_AGE + 1]):

@@ -15,6 +15,7 @@ the sum of slots 0..N.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import NamedTuple
 
 
@@ -63,8 +64,8 @@ def matured(
                 Matured(
                     window,
                     age,
-                    sum(leads.get(day, 0) for day in days),
-                    sum(converted.get(day, 0) for day in days),
+                    sum(map(leads.get, days, repeat(0))),  # map, not a generator: ~230 cells per scrape
+                    sum(map(converted.get, days, repeat(0))),
                 )
             )
     return cells

@@ -108,17 +108,17 @@ def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], day
     same days, segments, health.
 
     Vectors are summed per raw field name first and named once at the end, and each
-    distinct vector text is parsed once (`_Vectors`): a 50k-series scrape reads ~83,000
+    distinct vector text is parsed once (`_sum_vectors`): a 50k-series scrape reads ~83,000
     vectors, but only ~6,000 distinct ones.
     """
-    sums = [_Vectors() for _ in range(len(cohorts) + 2 * len(days))]
+    sums: list[dict[bytes, Sequence[int]]] = [{} for _ in range(len(cohorts) + 2 * len(days))]
     parsed: dict[bytes, tuple[int, ...]] = {}
     leads: dict[bytes, int] = {}
     orphans = 0
     for hashes in shards:
         for into, flat in zip(sums, hashes):
             if flat:  # most day hashes of a small pipeline are empty
-                into.add(flat, parsed)
+                _sum_vectors(into, flat, parsed)
         segments, health = hashes[-2], hashes[-1]
         for i in range(0, len(segments), 2):
             leads[segments[i]] = leads.get(segments[i], 0) + int(segments[i + 1])
@@ -126,7 +126,7 @@ def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], day
             if health[i] == _ORPHANS:
                 orphans += int(health[i + 1])
     names: dict[bytes, Segment] = {}
-    vectors = [_named(summed.lists(), names) for summed in sums]
+    vectors = [_named({name: list(v) for name, v in summed.items()}, names) for summed in sums]
     return RawCounters(
         cohorts=dict(zip(cohorts, vectors)),
         days=dict(zip(days, vectors[len(cohorts) :])),
@@ -164,24 +164,18 @@ def _named(sums: dict[bytes, V], names: dict[bytes, Segment]) -> dict[Segment, V
     return out
 
 
-class _Vectors(dict[bytes, "tuple[int, ...] | list[int]"]):
-    """One hash's vectors summed over shards, by raw field name.
+def _sum_vectors(into: dict[bytes, Sequence[int]], flat: Flat, parsed: dict[bytes, tuple[int, ...]]) -> None:
+    """Add a hash's comma-separated vectors (zeros empty, trailing zeros dropped) into `into`.
 
     A field seen in one shard only (most of them) keeps the shared parsed tuple; a sum
     is a new list, so no parsed tuple is ever changed.
     """
-
-    def add(self, flat: Flat, parsed: dict[bytes, tuple[int, ...]]) -> None:
-        """Add a hash's comma-separated vectors (zeros empty, trailing zeros dropped)."""
-        for name, text in zip(flat[::2], flat[1::2]):
-            vector = parsed.get(text)
-            if vector is None:
-                vector = parsed[text] = tuple([int(x) if x else 0 for x in text.split(b",")])
-            current = self.get(name)
-            self[name] = vector if current is None else add_vectors(current, vector)
-
-    def lists(self) -> dict[bytes, list[int]]:
-        return {name: list(vector) for name, vector in self.items()}
+    for name, text in zip(flat[::2], flat[1::2]):
+        vector = parsed.get(text)
+        if vector is None:
+            vector = parsed[text] = tuple([int(x) if x else 0 for x in text.split(b",")])
+        current = into.get(name)
+        into[name] = vector if current is None else add_vectors(current, vector)
 
 
 def add_vectors(a: Sequence[int], b: Sequence[int]) -> list[int]:
