@@ -48,8 +48,8 @@ class _Writer:
     def __init__(self) -> None:
         self.out: list[str] = []
         self._names: dict[str, str] = {}
-        self._label_names: dict[str, str] = {}
-        self._label_values: dict[str, str] = {}
+        self._pairs = _Pairs()
+        self._values: dict[float, str] = {}
         # id of a labels dict -> (the dict, kept alive so its id is not reused; its text)
         self._labelsets: dict[int, tuple[dict[str, str], str]] = {}
 
@@ -70,9 +70,9 @@ class _Writer:
                 cached = labelsets.get(id(labels))
                 if cached is None or cached[0] is not labels:
                     cached = labelsets[id(labels)] = (labels, self._labels(labels))
-                line = f"{escaped}{{{cached[1]}}} {floatToGoString(value)}{stamp}\n"
+                line = f"{escaped}{{{cached[1]}}} {self._value(value)}{stamp}\n"
             else:
-                line = f"{escaped} {floatToGoString(value)}{stamp}\n"
+                line = f"{escaped} {self._value(value)}{stamp}\n"
             moved_suffix = special.get(name)
             if moved_suffix is None:
                 out.append(line)
@@ -87,14 +87,24 @@ class _Writer:
         self.out.append(f"# HELP {escaped} {help_text}\n# TYPE {escaped} {kind}\n")
 
     def _labels(self, labels: dict[str, str]) -> str:
-        names, values = self._label_names, self._label_values
-        parts = []
-        for name, value in sorted(labels.items()):
-            label = names.get(name)
-            if label is None:
-                label = names[name] = escape_label_name(name)
-            text = values.get(value)
-            if text is None:
-                text = values[value] = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-            parts.append(f'{label}="{text}"')
-        return ",".join(parts)
+        return ",".join(map(self._pairs.__getitem__, sorted(labels.items())))
+
+    def _value(self, value: float) -> str:
+        """`floatToGoString`, once per distinct value (counts repeat); zeros are not cached,
+        as 0.0 and -0.0 are one key of two texts."""
+        if not value:
+            return floatToGoString(value)
+        text = self._values.get(value)
+        if text is None:
+            text = self._values[value] = floatToGoString(value)
+        return text
+
+
+class _Pairs(dict[tuple[str, str], str]):
+    """`name="value"` of each (label name, label value) pair, escaped on first use."""
+
+    def __missing__(self, pair: tuple[str, str]) -> str:
+        name, value = pair
+        text = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+        self[pair] = rendered = f'{escape_label_name(name)}="{text}"'
+        return rendered
