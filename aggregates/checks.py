@@ -113,12 +113,11 @@ def conversion_check(history: History, as_of_day: int) -> Check | None:
     """
     first_recent, first_baseline = as_of_day - RECENT_DAYS, as_of_day - RECENT_DAYS - BASELINE_DAYS
     oldest = first_baseline - MAX_LAG
-    # Leads by creation day as prefix sums, so each lag's exposure is one subtraction.
+    # Leads by creation day as prefix sums from `oldest`, so each lag's exposure is one
+    # subtraction: the leads of days [first, stop) are cumulative[stop - oldest] -
+    # cumulative[first - oldest]; for lags 0 .. MAX_LAG every such index is in range.
     cumulative = [0, *accumulate(map(history.leads.get, range(oldest, as_of_day), repeat(0)))]
-
-    def leads_between(first: int, stop: int) -> int:
-        return cumulative[max(0, min(stop, as_of_day) - oldest)] - cumulative[max(0, first - oldest)]
-
+    baseline_start, recent_start, end = first_baseline - oldest, first_recent - oldest, as_of_day - oldest
     observed, baseline = [0] * (MAX_LAG + 1), [0] * (MAX_LAG + 1)
     for day, vector in history.lags.items():
         for lag, customers in enumerate(vector[: MAX_LAG + 1]):
@@ -131,11 +130,11 @@ def conversion_check(history: History, as_of_day: int) -> Check | None:
     seen = expected = estimate_variance = 0.0
     any_baseline = False
     for lag in range(MAX_LAG + 1):
-        exposed = leads_between(first_baseline - lag, first_recent - lag)
+        exposed = cumulative[recent_start - lag] - cumulative[baseline_start - lag]
         if not exposed:
             continue
         any_baseline = True
-        recent = leads_between(first_recent - lag, as_of_day - lag)
+        recent = cumulative[end - lag] - cumulative[recent_start - lag]
         weight = recent / exposed
         seen += observed[lag]
         expected += weight * baseline[lag]

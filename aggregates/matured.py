@@ -15,7 +15,7 @@ the sum of slots 0..N.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
+from itertools import accumulate, repeat
 from typing import NamedTuple
 
 
@@ -56,8 +56,11 @@ def matured(
     Cells are in (window, within) order.
     """
     cells = []
+    # Customers within k days of each day's leads, for every k at once: one prefix sum per
+    # day instead of a slice sum per day and age.
+    converted_by = {day: list(accumulate(vector)) for day, vector in lags.items() if vector}
     for age in sorted(set(ages)):
-        converted = {day: within(vector, age) for day, vector in lags.items()}
+        converted = {day: sums[min(age, len(sums) - 1)] for day, sums in converted_by.items()}
         for window in sorted(set(windows)):
             days = matured_days(as_of_day, window, age)
             cells.append(

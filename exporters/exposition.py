@@ -49,7 +49,7 @@ class _Writer:
         self.out: list[str] = []
         self._names: dict[str, str] = {}
         self._pairs = _Pairs()
-        self._values: dict[float, str] = {}
+        self._values: dict[float, str] = {}  # floatToGoString of each value but zeros (counts repeat)
         # id of a labels dict -> (the dict, kept alive so its id is not reused; its text)
         self._labelsets: dict[int, tuple[dict[str, str], str]] = {}
 
@@ -59,21 +59,27 @@ class _Writer:
         self._header(metric.name + suffix, help_text, kind)
         special = {metric.name + s: s for s in _OPENMETRICS_ONLY}
         moved: dict[str, list[str]] = {}
-        out, names, labelsets = self.out, self._names, self._labelsets
+        out, labelsets, texts, labels_text = self.out, self._labelsets, self._values, self._labels
+        last_name, escaped = None, ""
         for sample in metric.samples:  # inline, not a call per sample: ~50,000 of them
             name, labels, value, timestamp = sample[0], sample[1], sample[2], sample[3]
-            escaped = names.get(name)
-            if escaped is None:
-                escaped = names[name] = escape_metric_name(name)
-            stamp = "" if timestamp is None else f" {int(float(timestamp) * 1000):d}"
+            if name is not last_name:  # a family's samples mostly share one name
+                last_name, escaped = name, self._name(name)
+            text = texts.get(value) if value else None
+            if text is None:
+                text = floatToGoString(value)
+                if value:  # not 0.0 or -0.0: one key, two texts
+                    texts[value] = text
+            if timestamp is not None:
+                text = f"{text} {int(float(timestamp) * 1000):d}"
             if labels:
                 cached = labelsets.get(id(labels))
                 if cached is None or cached[0] is not labels:
-                    cached = labelsets[id(labels)] = (labels, self._labels(labels))
-                line = f"{escaped}{{{cached[1]}}} {self._value(value)}{stamp}\n"
+                    cached = labelsets[id(labels)] = (labels, labels_text(labels))
+                line = f"{escaped}{{{cached[1]}}} {text}\n"
             else:
-                line = f"{escaped} {self._value(value)}{stamp}\n"
-            moved_suffix = special.get(name)
+                line = f"{escaped} {text}\n"
+            moved_suffix = special.get(name) if name is not metric.name else None
             if moved_suffix is None:
                 out.append(line)
             else:
@@ -89,15 +95,11 @@ class _Writer:
     def _labels(self, labels: dict[str, str]) -> str:
         return ",".join(map(self._pairs.__getitem__, sorted(labels.items())))
 
-    def _value(self, value: float) -> str:
-        """`floatToGoString`, once per distinct value (counts repeat); zeros are not cached,
-        as 0.0 and -0.0 are one key of two texts."""
-        if not value:
-            return floatToGoString(value)
-        text = self._values.get(value)
-        if text is None:
-            text = self._values[value] = floatToGoString(value)
-        return text
+    def _name(self, name: str) -> str:
+        escaped = self._names.get(name)
+        if escaped is None:
+            escaped = self._names[name] = escape_metric_name(name)
+        return escaped
 
 
 class _Pairs(dict[tuple[str, str], str]):
