@@ -175,7 +175,12 @@ def _sum_vectors(into: dict[bytes, Sequence[int]], flat: Flat, parsed: dict[byte
         if vector is None:
             vector = parsed[text] = tuple([int(x) if x else 0 for x in text.split(b",")])
         current = into.get(name)
-        into[name] = vector if current is None else add_vectors(current, vector)
+        if current is None:
+            into[name] = vector
+        elif len(current) == len(vector):  # the common case, without a call
+            into[name] = list(map(add, current, vector))
+        else:
+            into[name] = add_vectors(current, vector)
 
 
 def add_vectors(a: Sequence[int], b: Sequence[int]) -> list[int]:

@@ -177,7 +177,7 @@ def business_families(series: Iterable[Series]) -> Iterator[Metric]:
         family = gauges.get(name)
         if family is None:
             family = gauges[name] = GaugeMetricFamily(name, HELP.get(name, UNDOCUMENTED))
-        family.samples += [_new(Sample, (name, s.labels, s.value, *_SAMPLE_TAIL)) for s in run]
+        family.samples += [_new(Sample, (name, labels, value, *_SAMPLE_TAIL)) for _, labels, value in run]
     yield from gauges.values()
     if histogram:
         ttc = HistogramMetricFamily(HISTOGRAM, HELP[HISTOGRAM])
