@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from itertools import accumulate, repeat
+from operator import add
 from typing import Final, NamedTuple
 
 from aggregates.matured import within
@@ -160,8 +161,10 @@ def quality_check(history: History, as_of_day: int) -> Check | None:
     baseline_leads = sum(map(history.leads.get, baseline_days, repeat(0)))
     baseline = [0] * (QUALITY_AGE + 1)
     for day in baseline_days:
-        for lag, customers in enumerate(history.lags.get(day, ())[: QUALITY_AGE + 1]):
-            baseline[lag] += customers
+        vector = history.lags.get(day)
+        if vector:
+            vector = vector[: QUALITY_AGE + 1]
+            baseline[: len(vector)] = map(add, baseline, vector)
     # R(k), recent leads observed at lag k: cohorts first .. T-1-k, a running sum from the oldest.
     exposed = [0] * (QUALITY_AGE + 1)
     observed = seen = 0

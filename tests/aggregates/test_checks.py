@@ -177,3 +177,30 @@ def plain_conversion_check(history: History, as_of_day: int) -> Check | None:
 def test_conversion_check_by_prefix_sums_is_exactly_its_day_by_day_definition(leads: dict[int, int], lags: dict[int, list[int]]) -> None:
     history = History(leads, lags)
     assert c.conversion_check(history, T) == plain_conversion_check(history, T)
+
+
+@given(
+    leads=st.dictionaries(st.integers(T - 200, T + 2), st.integers(0, 500), max_size=60),
+    lags=st.dictionaries(st.integers(T - 200, T + 2), st.lists(st.integers(0, 20), max_size=40), max_size=40),
+)
+def test_quality_baseline_summed_vector_by_vector_is_its_slot_by_slot_definition(leads: dict[int, int], lags: dict[int, list[int]]) -> None:
+    """The baseline customers at each lag k: the sum over the baseline days of slot k."""
+    history = History(leads, lags)
+    first = T - c.QUALITY_RECENT_DAYS
+    days = range(first - c.QUALITY_BASELINE_DAYS, first)
+    baseline_leads = sum(leads.get(d, 0) for d in days)
+    baseline = [sum(lags[d][k] for d in days if d in lags and k < len(lags[d])) for k in range(c.QUALITY_AGE + 1)]
+    exposed, observed, seen = [0] * (c.QUALITY_AGE + 1), 0, 0
+    for day in range(first, T):
+        age = min(T - 1 - day, c.QUALITY_AGE)
+        seen += leads.get(day, 0)
+        exposed[age] = seen
+        observed += sum(lags.get(day, [])[: age + 1])
+    check = c.quality_check(history, T)
+    if not baseline_leads or not seen:
+        assert check is None
+        return
+    weights = [recent / baseline_leads for recent in exposed]
+    expected = sum(w * n for w, n in zip(weights, baseline))
+    variance = sum(w * w * n for w, n in zip(weights, baseline))
+    assert check == Check(observed, expected, expected + variance, c.QUALITY_VARIATION)
