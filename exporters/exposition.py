@@ -15,6 +15,7 @@ its default (underscore) escaping, with OpenMetrics-only samples (`_created`, `_
 from __future__ import annotations
 
 from collections.abc import Iterable
+from math import copysign
 from typing import Final
 
 from prometheus_client.core import Metric
@@ -50,8 +51,8 @@ class _Writer:
         self._names: dict[str, str] = {}
         self._pairs = _Pairs()
         self._values: dict[float, str] = {}  # floatToGoString of each value but zeros (counts repeat)
-        # id of a labels dict -> (the dict, kept alive so its id is not reused; its text)
-        self._labelsets: dict[int, tuple[dict[str, str], str]] = {}
+        self._labelsets: dict[int, str] = {}  # id of a labels dict -> its text
+        self._alive: list[dict[str, str]] = []  # those dicts, so no id is reused during the render
 
     def family(self, metric: Metric) -> None:
         suffix, kind = _RENAMED.get(metric.type, ("", _TYPES.get(metric.type, metric.type)))
@@ -59,24 +60,28 @@ class _Writer:
         self._header(metric.name + suffix, help_text, kind)
         special = {metric.name + s: s for s in _OPENMETRICS_ONLY}
         moved: dict[str, list[str]] = {}
-        out, labelsets, texts, labels_text = self.out, self._labelsets, self._values, self._labels
+        out, labelsets, alive, texts, labels_text = self.out, self._labelsets, self._alive, self._values, self._labels
         last_name, escaped = None, ""
         for sample in metric.samples:  # inline, not a call per sample: ~50,000 of them
             name, labels, value, timestamp = sample[0], sample[1], sample[2], sample[3]
             if name is not last_name:  # a family's samples mostly share one name
                 last_name, escaped = name, self._name(name)
-            text = texts.get(value) if value else None
-            if text is None:
-                text = floatToGoString(value)
-                if value:  # not 0.0 or -0.0: one key, two texts
-                    texts[value] = text
+            cached = texts.get(value) if value else None  # 0.0 and -0.0: one key, two texts
+            if cached is not None:
+                text = cached
+            elif not value:
+                text = "-0.0" if copysign(1.0, value) < 0 else "0.0"
+            else:
+                text = texts[value] = floatToGoString(value)
             if timestamp is not None:
                 text = f"{text} {int(float(timestamp) * 1000):d}"
             if labels:
-                cached = labelsets.get(id(labels))
-                if cached is None or cached[0] is not labels:
-                    cached = labelsets[id(labels)] = (labels, labels_text(labels))
-                line = f"{escaped}{{{cached[1]}}} {text}\n"
+                key = id(labels)
+                label_text = labelsets.get(key)
+                if label_text is None:
+                    alive.append(labels)
+                    label_text = labelsets[key] = labels_text(labels)
+                line = f"{escaped}{{{label_text}}} {text}\n"
             else:
                 line = f"{escaped} {text}\n"
             moved_suffix = special.get(name) if name is not metric.name else None
