@@ -63,6 +63,14 @@ Runs = defaultdict[tuple[str, ...], list[Series]]
 #: `Series(...)` calls the named tuple's Python-level `__new__`; this is the C one it ends
 #: in, a third cheaper, for the ~50,000 series of a big scrape.
 _new: Final = tuple.__new__
+_COHORT_LEADS: Final = ("leadpulse_cohort_leads",)
+_COHORT_QUALIFIED: Final = ("leadpulse_cohort_qualified_leads",)
+_COHORT_DISQUALIFIED: Final = ("leadpulse_cohort_disqualified_leads",)
+_COHORT_CUSTOMERS: Final = ("leadpulse_cohort_customers",)
+_COHORT_STAGES: Final = ("leadpulse_cohort_stage_leads",)
+_COHORT_CONVERSION: Final = ("leadpulse_cohort_conversion_ratio",)
+_COHORT_QUALIFIED_CONVERSION: Final = ("leadpulse_cohort_qualified_conversion_ratio",)
+_COHORT_PER_CUSTOMER: Final = ("leadpulse_cohort_leads_per_customer",)
 
 
 @dataclass(slots=True)
@@ -213,24 +221,25 @@ def _emit(runs: Runs, key: tuple[str, ...], labels: dict[str, str], value: float
 
 
 def _cohort_series(runs: Runs, period: str, cohort: str, segment: Segment, vector: Sequence[int]) -> None:
+    """A cohort row's series: two thirds of a big scrape's, so appended without a call each."""
     leads, mql, sql, customers, qualified, disqualified = _padded(vector, k.COHORT_SLOTS)
     if leads <= 0:
         return
     base = {"dimension": segment[0], "segment": segment[1], "period": period, "cohort": cohort}
-    _emit(runs, ("leadpulse_cohort_leads",), base, leads)
-    _emit(runs, ("leadpulse_cohort_qualified_leads",), base, qualified)
-    _emit(runs, ("leadpulse_cohort_disqualified_leads",), base, disqualified)
-    _emit(runs, ("leadpulse_cohort_customers",), base, customers)
+    for key, value in (
+        (_COHORT_LEADS, leads),
+        (_COHORT_QUALIFIED, qualified),
+        (_COHORT_DISQUALIFIED, disqualified),
+        (_COHORT_CUSTOMERS, customers),
+        (_COHORT_CONVERSION, ratio(customers, leads)),
+        (_COHORT_QUALIFIED_CONVERSION, ratio(customers, qualified)),
+        (_COHORT_PER_CUSTOMER, ratio(leads, customers)),
+    ):
+        if value is not None:
+            runs[key].append(_new(Series, (key[0], base, float(value))))
+    stages = runs[_COHORT_STAGES]
     for stage, value in (("customer", customers), ("mql", mql), ("sql", sql)):  # stage is the last label
-        _emit(runs, ("leadpulse_cohort_stage_leads",), {**base, "stage": stage}, value)
-    ratios = (
-        ("leadpulse_cohort_conversion_ratio", ratio(customers, leads)),
-        ("leadpulse_cohort_qualified_conversion_ratio", ratio(customers, qualified)),
-        ("leadpulse_cohort_leads_per_customer", ratio(leads, customers)),
-    )
-    for name, share in ratios:
-        if share is not None:
-            _emit(runs, (name,), base, share)
+        stages.append(_new(Series, (_COHORT_STAGES[0], {**base, "stage": stage}, float(value))))
 
 
 def _window_series(runs: Runs, window: str, segment: Segment, vector: Sequence[int]) -> None:
@@ -259,9 +268,9 @@ def _window_series(runs: Runs, window: str, segment: Segment, vector: Sequence[i
         _emit(runs, ("leadpulse_window_conversion_ratio_upper",), base, interval[1])
     if period_customers:
         cumulative = 0
-        for le, count in zip(LE_LABELS, v[k.DAY_TTC_BUCKET0 :]):
+        bucket = "leadpulse_window_time_to_convert_seconds_bucket"
+        for le, count in zip(LE_LABELS, v[k.DAY_TTC_BUCKET0 :]):  # without a call each: a quarter of the series
             cumulative += count
-            key = ("leadpulse_window_time_to_convert_seconds_bucket", segment[0], le)
-            _emit(runs, key, {**base, "le": le}, cumulative)
+            runs[(bucket, segment[0], le)].append(_new(Series, (bucket, {**base, "le": le}, float(cumulative))))
         _emit(runs, ("leadpulse_window_time_to_convert_seconds_sum",), base, v[k.DAY_TTC_SUM] / 1000)
         _emit(runs, ("leadpulse_window_time_to_convert_seconds_count",), base, period_customers)
