@@ -3,8 +3,8 @@
 `read_aggregates` (behind `read_series`) is one pipeline round trip: per shard one
 `EVAL read.lua` returning the non-empty hashes among its published cohort hashes, the
 day and lag hashes of the days the windows, the matured cohorts and the checks reach
-back to (T-180 .. T with the defaults), its segment hash and its health hash. Summing over shards is
-`parse_counters` (pure); the series themselves are built by
+back to (T-180 .. T with the defaults), its segment hash and its health hash. Summing
+over shards is `parse_counters` (pure); the series themselves are built by
 `aggregates.series.build_series` (pure).
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import add
 from datetime import date
 from importlib import resources
+from operator import add
 from typing import Final, TypeVar
 
 from redis.client import NEVER_DECODE
@@ -108,8 +108,8 @@ def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], day
     same days, segments, health.
 
     Vectors are summed per raw field name first and named once at the end, and each
-    distinct vector text is parsed once (`_sum_vectors`): a 50k-series scrape reads ~83,000
-    vectors, but only ~6,000 distinct ones.
+    distinct vector text is parsed once (`_sum_vectors`): the bench's 50k-series scrape
+    reads ~83,000 vectors, ~6,000 of them distinct.
     """
     sums: list[dict[bytes, Sequence[int]]] = [{} for _ in range(len(cohorts) + 2 * len(days))]
     parsed: dict[bytes, tuple[int, ...]] = {}

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import add
 from datetime import date
+from operator import add
 from typing import Final, NamedTuple
 
 from aggregates import keys as k
@@ -63,6 +63,7 @@ Runs = defaultdict[tuple[str, ...], list[Series]]
 #: `Series(...)` calls the named tuple's Python-level `__new__`; this is the C one it ends
 #: in, a third cheaper, for the ~50,000 series of a big scrape.
 _new: Final = tuple.__new__
+#: The runs of the cohort series (`_cohort_series`), built once.
 _COHORT_LEADS: Final = ("leadpulse_cohort_leads",)
 _COHORT_QUALIFIED: Final = ("leadpulse_cohort_qualified_leads",)
 _COHORT_DISQUALIFIED: Final = ("leadpulse_cohort_disqualified_leads",)

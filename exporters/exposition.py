@@ -6,7 +6,7 @@ names (two regular expressions, a format call, a sort), ~15 us a sample, most of
 50k-series scrape. The text is the same bytes (`tests/exporters/test_exposition.py`
 compares them, and `promtool check metrics` reads the exporter's output): names and
 label names go through the library's own escaping, values through the format's three
-escapes, but each distinct name, label value and labels dict is escaped once per
+escapes, but each distinct name, label pair, value and labels dict is written once per
 render (series of one segment share their labels dict). Like `generate_latest` with
 its default (underscore) escaping, with OpenMetrics-only samples (`_created`, `_gsum`,
 `_gcount`) moved into gauges after their family.
