@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add
 from typing import Final, NamedTuple
 
 from aggregates.matured import within
@@ -113,12 +114,11 @@ def conversion_check(history: History, as_of_day: int) -> Check | None:
     """
     first_recent, first_baseline = as_of_day - RECENT_DAYS, as_of_day - RECENT_DAYS - BASELINE_DAYS
     oldest = first_baseline - MAX_LAG
-    # Leads by creation day as prefix sums, so each lag's exposure is one subtraction.
-    cumulative = [0, *accumulate(history.leads.get(day, 0) for day in range(oldest, as_of_day))]
-
-    def leads_between(first: int, stop: int) -> int:
-        return cumulative[max(0, min(stop, as_of_day) - oldest)] - cumulative[max(0, first - oldest)]
-
+    # Leads by creation day as prefix sums from `oldest`, so each lag's exposure is one
+    # subtraction: the leads of days [first, stop) are cumulative[stop - oldest] -
+    # cumulative[first - oldest]; for lags 0 .. MAX_LAG every such index is in range.
+    cumulative = [0, *accumulate(map(history.leads.get, range(oldest, as_of_day), repeat(0)))]
+    baseline_start, recent_start, end = first_baseline - oldest, first_recent - oldest, as_of_day - oldest
     observed, baseline = [0] * (MAX_LAG + 1), [0] * (MAX_LAG + 1)
     for day, vector in history.lags.items():
         for lag, customers in enumerate(vector[: MAX_LAG + 1]):
@@ -131,11 +131,11 @@ def conversion_check(history: History, as_of_day: int) -> Check | None:
     seen = expected = estimate_variance = 0.0
     any_baseline = False
     for lag in range(MAX_LAG + 1):
-        exposed = leads_between(first_baseline - lag, first_recent - lag)
+        exposed = cumulative[recent_start - lag] - cumulative[baseline_start - lag]
         if not exposed:
             continue
         any_baseline = True
-        recent = leads_between(first_recent - lag, as_of_day - lag)
+        recent = cumulative[end - lag] - cumulative[recent_start - lag]
         weight = recent / exposed
         seen += observed[lag]
         expected += weight * baseline[lag]
@@ -158,11 +158,13 @@ def quality_check(history: History, as_of_day: int) -> Check | None:
     """
     first = as_of_day - QUALITY_RECENT_DAYS
     baseline_days = range(first - QUALITY_BASELINE_DAYS, first)
-    baseline_leads = sum(history.leads.get(day, 0) for day in baseline_days)
+    baseline_leads = sum(map(history.leads.get, baseline_days, repeat(0)))
     baseline = [0] * (QUALITY_AGE + 1)
     for day in baseline_days:
-        for lag, customers in enumerate(history.lags.get(day, ())[: QUALITY_AGE + 1]):
-            baseline[lag] += customers
+        vector = history.lags.get(day)
+        if vector:
+            vector = vector[: QUALITY_AGE + 1]
+            baseline[: len(vector)] = map(add, baseline, vector)
     # R(k), recent leads observed at lag k: cohorts first .. T-1-k, a running sum from the oldest.
     exposed = [0] * (QUALITY_AGE + 1)
     observed = seen = 0

@@ -1,8 +1,8 @@
 """`leadpulse exporter`: serve /metrics from a registry holding only the leadpulse collector.
 
-A thin wrapper: prometheus_client's threaded HTTP server renders the registry on each
-request, so all the logic is in `exporters.collector`. Heavy imports happen inside the
-command so `leadpulse --help` stays instant.
+A thin wrapper: a threaded HTTP server (`exporters.wsgi`) renders the registry on each
+request, so all the logic is in `exporters.collector` and `exporters.exposition`.
+Heavy imports happen inside the command so `leadpulse --help` stays instant.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ REDIS_TIMEOUT_S = 2.0
 
 def serve(settings: Settings, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT, then close the Redis and Kafka clients."""
-    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+    from prometheus_client import CollectorRegistry, ProcessCollector
 
     from aggregates.connect import redis_client
     from exporters.collector import LeadpulseCollector
     from exporters.lag import EndOffsets
+    from exporters.wsgi import start_server
     from streams.kafka.clients import client_options
 
     client = redis_client(settings, timeout_s=REDIS_TIMEOUT_S)
@@ -37,7 +38,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     registry = CollectorRegistry()
     registry.register(LeadpulseCollector(client, settings, end_offsets))
     ProcessCollector(registry=registry)  # the exporter's own CPU and memory
-    server, thread = start_http_server(port, addr=host, registry=registry)
+    server, thread = start_server(registry, host, port)
     log.info("serving /metrics on %s:%d (Redis %s, key prefix %r)", host, port, settings.redis_shown, settings.key_prefix)
     stop = threading.Event()
 

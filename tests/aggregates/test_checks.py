@@ -141,3 +141,66 @@ def test_quality_without_recent_or_baseline_leads_is_no_check() -> None:
     assert c.quality_check(History({T - 40: 10}, {}), T) is None  # recent leads only
     assert c.quality_check(History({T - 90: 10}, {}), T) is None  # baseline leads only
     assert c.quality_check(History({T - 90: 10, T: 10}, {}), T) is None  # today's leads are not recent yet
+
+
+def plain_conversion_check(history: History, as_of_day: int) -> Check | None:
+    """The conversion check's definition with every exposure summed day by day."""
+    first_recent, first_baseline = as_of_day - c.RECENT_DAYS, as_of_day - c.RECENT_DAYS - c.BASELINE_DAYS
+
+    def leads(first: int, stop: int) -> int:
+        return sum(history.leads.get(day, 0) for day in range(first, min(stop, as_of_day)))
+
+    observed, baseline = [0] * (c.MAX_LAG + 1), [0] * (c.MAX_LAG + 1)
+    for day, vector in history.lags.items():
+        for lag, customers in enumerate(vector[: c.MAX_LAG + 1]):
+            if first_recent <= day + lag < as_of_day:
+                observed[lag] += customers
+            elif first_baseline <= day + lag < first_recent:
+                baseline[lag] += customers
+    seen = expected = variance = 0.0
+    exposed_any = False
+    for lag in range(c.MAX_LAG + 1):
+        exposed = leads(first_baseline - lag, first_recent - lag)
+        if exposed:
+            exposed_any = True
+            weight = leads(first_recent - lag, as_of_day - lag) / exposed
+            seen += observed[lag]
+            expected += weight * baseline[lag]
+            variance += weight * weight * baseline[lag]
+    return Check(int(seen), expected, expected + variance, c.CONVERSION_VARIATION) if exposed_any else None
+
+
+@given(
+    leads=st.dictionaries(st.integers(T - 200, T + 2), st.integers(0, 500), max_size=60),
+    lags=st.dictionaries(st.integers(T - 200, T + 2), st.lists(st.integers(0, 20), max_size=100), max_size=40),
+)
+def test_conversion_check_by_prefix_sums_is_exactly_its_day_by_day_definition(leads: dict[int, int], lags: dict[int, list[int]]) -> None:
+    history = History(leads, lags)
+    assert c.conversion_check(history, T) == plain_conversion_check(history, T)
+
+
+@given(
+    leads=st.dictionaries(st.integers(T - 200, T + 2), st.integers(0, 500), max_size=60),
+    lags=st.dictionaries(st.integers(T - 200, T + 2), st.lists(st.integers(0, 20), max_size=40), max_size=40),
+)
+def test_quality_baseline_summed_vector_by_vector_is_its_slot_by_slot_definition(leads: dict[int, int], lags: dict[int, list[int]]) -> None:
+    """The baseline customers at each lag k: the sum over the baseline days of slot k."""
+    history = History(leads, lags)
+    first = T - c.QUALITY_RECENT_DAYS
+    days = range(first - c.QUALITY_BASELINE_DAYS, first)
+    baseline_leads = sum(leads.get(d, 0) for d in days)
+    baseline = [sum(lags[d][k] for d in days if d in lags and k < len(lags[d])) for k in range(c.QUALITY_AGE + 1)]
+    exposed, observed, seen = [0] * (c.QUALITY_AGE + 1), 0, 0
+    for day in range(first, T):
+        age = min(T - 1 - day, c.QUALITY_AGE)
+        seen += leads.get(day, 0)
+        exposed[age] = seen
+        observed += sum(lags.get(day, [])[: age + 1])
+    check = c.quality_check(history, T)
+    if not baseline_leads or not seen:
+        assert check is None
+        return
+    weights = [recent / baseline_leads for recent in exposed]
+    expected = sum(w * n for w, n in zip(weights, baseline))
+    variance = sum(w * w * n for w, n in zip(weights, baseline))
+    assert check == Check(observed, expected, expected + variance, c.QUALITY_VARIATION)

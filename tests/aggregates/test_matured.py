@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregates import matured as m
 from aggregates.rules import day_number, lag_days
@@ -51,3 +53,22 @@ def test_cells_come_in_window_then_age_order_with_every_combination() -> None:
 def test_span_reaches_back_to_the_oldest_matured_day() -> None:
     assert m.span((7, 30, 90), (7, 30, 90)) == 180
     assert datetime.fromtimestamp((T - 180) * 86_400, tz=timezone.utc).date() == date(2025, 12, 17)
+
+
+@given(
+    leads=st.dictionaries(st.integers(900, 1_100), st.integers(0, 50), max_size=40),
+    lags=st.dictionaries(st.integers(900, 1_100), st.lists(st.integers(0, 9), max_size=120), max_size=40),
+    windows=st.lists(st.integers(1, 90), min_size=1, max_size=3),
+    ages=st.lists(st.integers(0, 100), min_size=1, max_size=3),
+)
+def test_cells_are_their_definition_summed_day_by_day(
+    leads: dict[int, int], lags: dict[int, list[int]], windows: list[int], ages: list[int]
+) -> None:
+    """Prefix sums or not, a cell is the leads and the within-N customers of its days."""
+    want = [
+        m.Matured(window, age, sum(leads.get(d, 0) for d in days), sum(m.within(lags.get(d, []), age) for d in days))
+        for age in sorted(set(ages))
+        for window in sorted(set(windows))
+        for days in [m.matured_days(1_100, window, age)]
+    ]
+    assert m.matured(leads, lags, 1_100, windows, ages) == want
