@@ -17,6 +17,7 @@ from typing import Final
 import redis
 from prometheus_client import CollectorRegistry
 
+from aggregates.keys import KeyLayout
 from aggregates.read import read_series
 from aggregates.store import AggregateStore
 from exporters.collector import LeadpulseCollector
@@ -92,5 +93,6 @@ def run() -> Section:
             settings = Settings(key_prefix=f"scrape{size}")
             apply_all(AggregateStore(client, settings), list(synthetic_events(segments, now_ms)), BATCH)
             figures += measure(client, settings, size)
-    notes = [f"{SCRAPES} scrapes per size; 16 shards, windows 7/30/90, {LEADS_PER_SEGMENT} leads per segment"]
+    shards = KeyLayout.from_settings(Settings()).shards
+    notes = [f"{SCRAPES} scrapes per size; {shards} shard(s), windows 7/30/90, {LEADS_PER_SEGMENT} leads per segment"]
     return Section("scrape", "cost of one /metrics scrape (private redis-server)", figures, notes)
