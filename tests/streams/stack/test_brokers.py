@@ -32,6 +32,8 @@ pytestmark = pytest.mark.integration
 BROKERS = 3
 #: Three JVMs formatted and started one after the other, and a quorum to elect, on 2 busy cores.
 START_TIMEOUT_S = 300.0
+#: How long a broker may take to learn the topics another broker created (busy 2 cores).
+METADATA_WAIT_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,14 @@ def brokers(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
 def test_stack_up_makes_topics_with_three_replicas_and_two_in_sync_needed(brokers: Settings) -> None:
     admin = kafka_admin(brokers, 10.0)
     try:
-        topics = admin.describe_topics(list(stack.TOPICS))
+        # Each broker learns new topics from the controller in its own time: a broker
+        # other than the one `stack up` asked may still answer without partitions.
+        deadline = time.monotonic() + METADATA_WAIT_S
+        while True:
+            topics = admin.describe_topics(list(stack.TOPICS))
+            if all(t["partitions"] for t in topics) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         configs = admin.describe_configs([_topic_config(t) for t in stack.TOPICS])
     finally:
         admin.close()
