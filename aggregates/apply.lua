@@ -160,13 +160,13 @@ end
 -- Pending counter deltas of this call: vectors[key][field][slot], ints[key][field].
 local vectors, ints = {}, {}
 
--- Add sign * slots (a sparse {slot = value}) to the pending vector of key/field.
-local function add(key, field, slots, sign)
+-- Add slots (a sparse {slot = value}) to the pending vector of key/field.
+local function add(key, field, slots)
   local fields = vectors[key]
   if not fields then fields = {}; vectors[key] = fields end
   local vec = fields[field]
   if not vec then vec = {}; fields[field] = vec end
-  for slot, v in pairs(slots) do if v ~= 0 then vec[slot] = (vec[slot] or 0) + sign * v end end
+  for slot, v in pairs(slots) do if v ~= 0 then vec[slot] = (vec[slot] or 0) + v end end
 end
 
 local function incr(key, field, delta)
@@ -182,9 +182,10 @@ end
 
 -- Key names, each built once per call.
 local day_keys, lag_keys, cohort_keys = {}, {}, {}
-local function day_key(day)
-  local key = day_keys[day]
-  if not key then key = DAY .. day; day_keys[day] = key end
+local function day_key(day, cache, part)
+  cache, part = cache or day_keys, part or DAY
+  local key = cache[day]
+  if not key then key = part .. day; cache[day] = key end
   return key
 end
 
@@ -246,9 +247,7 @@ local function contribute(st, sign)
     -- of the creation day's lag vector: the matured series and the alerts read it.
     local lag = math.ceil(ttc / DAY_MS)
     if lag <= max_lag then
-      key = lag_keys[day]
-      if not key then key = LAG .. day; lag_keys[day] = key end
-      bump(keys, key, lag + 1, sign)
+      bump(keys, day_key(day, lag_keys, LAG), lag + 1, sign)
     end
   end
   for _, d in pairs(st.deals) do
@@ -369,7 +368,7 @@ for _, t in pairs(tuples) do
   local fields = {'all|all'}
   for j = 1, nseg do fields[j + 1] = name_of(t.ids[j]) end
   for key, slots in pairs(t.keys) do
-    for i = 1, #fields do add(key, fields[i], slots, 1) end
+    for i = 1, #fields do add(key, fields[i], slots) end
   end
   for i = 1, #fields do incr(SEGMENTS, fields[i], t.seg) end
 end
