@@ -14,7 +14,7 @@
 --   bounds (csv, milliseconds), attribute dimension keys (csv), longest stored lag
 --   (days), today (UTC epoch day, the worker's clock).
 -- ARGV[17]: the events as one msgpack array, each a code then its fields (bucket: the
---   lead's bucket, from aggregates/keys.py; ms, stage and cents are integers):
+--   lead's bucket as text, from aggregates/keys.py; ms, stage and cents are integers):
 --   c bucket lead ms event_id week month source campaign attr...   (lead.created)
 --   q bucket lead ms stage(1|2)                                     (lead.qualified)
 --   x bucket lead ms                                                (lead.disqualified)
@@ -190,15 +190,80 @@ local function day_key(day, cache, part)
 end
 
 -- Pending deltas per segment tuple (the leads of a batch share a few), fanned out to the
--- tuple's counter fields once, at the end: tuples[ids] = {ids, seg = leads, keys = {key = slots}}.
--- A lead's move is then its old contribution taken off and its new one added, cancelling
--- in the tuple's sums, rather than a difference fanned out to every field of the lead.
-local tuples = {}
+-- tuple's counter fields once, at the end: {ids, seg = leads, keys = {key = slots}}, in
+-- `all_tuples` and found by ids in `tuples`.
+-- A lead whose creation changed has its old contribution taken off and its new one added,
+-- cancelling in the tuple's sums; one whose creation stands adds only what moved (`move`).
+local tuples, all_tuples = {}, {}
 
 local function bump(keys, key, slot, v)
   local vec = keys[key]
   if not vec then vec = {}; keys[key] = vec end
   vec[slot] = (vec[slot] or 0) + v
+end
+
+-- The tuple of a creation's segment ids, found through one nested table per id: a
+-- string key of the ids would format each number (printf) for every lead.
+local function tuple_of(c)
+  local t = c.tuple -- a cache on `c`, which events replace whole and never modify
+  if t then return t end
+  local ids, level = c.ids, tuples
+  for j = 1, nseg - 1 do
+    local next_level = level[ids[j]]
+    if not next_level then next_level = {}; level[ids[j]] = next_level end
+    level = next_level
+  end
+  t = level[ids[nseg]]
+  if not t then
+    t = {ids = ids, seg = 0, keys = {}}
+    level[ids[nseg]] = t
+    all_tuples[#all_tuples + 1] = t
+  end
+  c.tuple = t
+  return t
+end
+
+local function cohorts_of(day)
+  local cohorts = cohort_keys[day]
+  if not cohorts then
+    local pair = labels_of(day)
+    cohorts = {COHORT .. pair[1], COHORT .. pair[2]}
+    cohort_keys[day] = cohorts
+  end
+  return cohorts
+end
+
+-- A lead's cohort slots 2-6 (mql, sql, customer, open, disqualified), each 1 or 0;
+-- slot 1 (leads) is always 1.
+local function flags(st)
+  local cust = st.conv and 1 or 0
+  local mql = (st.q >= 1 or cust == 1) and 1 or 0
+  local disq = (st.dq == 1 and cust == 0) and 1 or 0
+  return mql, (st.q >= 2 or cust == 1) and 1 or 0, cust, (mql == 1 and disq == 0) and 1 or 0, disq
+end
+
+local function conversion(keys, c, conv, sign)
+  local ttc = math.max(0, conv - c.ms) -- milliseconds: exact, and seconds on /metrics
+  local key = day_key(floor(conv / DAY_MS))
+  bump(keys, key, D_PCUST, sign)
+  bump(keys, key, D_TTC_SUM, sign * ttc)
+  bump(keys, key, D_BUCKET0 + bucket_of(ttc) - 1, sign)
+  -- The conversion lag in whole days rounded up (converted within k x 24 h), slot k + 1
+  -- of the creation day's lag vector: the matured series and the alerts read it.
+  local lag = math.ceil(ttc / DAY_MS)
+  if lag <= max_lag then
+    bump(keys, day_key(floor(c.ms / DAY_MS), lag_keys, LAG), lag + 1, sign)
+  end
+end
+
+local function deal(keys, d, sign)
+  local key = day_key(floor(d[1] / DAY_MS))
+  if d[2] == 1 then
+    bump(keys, key, D_WON, sign)
+    bump(keys, key, D_CENTS, sign * d[3])
+  else
+    bump(keys, key, D_LOST, sign)
+  end
 end
 
 -- Add `sign` times a lead's contribution (the same for each of its segments) to its tuple.
@@ -209,54 +274,56 @@ local function contribute(st, sign)
     incr(HEALTH, 'orphans', sign * st.nd)
     return
   end
-  local tid = c.tid -- a cache on `c`, which events replace whole and never modify
-  if not tid then tid = table.concat(c.ids, ','); c.tid = tid end
-  local t = tuples[tid]
-  if not t then t = {ids = c.ids, seg = 0, keys = {}}; tuples[tid] = t end
+  local t = tuple_of(c)
   t.seg = t.seg + sign
-  local keys = t.keys
-  local day = floor(c.ms / DAY_MS)
-  local cohorts = cohort_keys[day]
-  if not cohorts then
-    local pair = labels_of(day)
-    cohorts = {COHORT .. pair[1], COHORT .. pair[2]}
-    cohort_keys[day] = cohorts
-  end
-  local cust = st.conv and 1 or 0
-  local mql = (st.q >= 1 or cust == 1)
-  local disq = (st.dq == 1 and cust == 0)
+  local keys, day = t.keys, floor(c.ms / DAY_MS)
+  local mql, sql, cust, open, disq = flags(st)
   local key = day_key(day)
   bump(keys, key, D_LEADS, sign)
   if cust == 1 then bump(keys, key, D_CCUST, sign) end
+  local cohorts = cohorts_of(day)
   for k = 1, 2 do
     key = cohorts[k]
     bump(keys, key, 1, sign)
-    if mql then bump(keys, key, 2, sign) end
-    if st.q >= 2 or cust == 1 then bump(keys, key, 3, sign) end
+    if mql == 1 then bump(keys, key, 2, sign) end
+    if sql == 1 then bump(keys, key, 3, sign) end
     if cust == 1 then bump(keys, key, 4, sign) end
-    if mql and not disq then bump(keys, key, 5, sign) end
-    if disq then bump(keys, key, 6, sign) end
+    if open == 1 then bump(keys, key, 5, sign) end
+    if disq == 1 then bump(keys, key, 6, sign) end
   end
-  if st.conv then
-    local ttc = math.max(0, st.conv - c.ms) -- milliseconds: exact, and seconds on /metrics
-    key = day_key(floor(st.conv / DAY_MS))
-    bump(keys, key, D_PCUST, sign)
-    bump(keys, key, D_TTC_SUM, sign * ttc)
-    bump(keys, key, D_BUCKET0 + bucket_of(ttc) - 1, sign)
-    -- The conversion lag in whole days rounded up (converted within k x 24 h), slot k + 1
-    -- of the creation day's lag vector: the matured series and the alerts read it.
-    local lag = math.ceil(ttc / DAY_MS)
-    if lag <= max_lag then
-      bump(keys, day_key(day, lag_keys, LAG), lag + 1, sign)
+  if st.conv then conversion(keys, c, st.conv, sign) end
+  for _, d in pairs(st.deals) do deal(keys, d, sign) end
+end
+
+-- A lead whose creation stands (`st.c` is `before.c`): its tuple, day and cohorts stay,
+-- so only what moved is added: the same sums as `before` taken off and `st` added, in
+-- a few additions rather than two whole contributions.
+local function move(before, st)
+  local c = st.c
+  local keys, day = tuple_of(c).keys, floor(c.ms / DAY_MS)
+  local b2, b3, b4, b5, b6 = flags(before)
+  local a2, a3, a4, a5, a6 = flags(st)
+  if a4 ~= b4 then bump(keys, day_key(day), D_CCUST, a4 - b4) end
+  if a2 ~= b2 or a3 ~= b3 or a4 ~= b4 or a5 ~= b5 or a6 ~= b6 then
+    local cohorts = cohorts_of(day)
+    for k = 1, 2 do
+      local key = cohorts[k]
+      if a2 ~= b2 then bump(keys, key, 2, a2 - b2) end
+      if a3 ~= b3 then bump(keys, key, 3, a3 - b3) end
+      if a4 ~= b4 then bump(keys, key, 4, a4 - b4) end
+      if a5 ~= b5 then bump(keys, key, 5, a5 - b5) end
+      if a6 ~= b6 then bump(keys, key, 6, a6 - b6) end
     end
   end
-  for _, d in pairs(st.deals) do
-    key = day_key(floor(d[1] / DAY_MS))
-    if d[2] == 1 then
-      bump(keys, key, D_WON, sign)
-      bump(keys, key, D_CENTS, sign * d[3])
-    else
-      bump(keys, key, D_LOST, sign)
+  if before.conv ~= st.conv then
+    if before.conv then conversion(keys, c, before.conv, -1) end
+    if st.conv then conversion(keys, c, st.conv, 1) end
+  end
+  for id, d in pairs(st.deals) do -- deals are only ever added or replaced whole
+    local old = before.deals[id]
+    if old ~= d then
+      if old then deal(keys, old, -1) end
+      deal(keys, d, 1)
     end
   end
 end
@@ -350,8 +417,13 @@ end
 for id, entry in pairs(leads) do
   if entry.changed then
     local st = entry.st
-    contribute(entry.before, -1)
-    contribute(st, 1)
+    local before = entry.before
+    if before.c and before.c == st.c then
+      move(before, st)
+    else
+      contribute(before, -1)
+      contribute(st, 1)
+    end
     local fields = {'c' .. id, encode_core(st)}
     for deal, d in pairs(st.deals) do
       if d[5] then
@@ -364,7 +436,7 @@ for id, entry in pairs(leads) do
 end
 
 -- The counter fields of a tuple: `all|all`, then one per stored segment.
-for _, t in pairs(tuples) do
+for _, t in ipairs(all_tuples) do
   local fields = {'all|all'}
   for j = 1, nseg do fields[j + 1] = name_of(t.ids[j]) end
   for key, slots in pairs(t.keys) do
@@ -373,122 +445,4 @@ for _, t in pairs(tuples) do
   for i = 1, #fields do incr(SEGMENTS, fields[i], t.seg) end
 end
 
--- Stored vector plus delta, as stored: comma-separated, zero as '', trailing zeros
--- dropped; '' when everything cancelled out. Only the slots the delta moves are parsed
--- and formatted; the stored text between them is copied in runs (parsing and
--- formatting every slot was the largest cost of the whole script).
-local function merged(stored, delta)
-  local slots, k = {}, 0
-  for slot, v in pairs(delta) do
-    if v ~= 0 then k = k + 1; slots[k] = slot end
-  end
-  if k > 1 then table.sort(slots) end
-  stored = stored or ''
-  local n = #stored
-  -- Slot `cur` starts at byte `pos`; pos is false once past the last stored slot, and
-  -- then `have` slots are written. stored[copied..] is not yet copied out.
-  local pos, cur, have, copied = n > 0 and 1, 1, 0, 1
-  local out, o = {}, 0
-  for j = 1, k do
-    local t = slots[j]
-    while pos and cur < t do
-      local comma = find(stored, ',', pos, true)
-      pos, cur = comma and comma + 1, cur + 1
-    end
-    local v = delta[t]
-    if pos then
-      local comma = find(stored, ',', pos, true)
-      local stop = comma and comma - 1 or n
-      v = v + (tonumber(sub(stored, pos, stop)) or 0)
-      out[o + 1], o = sub(stored, copied, pos - 1), o + 1
-      copied = stop + 1
-    else
-      if have == 0 and n > 0 then have = cur - 1 end
-      out[o + 1], o = sub(stored, copied) .. string.rep(',', (have == 0) and t - 1 or t - have), o + 1
-      copied, have = n + 1, t
-    end
-    out[o + 1], o = (v ~= 0) and format('%d', v) or '', o + 1
-  end
-  out[o + 1] = sub(stored, copied)
-  local text = table.concat(out)
-  local top = #text
-  while top > 0 and byte(text, top) == 44 do top = top - 1 end -- 44: ','
-  return sub(text, 1, top)
-end
-
--- One HMGET and at most one HSET and one HDEL per hash, in chunks that stay well
--- inside Lua's limit on unpacked arguments.
-local CHUNK = 500
-for key, fields in pairs(vectors) do
-  local names = {}
-  for field, delta in pairs(fields) do
-    for _, v in pairs(delta) do
-      if v ~= 0 then names[#names + 1] = field; break end
-    end
-  end
-  for first = 1, #names, CHUNK do
-    local stop = math.min(first + CHUNK - 1, #names)
-    local stored = redis.call('HMGET', key, unpack(names, first, stop))
-    local sets, dels = {}, {}
-    for j = first, stop do
-      local value = merged(stored[j - first + 1], fields[names[j]])
-      if value == '' then
-        dels[#dels + 1] = names[j]
-      else
-        sets[#sets + 1] = names[j]; sets[#sets + 1] = value
-      end
-    end
-    if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
-    if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
-  end
-end
-
--- The calendar learns each new day once: one HMGET and one HSET per call rather than an
--- HSETNX per day, with HSETNX's meaning (a stored day keeps its labels).
-for first = 1, #new_days, CHUNK do
-  local stop = math.min(first + CHUNK - 1, #new_days)
-  local stored, sets = redis.call('HMGET', CALENDAR, unpack(new_days, first, stop)), {}
-  for j = first, stop do
-    if not stored[j - first + 1] then
-      local day = new_days[j]
-      sets[#sets + 1] = day; sets[#sets + 1] = labels[day][1] .. '|' .. labels[day][2]
-    end
-  end
-  if #sets > 0 then redis.call('HSET', CALENDAR, unpack(sets)) end
-end
-
-for key, fields in pairs(ints) do
-  for field, delta in pairs(fields) do
-    if delta ~= 0 then redis.call('HINCRBY', key, field, delta) end
-  end
-end
-
-for topic, ms in pairs(last) do
-  local field = 'last|' .. topic
-  local stored = tonumber(redis.call('HGET', HEALTH, field))
-  if not stored or ms > stored then redis.call('HSET', HEALTH, field, string.format('%d', ms)) end
-end
-
--- Retention: every call sweeps the next buckets of its shard (the cursor is `sweep` in the
--- health hash), buckets/1024 of them so a pass takes 1,024 calls whatever the shards,
--- deleting the leads whose last change is more than `retention` days old. Last, so a lead
--- this batch changed is never swept.
-local per_call = math.ceil(buckets / 1024)
-local cursor = redis.call('HINCRBY', HEALTH, 'sweep', per_call)
-for b = cursor - per_call + 1, cursor do
-  local swept = LEADS .. (b % buckets)
-  local flat, gone = redis.call('HGETALL', swept), {}
-  for j = 1, #flat, 2 do
-    local field, core = flat[j], flat[j + 1]
-    if string.sub(field, 1, 1) == 'c' and today - changed_on(core) > retention then
-      local id = string.sub(field, 2)
-      gone[#gone + 1] = field
-      for k = 1, cmsgpack.unpack(string.sub(core, 3))[4] do gone[#gone + 1] = deal_field(k, id) end
-    end
-  end
-  for first = 1, #gone, CHUNK do
-    redis.call('HDEL', swept, unpack(gone, first, math.min(first + CHUNK - 1, #gone)))
-  end
-end
-
-return {applied, duplicate}
+-- Continued in apply_writes.lua: the pending deltas written back, then the sweep.

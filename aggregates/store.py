@@ -82,8 +82,8 @@ class ApplyOutcome:
     refused: dict[TopicPartition, int] = field(default_factory=dict)
 
 
-def encode_event(event: Event, attribute_keys: Sequence[str], bucket: int) -> list[str | int]:
-    """The fields of one event of a lead in `bucket`, for apply.lua (its header is the format)."""
+def encode_event(event: Event, attribute_keys: Sequence[str], bucket: str) -> list[str | int]:
+    """The fields of one event of a lead in `bucket` (as text: the script makes a key of it), for apply.lua."""
     ms = event.occurred_ms
     kind = event.type
     if kind == "deal.created":
@@ -111,8 +111,9 @@ def utc_today() -> int:
     return epoch_day(time.time_ns() // 1_000_000)
 
 
-def _script(name: str) -> tuple[str, str]:
-    body = resources.files("aggregates").joinpath(name).read_text(encoding="utf-8")
+def _script(*names: str) -> tuple[str, str]:
+    """A script's body (its files, concatenated: one chunk, so locals carry over) and SHA1."""
+    body = "".join(resources.files("aggregates").joinpath(name).read_text(encoding="utf-8") for name in names)
     return body, hashlib.sha1(body.encode("utf-8")).hexdigest()
 
 
@@ -135,7 +136,7 @@ class StoreSteps:
     def __init__(self, settings: Settings) -> None:
         self.layout = KeyLayout.from_settings(settings)
         self._transient = TRANSIENT_ERRORS if settings.redis_cluster else CONNECTION_ERRORS
-        self._apply_body, self._apply_sha = _script("apply.lua")
+        self._apply_body, self._apply_sha = _script("apply.lua", "apply_writes.lua")
         self._offsets_body, self._offsets_sha = _script("offsets.lua")
         retention = str(settings.lead_retention_days)
         parts = [LEAD_PART, COHORT_PART, DAY_PART, SEGMENTS_NAME, NAMES_NAME, CALENDAR_NAME, LAG_PART]
@@ -153,7 +154,7 @@ class StoreSteps:
         per_shard: dict[int, list[str | int]] = {}
         for event in events:
             shard, bucket = layout.place(event.lead_id)
-            per_shard.setdefault(shard, []).extend(encode_event(event, keys, bucket))
+            per_shard.setdefault(shard, []).extend(encode_event(event, keys, str(bucket)))
         return EncodedBatch({shard: _PACK(fields) for shard, fields in per_shard.items()})
 
     def apply(

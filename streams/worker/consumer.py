@@ -56,6 +56,11 @@ COMMIT_INTERVAL_S: Final = 1.0
 #: The in-flight batch gets this long to finish on SIGTERM; cancelling it is safe
 #: (its offsets move only with it), so the worker is gone well within 30 s.
 STOP_TIMEOUT_S: Final = 10.0
+#: Event-loop turns given to a new batch's task before this loop reads on. Records
+#: already fetched come back from `getmany` without a turn of the loop, so without these
+#: the batch would reach Redis only when the loop next waits, after the next batch's
+#: decoding; a batch of ~0.5 MB may take the socket a few turns to write.
+SEND_TURNS: Final = 5
 
 
 def _tp(partition: KafkaPartition) -> TopicPartition:
@@ -200,6 +205,8 @@ class BatchConsumer(Service):
             await self.processor.send_rejects(batch)  # overlaps the previous batch's Redis trip
             await self._finish_inflight()
             self._inflight = asyncio.ensure_future(self.processor.apply(batch, encoded))
+            for _ in range(SEND_TURNS):  # the batch goes to Redis now, which works on it while this loop reads on
+                await asyncio.sleep(0)
             if now - committed_at >= COMMIT_INTERVAL_S:
                 await self._commit_hint(consumer)
                 committed_at = now
