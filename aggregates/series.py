@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain
 from operator import add
 from typing import Final, NamedTuple
 
@@ -160,7 +161,7 @@ def build_series(
         _matured_series(runs, segment, history, today, lengths, maturity_days)
         _check_series(runs, segment, CONVERSION, conversion_check(history, checked))
         _check_series(runs, segment, QUALITY, quality_check(history, checked))
-    return [series for key in sorted(runs) for series in runs[key]]
+    return list(chain.from_iterable(map(runs.__getitem__, sorted(runs))))
 
 
 def histories(raw: RawCounters, folds: Mapping[Segment, Segment]) -> dict[Segment, History]:
