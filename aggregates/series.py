@@ -131,7 +131,8 @@ def build_series(
     the runs are concatenated in key order.
     """
     # Only the segments that fold, each to its `other`: none in most pipelines.
-    folds = {segment: (segment[0], label) for segment, label in folding(raw.segment_leads, max_segments).items() if label != segment[1]}
+    labels = folding(raw.segment_leads, max_segments)
+    folds = {segment: (segment[0], label) for segment, label in labels.items() if label != segment[1]}
     runs: Runs = defaultdict(list)
     runs[("leadpulse_orphan_deals",)].append(Series("leadpulse_orphan_deals", {}, float(raw.orphans)))
     cohort_rows: list[tuple[dict[str, str], list[int]]] = []
