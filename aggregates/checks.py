@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
 from operator import add
 from typing import Final, NamedTuple
 
@@ -40,6 +40,8 @@ BASELINE_DAYS: Final = 83
 #: Lags (days to convert, rounded up) the expectation covers; later conversions count on
 #: neither side. 90 days hold the bulk of B2B sales cycles.
 MAX_LAG: Final = 90
+#: The lag slots the conversion check reads, 0 .. MAX_LAG.
+_LAGS: Final = range(MAX_LAG + 1)
 #: Quality check: the cohorts of the last 44 days (14 of them 30 days old or more, and
 #: the 30 younger ones at their age so far) against the 16 weeks of cohorts before them.
 #: The young cohorts carry a quality drop weeks before it has matured, so it is seen
@@ -121,16 +123,15 @@ def conversion_check(history: History, as_of_day: int) -> Check | None:
     baseline_start, recent_start, end = first_baseline - oldest, first_recent - oldest, as_of_day - oldest
     observed, baseline = [0] * (MAX_LAG + 1), [0] * (MAX_LAG + 1)
     for day, vector in history.lags.items():
-        for lag, customers in enumerate(vector[: MAX_LAG + 1]):
-            if customers:
-                converted = day + lag
-                if first_recent <= converted < as_of_day:
-                    observed[lag] += customers
-                elif first_baseline <= converted < first_recent:
-                    baseline[lag] += customers
+        for lag in compress(_LAGS, vector):  # the non-zero slots only: most are zeros
+            converted = day + lag
+            if first_recent <= converted < as_of_day:
+                observed[lag] += vector[lag]
+            elif first_baseline <= converted < first_recent:
+                baseline[lag] += vector[lag]
     seen = expected = estimate_variance = 0.0
     any_baseline = False
-    for lag in range(MAX_LAG + 1):
+    for lag in _LAGS:
         exposed = cumulative[recent_start - lag] - cumulative[baseline_start - lag]
         if not exposed:
             continue
@@ -160,19 +161,17 @@ def quality_check(history: History, as_of_day: int) -> Check | None:
     baseline_days = range(first - QUALITY_BASELINE_DAYS, first)
     baseline_leads = sum(map(history.leads.get, baseline_days, repeat(0)))
     baseline = [0] * (QUALITY_AGE + 1)
-    for day in baseline_days:
-        vector = history.lags.get(day)
-        if vector:
+    observed = 0
+    for day, vector in history.lags.items():  # only the days with customers, not every day of both spans
+        if first <= day < as_of_day:
+            observed += within(vector, min(as_of_day - 1 - day, QUALITY_AGE))
+        elif day in baseline_days and vector:
             vector = vector[: QUALITY_AGE + 1]
             baseline[: len(vector)] = map(add, baseline, vector)
-    # R(k), recent leads observed at lag k: cohorts first .. T-1-k, a running sum from the oldest.
-    exposed = [0] * (QUALITY_AGE + 1)
-    observed = seen = 0
-    for day in range(first, as_of_day):
-        age = min(as_of_day - 1 - day, QUALITY_AGE)
-        seen += history.leads.get(day, 0)
-        exposed[age] = seen  # the matured cohorts all land on lag 30, the last one with their total
-        observed += within(history.lags.get(day, ()), age)
+    # R(k), recent leads observed at lag k: the cohorts first .. T-1-k, i.e. the running sum of
+    # the recent days' leads read newest first (the 14 matured cohorts all land on lag 30).
+    running = list(accumulate(map(history.leads.get, range(first, as_of_day), repeat(0))))
+    seen, exposed = running[-1], running[::-1][: QUALITY_AGE + 1]
     if not baseline_leads or not seen:
         return None
     weights = [recent / baseline_leads for recent in exposed]

@@ -53,22 +53,22 @@ def matured(
     """Every (window, within) cell of one segment, from its day leads and lag vectors.
 
     `leads` and `lags` are keyed by epoch day of creation (missing days are zeros).
-    Cells are in (window, within) order.
+    Cells are in (within, window) order. A cell's leads are one subtraction of prefix
+    sums over days; its customers are summed over the segment's lag vectors, which exist
+    only for the days with customers (a few dozen), rather than over its up to 90 days:
+    nine cells for each of ~290 segments in the bench's biggest scrape.
     """
+    windows, ages = sorted(set(windows)), sorted(set(ages))
+    if not windows or not ages:
+        return []
+    oldest = as_of_day - ages[-1] - windows[-1]  # the oldest matured day of any cell
+    leads_before = [0, *accumulate(map(leads.get, range(oldest, as_of_day - ages[0]), repeat(0)))]
     cells = []
-    # Customers within k days of each day's leads, for every k at once: one prefix sum per
-    # day instead of a slice sum per day and age.
-    converted_by = {day: list(accumulate(vector)) for day, vector in lags.items() if vector}
-    for age in sorted(set(ages)):
-        converted = {day: sums[min(age, len(sums) - 1)] for day, sums in converted_by.items()}
-        for window in sorted(set(windows)):
+    for age in ages:
+        converted = [(day, within(vector, age)) for day, vector in lags.items()]
+        for window in windows:
             days = matured_days(as_of_day, window, age)
-            cells.append(
-                Matured(
-                    window,
-                    age,
-                    sum(map(leads.get, days, repeat(0))),  # map, not a generator: ~230 cells per scrape
-                    sum(map(converted.get, days, repeat(0))),
-                )
-            )
+            first, stop = days.start, days.stop
+            customers = sum([count for day, count in converted if first <= day < stop])
+            cells.append(Matured(window, age, leads_before[stop - oldest] - leads_before[first - oldest], customers))
     return cells

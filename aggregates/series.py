@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain
 from operator import add
 from typing import Final, NamedTuple
 
@@ -63,15 +64,20 @@ Runs = defaultdict[tuple[str, ...], list[Series]]
 #: `Series(...)` calls the named tuple's Python-level `__new__`; this is the C one it ends
 #: in, a third cheaper, for the ~50,000 series of a big scrape.
 _new: Final = tuple.__new__
-#: The runs of the cohort series (`_cohort_series`), built once.
-_COHORT_LEADS: Final = ("leadpulse_cohort_leads",)
-_COHORT_QUALIFIED: Final = ("leadpulse_cohort_qualified_leads",)
-_COHORT_DISQUALIFIED: Final = ("leadpulse_cohort_disqualified_leads",)
-_COHORT_CUSTOMERS: Final = ("leadpulse_cohort_customers",)
+#: The runs of the cohort series (`_cohort_series`), built once, with the vector slots they read.
+_COHORT_COUNTS: Final = (
+    (("leadpulse_cohort_leads",), k.COHORT_LEADS),
+    (("leadpulse_cohort_qualified_leads",), k.COHORT_QUALIFIED),
+    (("leadpulse_cohort_disqualified_leads",), k.COHORT_DISQUALIFIED),
+    (("leadpulse_cohort_customers",), k.COHORT_CUSTOMERS),
+)
+_COHORT_RATIOS: Final = (  # (run, numerator slot, denominator slot)
+    (("leadpulse_cohort_conversion_ratio",), k.COHORT_CUSTOMERS, k.COHORT_LEADS),
+    (("leadpulse_cohort_qualified_conversion_ratio",), k.COHORT_CUSTOMERS, k.COHORT_QUALIFIED),
+    (("leadpulse_cohort_leads_per_customer",), k.COHORT_LEADS, k.COHORT_CUSTOMERS),
+)
 _COHORT_STAGES: Final = ("leadpulse_cohort_stage_leads",)
-_COHORT_CONVERSION: Final = ("leadpulse_cohort_conversion_ratio",)
-_COHORT_QUALIFIED_CONVERSION: Final = ("leadpulse_cohort_qualified_conversion_ratio",)
-_COHORT_PER_CUSTOMER: Final = ("leadpulse_cohort_leads_per_customer",)
+_STAGE_SLOTS: Final = (("customer", k.COHORT_CUSTOMERS), ("mql", k.COHORT_MQL), ("sql", k.COHORT_SQL))  # label order
 
 
 @dataclass(slots=True)
@@ -124,14 +130,20 @@ def build_series(
     sort before the row's own (`basis`; `dimension` and `le` of histogram buckets), and
     the runs are concatenated in key order.
     """
+    # Only the segments that fold, each to its `other`: none in most pipelines.
     labels = folding(raw.segment_leads, max_segments)
+    folds = {segment: (segment[0], label) for segment, label in labels.items() if label != segment[1]}
     runs: Runs = defaultdict(list)
     runs[("leadpulse_orphan_deals",)].append(Series("leadpulse_orphan_deals", {}, float(raw.orphans)))
+    cohort_rows: list[tuple[dict[str, str], list[int]]] = []
     for cohort, period in sorted((label, period) for period, label in published_cohorts(as_of)):
         folded: Vectors = {}
-        _fold(raw.cohorts.get(cohort, {}), labels, folded)
-        for segment in sorted(folded):
-            _cohort_series(runs, period, cohort, segment, folded[segment])
+        _fold(raw.cohorts.get(cohort, {}), folds, folded)
+        for (dimension, value), vector in sorted(folded.items()):
+            if vector and vector[k.COHORT_LEADS] > 0:
+                row = {"dimension": dimension, "segment": value, "period": period, "cohort": cohort}
+                cohort_rows.append((row, _padded(vector, k.COHORT_SLOTS)))
+    _cohort_series(runs, cohort_rows)
     lengths = sorted(set(window_days))
     newest_first = list(reversed(window_day_range(as_of, lengths[-1] if lengths else 0)))
     rows: list[tuple[Segment, str, list[int]]] = []
@@ -139,45 +151,45 @@ def build_series(
     covered = 0
     for length in lengths:  # each window is the shorter one plus its older days
         for day in newest_first[covered:length]:
-            _fold(raw.days.get(day, {}), labels, summed)
+            _fold(raw.days.get(day, {}), folds, summed)
         covered = length
         rows += [(segment, f"{length}d", list(vector)) for segment, vector in summed.items()]
     for segment, window, vector in sorted(rows, key=lambda row: (row[0], row[1])):
         _window_series(runs, window, segment, vector)
     today = day_number(as_of)
     checked = today if fresh_day is None else min(today, fresh_day)
-    for segment, history in sorted(histories(raw, labels).items()):
+    for segment, history in sorted(histories(raw, folds).items()):
         _matured_series(runs, segment, history, today, lengths, maturity_days)
         _check_series(runs, segment, CONVERSION, conversion_check(history, checked))
         _check_series(runs, segment, QUALITY, quality_check(history, checked))
-    return [series for key in sorted(runs) for series in runs[key]]
+    return list(chain.from_iterable(map(runs.__getitem__, sorted(runs))))
 
 
-def histories(raw: RawCounters, labels: Mapping[Segment, str]) -> dict[Segment, History]:
+def histories(raw: RawCounters, folds: Mapping[Segment, Segment]) -> dict[Segment, History]:
     """Each folded segment's leads by creation day and lag vectors, for matured series and checks."""
-    identity = all(label == segment[1] for segment, label in labels.items())
     leads: dict[Segment, dict[int, int]] = {}
     for day, vectors in raw.days.items():
-        for segment, vector in (vectors if identity else _folded(vectors, labels)).items():
+        for segment, vector in (_folded(vectors, folds) if folds else vectors).items():
             if vector and vector[k.DAY_LEADS]:
                 leads.setdefault(segment, {})[day] = vector[k.DAY_LEADS]
     lags: dict[Segment, dict[int, Sequence[int]]] = {}
     for day, vectors in raw.lags.items():
-        for segment, vector in (vectors if identity else _folded(vectors, labels)).items():
+        for segment, vector in (_folded(vectors, folds) if folds else vectors).items():
             lags.setdefault(segment, {})[day] = vector
     return {segment: History(leads.get(segment, {}), lags.get(segment, {})) for segment in leads.keys() | lags.keys()}
 
 
-def _folded(vectors: Mapping[Segment, Sequence[int]], labels: Mapping[Segment, str]) -> Vectors:
+def _folded(vectors: Mapping[Segment, Sequence[int]], folds: Mapping[Segment, Segment]) -> Vectors:
     folded: Vectors = {}
-    _fold(vectors, labels, folded)
+    _fold(vectors, folds, folded)
     return folded
 
 
-def _fold(vectors: Mapping[Segment, Sequence[int]], labels: Mapping[Segment, str], into: Vectors) -> None:
-    """Add `vectors` into `into` under their folded segments; stored vectors differ in length."""
+def _fold(vectors: Mapping[Segment, Sequence[int]], folds: Mapping[Segment, Segment], into: Vectors) -> None:
+    """Add `vectors` into `into` under their folded segments (`folds`: those that fold, to
+    their `other`); stored vectors differ in length."""
     for segment, vector in vectors.items():
-        key = (segment[0], labels.get(segment, segment[1]))
+        key = folds.get(segment, segment)
         current = into.get(key)
         if current is None:
             into[key] = list(vector)
@@ -221,26 +233,19 @@ def _emit(runs: Runs, key: tuple[str, ...], labels: dict[str, str], value: float
     runs[key].append(_new(Series, (key[0], labels, float(value))))
 
 
-def _cohort_series(runs: Runs, period: str, cohort: str, segment: Segment, vector: Sequence[int]) -> None:
-    """A cohort row's series: two thirds of a big scrape's, so appended without a call each."""
-    leads, mql, sql, customers, qualified, disqualified = _padded(vector, k.COHORT_SLOTS)
-    if leads <= 0:
-        return
-    base = {"dimension": segment[0], "segment": segment[1], "period": period, "cohort": cohort}
-    for key, value in (
-        (_COHORT_LEADS, leads),
-        (_COHORT_QUALIFIED, qualified),
-        (_COHORT_DISQUALIFIED, disqualified),
-        (_COHORT_CUSTOMERS, customers),
-        (_COHORT_CONVERSION, ratio(customers, leads)),
-        (_COHORT_QUALIFIED_CONVERSION, ratio(customers, qualified)),
-        (_COHORT_PER_CUSTOMER, ratio(leads, customers)),
-    ):
-        if value is not None:
-            runs[key].append(_new(Series, (key[0], base, float(value))))
-    stages = runs[_COHORT_STAGES]
-    for stage, value in (("customer", customers), ("mql", mql), ("sql", sql)):  # stage is the last label
-        stages.append(_new(Series, (_COHORT_STAGES[0], {**base, "stage": stage}, float(value))))
+def _cohort_series(runs: Runs, rows: Sequence[tuple[dict[str, str], Sequence[int]]]) -> None:
+    """The series of the cohort rows (labels, full vector), two thirds of a big scrape's: a
+    gauge's whole run at a time, without a call per series."""
+    for key, slot in _COHORT_COUNTS:
+        runs[key] += [_new(Series, (key[0], labels, float(v[slot]))) for labels, v in rows]
+    for key, numerator, denominator in _COHORT_RATIOS:  # no ratio over a zero (rules.ratio)
+        runs[key] += [_new(Series, (key[0], labels, v[numerator] / v[denominator])) for labels, v in rows if v[denominator]]
+    name = _COHORT_STAGES[0]
+    runs[_COHORT_STAGES] += [
+        _new(Series, (name, {**labels, "stage": stage}, float(v[slot])))
+        for labels, v in rows
+        for stage, slot in _STAGE_SLOTS  # stage is the last label
+    ]
 
 
 def _window_series(runs: Runs, window: str, segment: Segment, vector: Sequence[int]) -> None:
