@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import http.server
 import io
-import os
 import re
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -30,6 +26,7 @@ from streams.demo.view import Context, Sample, Timeline, render, segment_stats, 
 from streams.settings import Settings
 from streams.demo.simulation import SOURCES
 from tests import REPO
+from tests.streams.demo.runs import DemoProcess, run_demo
 
 RULES = REPO / "deploy" / "prometheus" / "rules"
 PAID = {"dimension": "source", "segment": "paid_search"}
@@ -210,87 +207,6 @@ def test_fast_alerts_leave_a_prometheus_they_did_not_start_alone(prometheus_home
 # --- real runs ------------------------------------------------------------------------
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    """A finished `leadpulse demo` on a stack of its own."""
-
-    done: subprocess.CompletedProcess[str]
-    service_ports: dict[str, int]
-
-    def rows(self) -> dict[str, tuple[int, float, float, float]]:
-        """source -> (leads 90d, rate 90d, won 7d, expected) from the summary table (NaN for a dash)."""
-        pattern = r"^(\w+)\s+([\d,]+)\s+[\d,]+\s+([\d.]+)%\s+\d+:1\s+(?:[\d.]+%|–)\s+([\d,]+|–)\s+([\d,]+|–)$"
-        rows = re.findall(pattern, self.done.stdout, re.M)
-
-        def count(text: str) -> float:
-            return float("nan") if text == "–" else float(text.replace(",", ""))
-
-        return {name: (int(n.replace(",", "")), float(rate), count(won), count(expected)) for name, n, rate, won, expected in rows}
-
-    def pipeline(self) -> tuple[int, int, int]:
-        """(applied, duplicates, rejected) from the summary."""
-        found = re.search(
-            r"Pipeline: ([\d,]+) events applied, ([\d,]+) duplicates, ([\d,]+) rejected", self.done.stdout
-        )
-        assert found, self.done.stdout
-        applied, duplicates, rejected = (int(n.replace(",", "")) for n in found.groups())
-        return applied, duplicates, rejected
-
-    def still_answering(self) -> list[str]:
-        """Services of its stack that still accept connections."""
-        answering = []
-        for name, port in self.service_ports.items():
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    answering.append(name)
-        return answering
-
-
-def run_demo(home: Path, *args: str, timeout: float) -> DemoRun:
-    """`leadpulse demo ARGS` with LEADPULSE_* of a stack no other test or demo uses."""
-    kafka, controller, redis_port, prometheus, alertmanager, exporter, webhook = free_ports(7)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LEADPULSE_") or k == "LEADPULSE_KAFKA_LIBS"},
-        "LEADPULSE_HOME": str(home),
-        "LEADPULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
-        "LEADPULSE_KAFKA_CONTROLLER_PORT": str(controller),
-        "LEADPULSE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "LEADPULSE_PROMETHEUS_PORT": str(prometheus),
-        "LEADPULSE_ALERTMANAGER_PORT": str(alertmanager),
-        "LEADPULSE_EXPORTER_PORT": str(exporter),
-        "LEADPULSE_ALERT_WEBHOOK_URL": f"http://127.0.0.1:{webhook}/alerts",
-    }
-    command = [sys.executable, "-m", "streams.cli", "demo", *args]
-    with subprocess.Popen(
-        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as demo:
-        try:
-            stdout, stderr = demo.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            demo.terminate()  # SIGTERM: the demo stops what it started, which SIGKILL would strand
-            stdout, stderr = demo.communicate(timeout=60)
-            pytest.fail(f"the demo outlived {timeout} s:\n{stdout}\n{stderr}")
-    done = subprocess.CompletedProcess(command, demo.returncode, stdout, stderr)
-    ports = {
-        "kafka": kafka,
-        "redis": redis_port,
-        "prometheus": prometheus,
-        "alertmanager": alertmanager,
-        "exporter": exporter,
-    }
-    return DemoRun(done, ports)
-
-
 @pytest.mark.integration
 def test_an_unattended_demo_feeds_the_pipeline_reports_every_source_and_stops_what_it_started(tmp_path: Path) -> None:
     home, picture = tmp_path / "home", tmp_path / "view.svg"
@@ -319,8 +235,8 @@ def test_an_unattended_demo_feeds_the_pipeline_reports_every_source_and_stops_wh
 
 @pytest.mark.integration
 @pytest.mark.timeout(480)
-def test_the_five_minute_demo_makes_lead_conversion_drop_fire_for_paid_search(tmp_path: Path) -> None:
-    run = run_demo(tmp_path / "home", "--duration", "300", timeout=400)
+def test_the_five_minute_demo_makes_lead_conversion_drop_fire_for_paid_search(five_minute_demo: DemoProcess) -> None:
+    run = five_minute_demo.finish(timeout=400)
     assert run.done.returncode == 0, run.done.stdout + run.done.stderr
     assert "LeadConversionDrop source=paid_search" in run.done.stdout.split("Alerts that fired:")[1]
     _, _, won, expected = run.rows()["paid_search"]
