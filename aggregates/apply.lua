@@ -122,39 +122,22 @@ local function deal_field(i, id) return 'd' .. i .. '|' .. id end
 
 local function changed_on(core) return string.byte(core, 1) * 256 + string.byte(core, 2) end
 
--- `core`: the unpacked msgpack of the core (or nil); `deals`: its unpacked deals.
--- Deals are {ms, won, cents, index, dirty}, keyed by deal id.
-local function decode(core, deals)
-  local st = {q = 0, dq = 0, conv = false, nd = 0, deals = {}, c = false}
-  if not core then return st end
-  st.q, st.dq, st.conv, st.nd = core[1], core[2], core[3], core[4]
-  for i, d in ipairs(deals) do st.deals[d[1]] = {d[2], d[3], d[4], i, false} end
-  if core[5] then
-    local ids = {}
-    for j = 1, nseg do ids[j] = core[6 + j] end
-    st.c = {ms = core[5], eid = core[6], ids = ids}
-  end
-  return st
-end
-
+-- A lead's state in this script is the stored core's own array, unpacked:
+--   {q, dq, conv|false, deal count[, created ms, event_id, segment name id...]}
+-- so it is stored again as it is (no tables to build or take apart per lead); its deals
+-- are a map of deal id to {ms, won, cents, index, dirty}. `before` is the array as
+-- loaded; events change a copy, and the deal map only once a deal event comes.
+local CORE_MS, CORE_EID = 5, 6 -- the creation's slots; segment ids follow
+local NEW_LEAD = {0, 0, false, 0}
 local CHANGED_TODAY = string.char(floor(today / 256), today % 256)
 
-local function encode_core(st)
-  local a = {st.q, st.dq, st.conv, st.nd}
-  local c = st.c
-  if c then
-    a[5], a[6] = c.ms, c.eid
-    for j = 1, nseg do a[6 + j] = c.ids[j] end
-  end
-  return CHANGED_TODAY .. cmsgpack.pack(a)
-end
+local function encode_core(st) return CHANGED_TODAY .. cmsgpack.pack(st) end
 
--- A state events may change without touching `before`: events replace `c` and deal
--- entries whole and never modify them in place, so copying the deal table suffices.
-local function copy(st)
+local function own_deals(entry)
   local deals = {}
-  for id, d in pairs(st.deals) do deals[id] = d end
-  return {q = st.q, dq = st.dq, conv = st.conv, nd = st.nd, deals = deals, c = st.c}
+  for id, d in pairs(entry.bdeals) do deals[id] = d end
+  entry.deals, entry.own = deals, true
+  return deals
 end
 
 -- Pending counter deltas of this call: vectors[key][field][slot], ints[key][field].
@@ -202,24 +185,25 @@ local function bump(keys, key, slot, v)
   vec[slot] = (vec[slot] or 0) + v
 end
 
--- The tuple of a creation's segment ids, found through one nested table per id: a
--- string key of the ids would format each number (printf) for every lead.
-local function tuple_of(c)
-  local t = c.tuple -- a cache on `c`, which events replace whole and never modify
-  if t then return t end
-  local ids, level = c.ids, tuples
-  for j = 1, nseg - 1 do
-    local next_level = level[ids[j]]
-    if not next_level then next_level = {}; level[ids[j]] = next_level end
+-- The tuple of a state's segment ids, found through one nested table per id: a string
+-- key of the ids would format each number (printf) for every lead.
+local function tuple_of(st)
+  local level = tuples
+  for j = CORE_EID + 1, CORE_EID + nseg - 1 do
+    local id = st[j]
+    local next_level = level[id]
+    if not next_level then next_level = {}; level[id] = next_level end
     level = next_level
   end
-  t = level[ids[nseg]]
+  local last_id = st[CORE_EID + nseg]
+  local t = level[last_id]
   if not t then
+    local ids = {}
+    for j = 1, nseg do ids[j] = st[CORE_EID + j] end
     t = {ids = ids, seg = 0, keys = {}}
-    level[ids[nseg]] = t
+    level[last_id] = t
     all_tuples[#all_tuples + 1] = t
   end
-  c.tuple = t
   return t
 end
 
@@ -233,17 +217,17 @@ local function cohorts_of(day)
   return cohorts
 end
 
--- A lead's cohort slots 2-6 (mql, sql, customer, open, disqualified), each 1 or 0;
+-- A state's cohort slots 2-6 (mql, sql, customer, open, disqualified), each 1 or 0;
 -- slot 1 (leads) is always 1.
 local function flags(st)
-  local cust = st.conv and 1 or 0
-  local mql = (st.q >= 1 or cust == 1) and 1 or 0
-  local disq = (st.dq == 1 and cust == 0) and 1 or 0
-  return mql, (st.q >= 2 or cust == 1) and 1 or 0, cust, (mql == 1 and disq == 0) and 1 or 0, disq
+  local q, cust = st[1], st[3] and 1 or 0
+  local mql = (q >= 1 or cust == 1) and 1 or 0
+  local disq = (st[2] == 1 and cust == 0) and 1 or 0
+  return mql, (q >= 2 or cust == 1) and 1 or 0, cust, (mql == 1 and disq == 0) and 1 or 0, disq
 end
 
-local function conversion(keys, c, conv, sign)
-  local ttc = math.max(0, conv - c.ms) -- milliseconds: exact, and seconds on /metrics
+local function conversion(keys, created, conv, sign)
+  local ttc = math.max(0, conv - created) -- milliseconds: exact, and seconds on /metrics
   local key = day_key(floor(conv / DAY_MS))
   bump(keys, key, D_PCUST, sign)
   bump(keys, key, D_TTC_SUM, sign * ttc)
@@ -252,7 +236,7 @@ local function conversion(keys, c, conv, sign)
   -- of the creation day's lag vector: the matured series and the alerts read it.
   local lag = math.ceil(ttc / DAY_MS)
   if lag <= max_lag then
-    bump(keys, day_key(floor(c.ms / DAY_MS), lag_keys, LAG), lag + 1, sign)
+    bump(keys, day_key(floor(created / DAY_MS), lag_keys, LAG), lag + 1, sign)
   end
 end
 
@@ -268,15 +252,15 @@ end
 
 -- Add `sign` times a lead's contribution (the same for each of its segments) to its tuple.
 -- Added straight into the tuple's sums: no table per contribution.
-local function contribute(st, sign)
-  local c = st.c
-  if not c then
-    incr(HEALTH, 'orphans', sign * st.nd)
+local function contribute(st, deals, sign)
+  local created = st[CORE_MS]
+  if not created then
+    incr(HEALTH, 'orphans', sign * st[4])
     return
   end
-  local t = tuple_of(c)
+  local t = tuple_of(st)
   t.seg = t.seg + sign
-  local keys, day = t.keys, floor(c.ms / DAY_MS)
+  local keys, day = t.keys, floor(created / DAY_MS)
   local mql, sql, cust, open, disq = flags(st)
   local key = day_key(day)
   bump(keys, key, D_LEADS, sign)
@@ -291,16 +275,17 @@ local function contribute(st, sign)
     if open == 1 then bump(keys, key, 5, sign) end
     if disq == 1 then bump(keys, key, 6, sign) end
   end
-  if st.conv then conversion(keys, c, st.conv, sign) end
-  for _, d in pairs(st.deals) do deal(keys, d, sign) end
+  if st[3] then conversion(keys, created, st[3], sign) end
+  for _, d in pairs(deals) do deal(keys, d, sign) end
 end
 
--- A lead whose creation stands (`st.c` is `before.c`): its tuple, day and cohorts stay,
--- so only what moved is added: the same sums as `before` taken off and `st` added, in
--- a few additions rather than two whole contributions.
-local function move(before, st)
-  local c = st.c
-  local keys, day = tuple_of(c).keys, floor(c.ms / DAY_MS)
+-- A lead whose creation stands (no event of this call replaced it): its tuple, day and
+-- cohorts stay, so only what moved is added: the same sums as `before` taken off and
+-- `st` added, in a few additions rather than two whole contributions.
+local function move(entry)
+  local before, st = entry.before, entry.st
+  local created = st[CORE_MS]
+  local keys, day = tuple_of(st).keys, floor(created / DAY_MS)
   local b2, b3, b4, b5, b6 = flags(before)
   local a2, a3, a4, a5, a6 = flags(st)
   if a4 ~= b4 then bump(keys, day_key(day), D_CCUST, a4 - b4) end
@@ -315,15 +300,18 @@ local function move(before, st)
       if a6 ~= b6 then bump(keys, key, 6, a6 - b6) end
     end
   end
-  if before.conv ~= st.conv then
-    if before.conv then conversion(keys, c, before.conv, -1) end
-    if st.conv then conversion(keys, c, st.conv, 1) end
+  if before[3] ~= st[3] then
+    if before[3] then conversion(keys, created, before[3], -1) end
+    if st[3] then conversion(keys, created, st[3], 1) end
   end
-  for id, d in pairs(st.deals) do -- deals are only ever added or replaced whole
-    local old = before.deals[id]
-    if old ~= d then
-      if old then deal(keys, old, -1) end
-      deal(keys, d, 1)
+  if entry.own then -- deals are only ever added or replaced whole
+    local old_deals = entry.bdeals
+    for id, d in pairs(entry.deals) do
+      local old = old_deals[id]
+      if old ~= d then
+        if old then deal(keys, old, -1) end
+        deal(keys, d, 1)
+      end
     end
   end
 end
@@ -332,18 +320,21 @@ local leads = {}
 local function lead(bucket, id)
   local entry = leads[id]
   if not entry then
-    local key = LEADS .. bucket
-    local raw, core, deals = redis.call('HGET', key, 'c' .. id), nil, {}
+    local key, field = LEADS .. bucket, 'c' .. id
+    local raw, core, deals = redis.call('HGET', key, field), NEW_LEAD, {}
     if raw then
       core = cmsgpack.unpack(string.sub(raw, 3))
       if core[4] > 0 then
         local fields = {}
         for i = 1, core[4] do fields[i] = deal_field(i, id) end
-        for i, packed in ipairs(redis.call('HMGET', key, unpack(fields))) do deals[i] = cmsgpack.unpack(packed) end
+        for i, packed in ipairs(redis.call('HMGET', key, unpack(fields))) do
+          local d = cmsgpack.unpack(packed)
+          deals[d[1]] = {d[2], d[3], d[4], i, false}
+        end
       end
     end
-    local before = decode(core, deals)
-    entry = {key = key, before = before, st = copy(before), changed = false}
+    entry = {key = key, field = field, before = core, st = {unpack(core)}, bdeals = deals, deals = deals,
+      own = false, created = false, changed = false}
     leads[id] = entry
   end
   return entry
@@ -364,11 +355,12 @@ while i <= n do
     local st = entry.st
     ms = E[i + 3]
     if code == 'c' then
-      local eid, c = E[i + 4], st.c
-      if not c or ms < c.ms or (ms == c.ms and less(eid, sent_id(c.eid))) then
-        local ids, day = {}, floor(ms / DAY_MS)
-        for j = 1, nseg do ids[j] = intern(dims[j + 1] .. '|' .. E[i + 6 + j]) end
-        st.c, changed = {ms = ms, eid = stored_id(eid), ids = ids}, true
+      local eid, created = E[i + 4], st[CORE_MS]
+      if not created or ms < created or (ms == created and less(eid, sent_id(st[CORE_EID]))) then
+        local day = floor(ms / DAY_MS)
+        st[CORE_MS], st[CORE_EID] = ms, stored_id(eid)
+        for j = 1, nseg do st[CORE_EID + j] = intern(dims[j + 1] .. '|' .. E[i + 6 + j]) end
+        entry.created, changed = true, true
         if not labels[day] then
           labels[day] = {E[i + 5], E[i + 6]}
           new_days[#new_days + 1] = day
@@ -377,20 +369,21 @@ while i <= n do
       i = i + 7 + nseg
     elseif code == 'q' then
       local q = E[i + 4]
-      if q > st.q then st.q, changed = q, true end
+      if q > st[1] then st[1], changed = q, true end
       i = i + 5
     elseif code == 'x' then
-      if st.dq == 0 then st.dq, changed = 1, true end
+      if st[2] == 0 then st[2], changed = 1, true end
       i = i + 4
     else -- 'w' or 'l'
       local deal, won = E[i + 4], (code == 'w') and 1 or 0
       local cents = (won == 1) and E[i + 5] or 0
-      if won == 1 and (not st.conv or ms < st.conv) then st.conv, changed = ms, true end
-      local d = st.deals[deal]
+      if won == 1 and (not st[3] or ms < st[3]) then st[3], changed = ms, true end
+      local d = entry.deals[deal]
       if not d or ms > d[1] or (ms == d[1] and (won > d[2] or (won == d[2] and cents > d[3]))) then
         local index = d and d[4]
-        if not index then st.nd = st.nd + 1; index = st.nd end
-        st.deals[deal], changed = {ms, won, cents, index, true}, true
+        if not index then st[4] = st[4] + 1; index = st[4] end
+        local deals = entry.own and entry.deals or own_deals(entry)
+        deals[deal], changed = {ms, won, cents, index, true}, true
       end
       i = i + 5 + won
     end
@@ -417,15 +410,14 @@ end
 for id, entry in pairs(leads) do
   if entry.changed then
     local st = entry.st
-    local before = entry.before
-    if before.c and before.c == st.c then
-      move(before, st)
+    if entry.before[CORE_MS] and not entry.created then
+      move(entry)
     else
-      contribute(before, -1)
-      contribute(st, 1)
+      contribute(entry.before, entry.bdeals, -1)
+      contribute(st, entry.deals, 1)
     end
-    local fields = {'c' .. id, encode_core(st)}
-    for deal, d in pairs(st.deals) do
+    local fields = {entry.field, encode_core(st)}
+    for deal, d in pairs(entry.deals) do
       if d[5] then
         fields[#fields + 1] = deal_field(d[4], id)
         fields[#fields + 1] = cmsgpack.pack({deal, d[1], d[2], d[3]})
