@@ -128,7 +128,7 @@ local function changed_on(core) return string.byte(core, 1) * 256 + string.byte(
 -- are a map of deal id to {ms, won, cents, index, dirty}. `before` is the array as
 -- loaded; events change a copy, and the deal map only once a deal event comes.
 local CORE_MS, CORE_EID = 5, 6 -- the creation's slots; segment ids follow
-local NEW_LEAD = {0, 0, false, 0}
+local NEW_LEAD, NO_DEALS = {0, 0, false, 0}, {} -- shared, never written: changes go to copies
 local CHANGED_TODAY = string.char(floor(today / 256), today % 256)
 
 local function encode_core(st) return CHANGED_TODAY .. cmsgpack.pack(st) end
@@ -321,11 +321,12 @@ local function lead(bucket, id)
   local entry = leads[id]
   if not entry then
     local key, field = LEADS .. bucket, 'c' .. id
-    local raw, core, deals = redis.call('HGET', key, field), NEW_LEAD, {}
+    local raw, core, deals = redis.call('HGET', key, field), NEW_LEAD, NO_DEALS
     if raw then
-      core = cmsgpack.unpack(string.sub(raw, 3))
+      core = select(2, cmsgpack.unpack_one(raw, 2)) -- after the 2-byte day, without a copy
       if core[4] > 0 then
         local fields = {}
+        deals = {}
         for i = 1, core[4] do fields[i] = deal_field(i, id) end
         for i, packed in ipairs(redis.call('HMGET', key, unpack(fields))) do
           local d = cmsgpack.unpack(packed)
@@ -416,14 +417,18 @@ for id, entry in pairs(leads) do
       contribute(entry.before, entry.bdeals, -1)
       contribute(st, entry.deals, 1)
     end
-    local fields = {entry.field, encode_core(st)}
-    for deal, d in pairs(entry.deals) do
-      if d[5] then
-        fields[#fields + 1] = deal_field(d[4], id)
-        fields[#fields + 1] = cmsgpack.pack({deal, d[1], d[2], d[3]})
+    if entry.own then -- new or changed deals go with the core
+      local fields = {entry.field, encode_core(st)}
+      for deal, d in pairs(entry.deals) do
+        if d[5] then
+          fields[#fields + 1] = deal_field(d[4], id)
+          fields[#fields + 1] = cmsgpack.pack({deal, d[1], d[2], d[3]})
+        end
       end
+      redis.call('HSET', entry.key, unpack(fields))
+    else
+      redis.call('HSET', entry.key, entry.field, encode_core(st))
     end
-    redis.call('HSET', entry.key, unpack(fields))
   end
 end
 
