@@ -126,7 +126,8 @@ local function changed_on(core) return string.byte(core, 1) * 256 + string.byte(
 --   {q, dq, conv|false, deal count[, created ms, event_id, segment name id...]}
 -- so it is stored again as it is (no tables to build or take apart per lead); its deals
 -- are a map of deal id to {ms, won, cents, index, dirty}. `before` is the array as
--- loaded; events change a copy, and the deal map only once a deal event comes.
+-- loaded; events change a copy, and the deal map only once a deal event comes
+-- (`entry.deals` is `entry.bdeals` until then).
 local CORE_MS, CORE_EID = 5, 6 -- the creation's slots; segment ids follow
 local NEW_LEAD, NO_DEALS = {0, 0, false, 0}, {} -- shared, never written: changes go to copies
 local CHANGED_TODAY = string.char(floor(today / 256), today % 256)
@@ -136,7 +137,7 @@ local function encode_core(st) return CHANGED_TODAY .. cmsgpack.pack(st) end
 local function own_deals(entry)
   local deals = {}
   for id, d in pairs(entry.bdeals) do deals[id] = d end
-  entry.deals, entry.own = deals, true
+  entry.deals = deals
   return deals
 end
 
@@ -304,7 +305,7 @@ local function move(entry)
     if before[3] then conversion(keys, created, before[3], -1) end
     if st[3] then conversion(keys, created, st[3], 1) end
   end
-  if entry.own then -- deals are only ever added or replaced whole
+  if entry.deals ~= entry.bdeals then -- a deal event came; deals are only ever added or replaced whole
     local old_deals = entry.bdeals
     for id, d in pairs(entry.deals) do
       local old = old_deals[id]
@@ -335,7 +336,7 @@ local function lead(bucket, id)
       end
     end
     entry = {key = key, field = field, before = core, st = {unpack(core)}, bdeals = deals, deals = deals,
-      own = false, created = false, changed = false}
+      created = false, changed = false}
     leads[id] = entry
   end
   return entry
@@ -383,7 +384,8 @@ while i <= n do
       if not d or ms > d[1] or (ms == d[1] and (won > d[2] or (won == d[2] and cents > d[3]))) then
         local index = d and d[4]
         if not index then st[4] = st[4] + 1; index = st[4] end
-        local deals = entry.own and entry.deals or own_deals(entry)
+        local deals = entry.deals
+        if deals == entry.bdeals then deals = own_deals(entry) end
         deals[deal], changed = {ms, won, cents, index, true}, true
       end
       i = i + 5 + won
@@ -417,7 +419,7 @@ for id, entry in pairs(leads) do
       contribute(entry.before, entry.bdeals, -1)
       contribute(st, entry.deals, 1)
     end
-    if entry.own then -- new or changed deals go with the core
+    if entry.deals ~= entry.bdeals then -- new or changed deals go with the core
       local fields = {entry.field, encode_core(st)}
       for deal, d in pairs(entry.deals) do
         if d[5] then
