@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +19,7 @@ from aggregates import store as store_module
 from aggregates.errors import LayoutMismatch, ReshardingInProgress
 from aggregates.keys import CLUSTER_SHARDS, KeyLayout
 from aggregates.read import Series, read_health, read_series
-from aggregates.store import MAX_AMOUNT_CENTS, AggregateStore, AsyncAggregateStore
+from aggregates.store import MAX_AMOUNT_CENTS, AggregateStore, AsyncAggregateStore, stored_event_id
 from streams.events import Event
 from streams.positions import OffsetAdvance
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
@@ -233,3 +235,44 @@ def test_a_lead_lands_in_a_bucket_of_its_shard_and_the_buckets_keep_their_total(
     shard, bucket = layout.place(lead)
     assert 0 <= shard < shards and 0 <= bucket < layout.buckets
     assert layout.buckets == max(1024, 16384 // shards)
+
+
+
+def canonical_uuid(event_id: str) -> bool:
+    """The oracle: the id is a UUID written the way `str(UUID)` writes it (lowercase, dashed)."""
+    try:
+        return str(uuid.UUID(event_id)) == event_id
+    except ValueError:
+        return False
+
+
+CANONICAL_UUIDS = st.uuids().map(str)
+
+
+@given(st.one_of(CANONICAL_UUIDS, CANONICAL_UUIDS.map(str.upper), CANONICAL_UUIDS.map(lambda u: u[:-1]),
+                 CANONICAL_UUIDS.map(lambda u: u + "\n"), CANONICAL_UUIDS.map(lambda u: "{" + u + "}"),
+                 CANONICAL_UUIDS.map(lambda u: u.replace("-", "")),
+                 st.text(alphabet="0123456789abcdefg-", min_size=35, max_size=37), st.text(max_size=40)))
+def test_the_worker_packs_exactly_the_canonical_lowercase_uuids_into_their_16_bytes(event_id: str) -> None:
+    sent = stored_event_id(event_id)
+    if canonical_uuid(event_id):
+        assert isinstance(sent, msgspec.Raw) and bytes(sent) == b"\x91\xb0" + uuid.UUID(event_id).bytes
+    else:
+        assert sent == event_id
+
+
+def test_a_lead_created_by_a_uuid_keeps_its_16_bytes_and_a_tie_still_goes_to_the_smaller_id(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    settings = Settings(key_prefix=key_prefix)
+    store = AggregateStore(redis_client, settings)
+    small, large = "0a000000-0000-0000-0000-000000000000", "0b000000-0000-0000-0000-000000000000"
+    store.apply([created(large, "L", source="ads")])
+    store.apply([created(small, "L", source="email"), created("1A000000-0000-0000-0000-000000000000", "L", source="web")])
+    shard, bucket = store.layout.place("L")
+    core = redis_client.hget(store.layout.leads(shard, bucket), "cL")
+    assert core is not None and uuid.UUID(small).bytes in core and small.encode() not in core
+    series = read_series(redis_client, settings, AS_OF)
+    by_source = {s: series_value(series, "leadpulse_window_leads", dimension="source", segment=s, window="7d")
+                 for s in ("ads", "email", "web")}
+    assert by_source == {"ads": None, "email": 1, "web": None}
