@@ -237,7 +237,6 @@ def test_a_lead_lands_in_a_bucket_of_its_shard_and_the_buckets_keep_their_total(
     assert layout.buckets == max(1024, 16384 // shards)
 
 
-
 def canonical_uuid(event_id: str) -> bool:
     """The oracle: the id is a UUID written the way `str(UUID)` writes it (lowercase, dashed)."""
     try:
