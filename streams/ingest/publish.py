@@ -13,7 +13,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Final, Iterator, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, Final, Iterable, Iterator, Sequence
 
 import click
 import orjson
@@ -96,29 +96,50 @@ def publish(
     `KafkaUnreachable` if Kafka cannot be reached (its summary counts what got through).
     `on_progress(records, bytes)` is called every PROGRESS_EVERY records.
     """
+    inputs = check_inputs(paths, fmt)
+    return send(_file_records(inputs, on_progress, now_ms), settings)
+
+
+def send(records: Iterable[tuple[str, Record]], settings: Settings) -> PublishSummary:
+    """Send each `(origin, record)` and wait until Kafka acknowledged or refused every one.
+
+    The one producer path of `publish` and `import`: events to their topic keyed by
+    `lead_id`, rejections to `leadpulse.rejected` with `origin:line` in their headers.
+    `records` is consumed lazily, so its memory stays bounded; an `OSError` it raises
+    mid-way ends the run as a `PublishError`, and a Kafka that stops answering as
+    `KafkaUnreachable`, each with the summary of what Kafka had acknowledged by then.
+    """
     from kafka.errors import KafkaTimeoutError
 
-    inputs = check_inputs(paths, fmt)
     producer = connect(settings)
     deliveries = _Deliveries()
-    records = bytes_done = 0
     try:
-        for path, path_fmt in inputs:
-            with _open_input(path) as stream:
-                for record in read_records(stream, path_fmt, now_ms):
-                    deliveries.track(_send(producer, path, record), isinstance(record.result, Event))
-                    records += 1
-                    if on_progress is not None and records % PROGRESS_EVERY == 0:
-                        on_progress(records, bytes_done + _position(stream))
-                bytes_done += _position(stream)
+        for origin, record in records:
+            deliveries.track(_send(producer, origin, record), isinstance(record.result, Event))
         return deliveries.drain()
     except KafkaTimeoutError as exc:  # `send` got no topic metadata in time: the broker went away
         summary = deliveries.drain()
         raise KafkaUnreachable(_why_unreachable(settings, exc), summary) from exc
-    except OSError as exc:  # an input failed mid-read (after `check_inputs` passed)
+    except OSError as exc:  # an input failed mid-read (after the inputs were checked)
         raise PublishError(f"reading input failed: {exc}", deliveries.drain()) from exc
     finally:
         producer.close(timeout=DELIVERY_TIMEOUT_MS / 1000)
+
+
+def _file_records(
+    inputs: Sequence[tuple[str, Format]], on_progress: ProgressCallback | None, now_ms: Callable[[], int]
+) -> Iterator[tuple[str, Record]]:
+    """The records of every input in turn, each with its origin, reporting progress as they are read."""
+    records = bytes_done = 0
+    for path, path_fmt in inputs:
+        origin = "stdin" if path == STDIN else path
+        with _open_input(path) as stream:
+            for record in read_records(stream, path_fmt, now_ms):
+                yield origin, record
+                records += 1
+                if on_progress is not None and records % PROGRESS_EVERY == 0:
+                    on_progress(records, bytes_done + _position(stream))
+            bytes_done += _position(stream)
 
 
 def check_inputs(paths: Sequence[str], fmt: Format | None) -> list[tuple[str, Format]]:
@@ -170,12 +191,11 @@ def _why_unreachable(settings: Settings, exc: Exception) -> str:
     return diagnose_sync(client_options(settings), topics) or f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}"
 
 
-def _send(producer: KafkaProducer, path: str, record: Record) -> FutureRecordMetadata:
+def _send(producer: KafkaProducer, origin: str, record: Record) -> FutureRecordMetadata:
     result = record.result
     if isinstance(result, Event):
         return producer.send(result.topic, record.raw, key=result.lead_id.encode())
-    origin = f"{'stdin' if path == STDIN else path}:{record.line}"
-    headers = rejection_headers(result, origin)
+    headers = rejection_headers(result, f"{origin}:{record.line}")
     return producer.send(REJECTED_TOPIC, record.raw, key=rejected_key(record.raw), headers=headers)
 
 
