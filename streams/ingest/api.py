@@ -34,6 +34,7 @@ from streams.kafka.clients import KafkaClientOptions, client_options
 from streams.kafka.diagnose import diagnose
 from streams.kafka.rejected import rejection_headers
 from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
+from streams.ingest.openapi import document_json
 from streams.ingest.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from streams.ingest.vendors import SECRET_SETTINGS, Hook, MisconfiguredHook, hooks
 from streams.ingest.vendors.common import SignedRequest, map_notifications
@@ -271,6 +272,10 @@ class IngestApi:
             return _json(200, {"kafka": "ok"})
         return _json(503, {"kafka": "unreachable"})
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        """`GET /openapi.json`: the OpenAPI 3.1 document of these routes (`streams/ingest/openapi.yaml`)."""
+        return web.Response(body=document_json(), content_type=JSON)
+
     async def metrics_page(self, request: web.Request) -> web.Response:
         """`GET /metrics`: the API's own registry in the Prometheus text format."""
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -374,6 +379,7 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False) -> web.App
             web.post("/v1/hooks/{name}", api.post_hook),
             web.get("/healthz", api.healthz),
             web.get("/metrics", api.metrics_page),
+            web.get("/openapi.json", api.openapi),
         ]
     )
 
@@ -392,7 +398,7 @@ def api_command(port: int | None, host: str, insecure_no_auth: bool) -> None:
     """Serve the ingest API: signed events and CRM webhooks into Kafka.
 
     POST /v1/events, POST /v1/hooks/{hubspot,segment,form,salesforce}, GET /healthz,
-    GET /metrics. Events must be signed with LEADPULSE_INGEST_SECRET, vendor hooks the
+    GET /metrics, and GET /openapi.json, the OpenAPI 3.1 document of them all. Events must be signed with LEADPULSE_INGEST_SECRET, vendor hooks the
     vendor's way with LEADPULSE_HUBSPOT_CLIENT_SECRET, _SEGMENT_SHARED_SECRET, _FORM_SECRET
     (see docs/api.md); events go to Kafka at LEADPULSE_KAFKA_BOOTSTRAP and are answered
     202 only once Kafka acknowledged them.
