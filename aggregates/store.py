@@ -117,7 +117,8 @@ def encode_event(event: Event, attribute_keys: Sequence[str], bucket: str) -> li
         return ["x", *lead]
     deal = event.deal_id or ""
     if kind == "deal.won":
-        return ["w", *lead, deal, min(round((event.amount or 0.0) * 100), MAX_AMOUNT_CENTS)]
+        # Capped before rounding: an amount near the float maximum is infinite in cents.
+        return ["w", *lead, deal, round(min((event.amount or 0.0) * 100, MAX_AMOUNT_CENTS))]
     return ["l", *lead, deal]
 
 
