@@ -69,14 +69,16 @@ def prepare(mapping: CrmMapping, files: Sequence[tuple[str, str]], zone: tzinfo 
 
 
 def _check_object(mapping: CrmMapping, object_name: str, path: str, columns: Columns) -> None:
+    """Refuse another object's export (it has that object's marks and none of this one's), then missing columns."""
+    own = {column_key(alias) for alias in columns.mapping.identify}
+    for other, other_mapping in mapping.objects.items():
+        theirs = {column_key(alias) for alias in other_mapping.identify}
+        marks = [name for name in columns.header if column_key(name) in theirs]
+        if other != object_name and marks and not any(column_key(name) in own for name in columns.header):
+            raise ImportRefused(f"{path} looks like a {other} export (it has {', '.join(marks)}), not {object_name}: check which file goes with which flag")
     missing = [role for role in columns.mapping.required if role not in columns.index]
     if not missing:
         return
-    header = {column_key(name) for name in columns.header}
-    for other, other_mapping in mapping.objects.items():
-        marks = [alias for alias in other_mapping.identify if column_key(alias) in header]
-        if other != object_name and marks and not any(column_key(a) in header for a in columns.mapping.identify):
-            raise ImportRefused(f"{path} looks like a {other} export (it has {', '.join(marks)}), not {object_name}: check which file goes with which flag")
     role = missing[0]
     aliases = columns.mapping.aliases(role)
     raise ImportRefused(f"{path}: no column {aliases[0]!r} (any of: {', '.join(aliases)}) for the {object_name}' {role}; "
