@@ -15,9 +15,8 @@ import orjson
 from streams.events import parse_record
 from streams.imports.mapping import MappingError, load_mapping, preset
 from streams.imports.plan import ImportRefused, Source, events, links, prepare, summarise
-from streams.ingest.publish import PublishError, send
+from streams.ingest.publish import PublishError, report_outcome, send
 from streams.ingest.records import Record, wall_clock_ms
-from streams.kafka.diagnose import ACL_HINT
 from streams.settings import Settings
 
 #: Each preset's file flags -> the preset's object.
@@ -138,11 +137,7 @@ def _publish(sources: Sequence[Source], found: Any, settings: Settings, total: i
         except PublishError as exc:
             click.echo(str(exc.summary))
             raise click.ClickException(str(exc)) from exc
-    click.echo(str(summary))
-    if not summary.ok:
-        hint = f": its user may not write there; {ACL_HINT}" if "AuthorizationFailed" in (summary.first_failure or "") else ""
-        raise click.ClickException(f"Kafka at {settings.kafka_bootstrap} did not acknowledge {summary.failed} events"
-                                   f" (first: {summary.first_failure}){hint}")  # fmt: skip
+    report_outcome(summary, settings)
 
 
 def _records(
