@@ -316,6 +316,11 @@ def publish_command(files: tuple[str, ...], fmt: Format | None, bootstrap: str |
     except PublishError as exc:
         click.echo(str(exc.summary))
         raise click.ClickException(str(exc)) from exc
+    report_outcome(summary, settings)
+
+
+def report_outcome(summary: PublishSummary, settings: Settings) -> None:
+    """Print `sent N, rejected M`; a `ClickException` (exit 1) when Kafka did not acknowledge every record."""
     click.echo(str(summary))
     if not summary.ok:
         hint = f": its user may not write there; {ACL_HINT}" if "AuthorizationFailed" in (summary.first_failure or "") else ""
