@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from streams.events import MAX_RECORD_BYTES, Event, Rejection, parse_record
+from streams.imports.salesforce import object_events
 from streams.ingest.publish import rejected_key
 from streams.ingest.records import Record, read_jsonl, wall_clock_ms
 from streams.kafka.clients import KafkaClientOptions, client_options
@@ -400,22 +401,20 @@ def _json(status: int, data: object, headers: Mapping[str, str] | None = None) -
 
 
 def create_app(
-    settings: Settings, *, insecure_no_auth: bool = False, salesforce_objects: outbound.ObjectMapper | None = None
+    settings: Settings, *, insecure_no_auth: bool = False, salesforce_objects: outbound.ObjectMapper = object_events
 ) -> web.Application:
     """The ingest API on `settings.kafka_bootstrap`.
 
     Requests must be signed with `settings.ingest_secret`, vendor hooks their vendor's way
     with their own secret (a hook without one is not served); `insecure_no_auth` turns every
-    check off. Salesforce Outbound Messages map by `salesforce_objects`. Raises `MissingSecret` when there is no secret and no such choice, and
+    check off. Salesforce Outbound Messages map by `salesforce_objects`: the import's rules. Raises `MissingSecret` when there is no secret and no such choice, and
     `MisconfiguredHook` when a vendor's mapping settings are invalid.
     """
     secret = settings.ingest_secret.get_secret_value().encode() if settings.ingest_secret is not None else b""
     if not secret and not insecure_no_auth:
         raise MissingSecret("LEADPULSE_INGEST_SECRET is not set; refusing to accept unsigned requests")
     served = hooks(settings, insecure_no_auth=insecure_no_auth)
-    salesforce_outbound = (
-        outbound_hook(settings, salesforce_objects, insecure_no_auth=insecure_no_auth) if salesforce_objects else None
-    )
+    salesforce_outbound = outbound_hook(settings, salesforce_objects, insecure_no_auth=insecure_no_auth)
     names = sorted(served) + ["salesforce/outbound"] * (salesforce_outbound is not None)
     log.info("vendor hooks served: %s", ", ".join(names) or "none (their secrets are not set)")
     api = IngestApi(

@@ -1,18 +1,22 @@
-"""Salesforce Outbound Messages through the real API and the real Kafka of the test stack.
+"""Salesforce Outbound Messages through the real API, mapped by the import's rules, into the real Kafka.
 
 Documented Lead and Opportunity messages are acknowledged only once their events are in
-Kafka; another org's message, a wrong or missing token and XML attacks are refused with
-nothing sent; a malformed message is a fault and a rejected record; a Kafka outage is a
-5xx fault without an Ack; the token never reaches a log.
+Kafka, and re-deliveries count once in the workers' aggregates; another org's message, a
+wrong or missing token and XML attacks are refused with nothing sent; a malformed message
+is a fault and a rejected record; a Kafka outage is a 5xx fault without an Ack; the token
+never reaches a log.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import orjson
 import pytest
@@ -22,6 +26,8 @@ from streams.ingest.api import RouteAccessLogger, create_app
 from streams.ingest.vendors.salesforce_outbound import ack
 from streams.kafka.rejected import ORIGIN_HEADER, REASON_CODE_HEADER
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, REJECTED_TOPIC, Settings
+from tests.aggregates.reference import assert_same_series
+from tests.pipeline import Pipeline
 from tests.streams.ingest.test_api import SECRET, Answer, RunningApi
 from tests.streams.ingest.test_publish import TopicTail
 from tests.streams.ingest.vendors.test_salesforce_outbound import (
@@ -30,12 +36,12 @@ from tests.streams.ingest.vendors.test_salesforce_outbound import (
     LEAD_FIELDS,
     LEAD_MESSAGE,
     OPPORTUNITY,
+    OPPORTUNITY_FIELDS,
     OPPORTUNITY_MESSAGE,
     ORG,
     TOKEN,
     XXE,
     message,
-    stand_in,
 )
 
 pytestmark = pytest.mark.integration
@@ -53,8 +59,7 @@ def outbound_settings(base: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 def api(stack_settings: Settings) -> Iterator[RunningApi]:
-    running = RunningApi(create_app(outbound_settings(stack_settings), salesforce_objects=stand_in),
-                         access_log_class=RouteAccessLogger)  # fmt: skip
+    running = RunningApi(create_app(outbound_settings(stack_settings)), access_log_class=RouteAccessLogger)
     yield running
     running.close()
 
@@ -87,14 +92,20 @@ def test_documented_lead_and_opportunity_messages_are_acked_once_their_events_ar
     for body in (LEAD_MESSAGE, OPPORTUNITY_MESSAGE):
         answer = post(api, fresh(body, tag))
         assert (answer.status, answer.headers["Content-Type"], answer.body) == (200, XML, ack())
-    lead = f"00Q{tag}"
+    lead, deal, opportunity_ids = f"00Q{tag}", f"006{tag}", f"salesforce:opportunity:006{tag}:00Q{tag}"
     found = {(m.topic, m.key, m.value) for m in tail.read(tag)}
-    assert found == {
-        (LEADS_TOPIC, lead.encode(), orjson.dumps({"event_id": f"salesforce:lead:{lead}:lead.created", "type": "lead.created",
-         "occurred_at": "2026-11-02T10:00:00.000Z", "lead_id": lead, "source": "Web"})),
-        (DEALS_TOPIC, lead.encode(), orjson.dumps({"event_id": f"salesforce:opportunity:006{tag}:deal.won", "type": "deal.won",
-         "occurred_at": "2026-11-05T00:00:00Z", "lead_id": lead, "deal_id": f"006{tag}", "amount": 12000.0})),
-    }  # fmt: skip
+    assert found == {(LEADS_TOPIC if e["type"].startswith("lead.") else DEALS_TOPIC, lead.encode(), orjson.dumps(e)) for e in [
+        {"event_id": f"salesforce:lead:{lead}:lead.created", "type": "lead.created", "occurred_at": "2026-11-02T10:00:00.000Z",
+         "lead_id": lead, "source": "Web", "attributes": {"owner": "0055g00000AbCdEAAV"}},
+        {"event_id": f"salesforce:lead:{lead}:lead.qualified:sql", "type": "lead.qualified",
+         "occurred_at": "2026-11-02T10:00:00.000Z", "lead_id": lead, "stage": "sql"},
+        {"event_id": f"salesforce:lead:{lead}:deal.created", "type": "deal.created", "occurred_at": "2026-11-04T00:00:00.000Z",
+         "lead_id": lead, "deal_id": deal},
+        {"event_id": f"{opportunity_ids}:deal.created", "type": "deal.created", "occurred_at": "2026-11-04T09:00:00.000Z",
+         "lead_id": lead, "deal_id": deal},
+        {"event_id": f"{opportunity_ids}:deal.won", "type": "deal.won", "occurred_at": "2026-11-05T00:00:00.000Z",
+         "lead_id": lead, "deal_id": deal, "amount": 12000.0},
+    ]}  # fmt: skip
 
 
 def test_a_notification_without_events_goes_to_rejected_and_the_message_is_still_acked(
@@ -104,9 +115,9 @@ def test_a_notification_without_events_goes_to_rejected_and_the_message_is_still
     body = message([(f"04l{tag}", "Account", {"Id": f"001{tag}"}), ("04l5g00000Gx7R1AAJ", "Lead", {**LEAD_FIELDS, "Id": f"00Q{tag}"})])
     tail = TopicTail(kafka_bootstrap)
     assert post(api, body).body == ack()
-    by_topic = {m.topic: m for m in tail.read(tag)}
-    assert orjson.loads(by_topic[LEADS_TOPIC].value)["lead_id"] == f"00Q{tag}"
-    rejected = by_topic[REJECTED_TOPIC]
+    messages = tail.read(tag)
+    assert {orjson.loads(m.value)["lead_id"] for m in messages if m.topic != REJECTED_TOPIC} == {f"00Q{tag}"}
+    [rejected] = [m for m in messages if m.topic == REJECTED_TOPIC]
     assert orjson.loads(rejected.value) == {"ActionId": "04k5g000000CaRkAAK", "Id": f"04l{tag}", "sObject": "Account",
                                             "fields": {"Id": f"001{tag}"}}  # fmt: skip
     assert (rejected.headers[REASON_CODE_HEADER], rejected.headers[ORIGIN_HEADER]) == (b"invalid_field", ROUTE_ORIGIN + b"#0")
@@ -158,7 +169,7 @@ def test_strangers_and_xml_attacks_are_refused_quickly_with_bounded_memory_and_n
 
 def test_a_kafka_outage_is_a_server_fault_with_retry_after_and_no_ack(stack_settings: Settings, tag: str) -> None:
     dead_kafka = outbound_settings(stack_settings).model_copy(update={"kafka_bootstrap": "127.0.0.1:1"})
-    dead = RunningApi(create_app(dead_kafka, salesforce_objects=stand_in))
+    dead = RunningApi(create_app(dead_kafka))
     try:
         answer = post(dead, fresh(LEAD_MESSAGE, tag))
         assert_fault(answer, 503, "Kafka is unavailable")
@@ -169,8 +180,8 @@ def test_a_kafka_outage_is_a_server_fault_with_retry_after_and_no_ack(stack_sett
 
 def test_without_its_token_the_hook_is_not_served_unless_insecure(stack_settings: Settings) -> None:
     plain = stack_settings.model_copy(update={"ingest_secret": SecretStr(SECRET), "kafka_bootstrap": "127.0.0.1:1"})
-    unserved = RunningApi(create_app(plain, salesforce_objects=stand_in))
-    unchecked = RunningApi(create_app(plain, insecure_no_auth=True, salesforce_objects=stand_in))
+    unserved = RunningApi(create_app(plain))
+    unchecked = RunningApi(create_app(plain, insecure_no_auth=True))
     try:
         assert_fault(post(unserved, LEAD_MESSAGE), 404, "LEADPULSE_SALESFORCE_OUTBOUND_TOKEN is not set")
         assert_fault(post(unchecked, LEAD_MESSAGE, "/v1/hooks/salesforce/outbound/anything"), 503, "Kafka")
@@ -189,3 +200,46 @@ def test_the_token_never_reaches_a_log_not_even_the_access_log(
         post(api, LEAD_MESSAGE, PATH + "X")
     assert "POST /v1/hooks/salesforce/outbound/{token} 403" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_the_command_refuses_to_start_with_the_token_but_no_org(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from streams.ingest.api import api_command
+
+    monkeypatch.setenv("LEADPULSE_INGEST_SECRET", "x")
+    monkeypatch.setenv("LEADPULSE_SALESFORCE_OUTBOUND_TOKEN", TOKEN)
+    result = CliRunner().invoke(api_command, ["--port", "1"])
+    assert result.exit_code == 2
+    assert "Error: LEADPULSE_SALESFORCE_ORG_ID is not set" in result.output and TOKEN not in result.output
+
+
+@pytest.fixture
+def pipeline(stack_settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
+    pipe = Pipeline(stack_settings, tmp_path)
+    yield pipe
+    pipe.stop_workers(signal.SIGKILL)
+
+
+def test_a_lead_and_its_won_opportunity_re_delivered_count_once_in_the_aggregates(
+    api: RunningApi, pipeline: Pipeline, tag: str
+) -> None:
+    """Salesforce re-sends each message (and the Flow sends the record again on a later edit): one lead, one customer."""
+    created = datetime.now(timezone.utc) - timedelta(days=1)
+    lead, deal, source = f"00Q{tag}", f"006{tag}", f"sf-{tag}"
+    lead_fields = {**LEAD_FIELDS, "Id": lead, "LeadSource": source, "ConvertedOpportunityId": deal,
+                   "CreatedDate": created.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "ConvertedDate": created.date().isoformat()}
+    deal_fields = {**OPPORTUNITY_FIELDS, "Id": deal, "Lead_Id__c": lead, "CreatedDate": lead_fields["CreatedDate"],
+                   "CloseDate": datetime.now(timezone.utc).date().isoformat()}  # fmt: skip
+    for attempt in range(3):
+        for kind, fields in (("Lead", lead_fields), ("Opportunity", deal_fields)):
+            assert post(api, message([(f"04l{attempt}{tag[:14]}", kind, fields)])).body == ack()
+    pipeline.start_worker()
+    pipeline.wait_caught_up()
+    pipeline.stop_workers()
+    report = pipeline.report()
+    mine = {(s.name, s.labels.get("window"), s.labels.get("basis")): s.value for s in report
+            if s.labels.get("dimension") == "source" and s.labels.get("segment") == source}  # fmt: skip
+    assert mine[("leadpulse_window_leads", "7d", None)] == 1
+    assert mine[("leadpulse_window_customers", "7d", "cohort")] == 1
+    assert_same_series(report, pipeline.expected())

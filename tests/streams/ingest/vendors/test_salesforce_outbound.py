@@ -1,8 +1,9 @@
 """Salesforce Outbound Messages: the documented SOAP shape parses, attacks and strangers are refused, answers are SOAP.
 
-Pure: no Kafka. tests/streams/ingest/test_api_outbound.py posts the same messages through
-the running API. The object mapper here is `stand_in`, a small stand-in for the import's
-rules, so what is proven is the message handling, not the Salesforce mapping.
+Pure: no Kafka. The object mapper here is `stand_in`, a small stand-in for the import's
+rules, so what is proven is the message handling, not the Salesforce mapping;
+tests/streams/ingest/test_api_outbound.py posts the same messages through the running API,
+which maps them with the import's own rules, to Kafka and through the workers.
 """
 
 from __future__ import annotations
@@ -39,9 +40,13 @@ ORG, TOKEN = "00D5g000004abcDEAQ", "s3cr3t-outbound-token"
 LEAD, OPPORTUNITY = "00Q5g00000AbCdEEAZ", "0065g00000XyZaBAAV"
 OUTBOUND, SOBJECT = "http://soap.sforce.com/2005/09/outbound", "urn:sobject.enterprise.soap.sforce.com"
 SOAP, XSI = "http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2001/XMLSchema-instance"
-LEAD_FIELDS = {"Id": LEAD, "CreatedDate": "2026-11-02T10:00:00.000Z", "LeadSource": "Web", "Status": "Open - Not Contacted"}
-OPPORTUNITY_FIELDS = {"Id": OPPORTUNITY, "CloseDate": "2026-11-05", "IsWon": "true", "IsClosed": "true",
-                      "StageName": "Closed Won", "Amount": "12000.0", "Lead_Id__c": LEAD}  # fmt: skip
+#: The fields docs/api.md says to send, as a converted lead and its won opportunity carry them.
+LEAD_FIELDS = {"Id": LEAD, "CreatedDate": "2026-11-02T10:00:00.000Z", "LeadSource": "Web", "Status": "Qualified",
+               "IsConverted": "true", "ConvertedDate": "2026-11-04", "ConvertedOpportunityId": OPPORTUNITY,
+               "OwnerId": "0055g00000AbCdEAAV"}  # fmt: skip
+OPPORTUNITY_FIELDS = {"Id": OPPORTUNITY, "CreatedDate": "2026-11-04T09:00:00.000Z", "CloseDate": "2026-11-05",
+                      "IsClosed": "true", "IsWon": "true", "StageName": "Closed Won", "Amount": "12000.0",
+                      "Lead_Id__c": LEAD}  # fmt: skip
 
 
 def message(
