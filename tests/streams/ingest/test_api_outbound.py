@@ -10,13 +10,11 @@ never reaches a log.
 from __future__ import annotations
 
 import logging
-import signal
 import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import orjson
 import pytest
@@ -29,6 +27,7 @@ from streams.settings import DEALS_TOPIC, LEADS_TOPIC, REJECTED_TOPIC, Settings
 from tests.aggregates.reference import assert_same_series
 from tests.pipeline import Pipeline
 from tests.streams.ingest.test_api import SECRET, Answer, RunningApi
+from tests.streams.ingest.test_api_hooks import pipeline  # noqa: F401 (the fixture: a worker per test, killed after)
 from tests.streams.ingest.test_publish import TopicTail
 from tests.streams.ingest.vendors.test_salesforce_outbound import (
     BILLION_LAUGHS,
@@ -212,13 +211,6 @@ def test_the_command_refuses_to_start_with_the_token_but_no_org(monkeypatch: pyt
     result = CliRunner().invoke(api_command, ["--port", "1"])
     assert result.exit_code == 2
     assert "Error: LEADPULSE_SALESFORCE_ORG_ID is not set" in result.output and TOKEN not in result.output
-
-
-@pytest.fixture
-def pipeline(stack_settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
-    pipe = Pipeline(stack_settings, tmp_path)
-    yield pipe
-    pipe.stop_workers(signal.SIGKILL)
 
 
 def test_a_lead_and_its_won_opportunity_re_delivered_count_once_in_the_aggregates(
