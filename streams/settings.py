@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     segment_properties: dict[str, str] = Field(
         default_factory=dict, description="JSON: contract field -> Segment property/trait name, where not the field's own"
     )
+    salesforce_outbound_token: SecretStr | None = Field(
+        None, description="secret token ending the Outbound Message endpoint URL: serves /v1/hooks/salesforce/outbound/<token>"
+    )
+    salesforce_org_id: str | None = Field(
+        None, description="the Salesforce org (15- or 18-character id) whose Outbound Messages that hook takes"
+    )
     form_secret: SecretStr | None = Field(None, description="secret of the form-tool webhook: serves /v1/hooks/form")
     form_fields: dict[str, str] = Field(
         default_factory=dict, description="JSON: contract field -> form submission field, where not the default"

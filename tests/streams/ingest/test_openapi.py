@@ -17,7 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
-from schemathesis.specs.openapi.checks import ignored_auth
+from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from streams.ingest.api import create_app
 from streams.ingest.openapi import document, document_json
@@ -75,12 +75,18 @@ def served_schema(running_api: RunningApi) -> schemathesis.schemas.BaseSchema:
 def test_the_running_api_answers_only_what_its_document_says_when_fuzzed(running_api: RunningApi) -> None:
     """Every operation, EXAMPLES generated requests each (schemathesis's own pytest plugin predates pytest 9)."""
     operations = [result.ok() for result in served_schema(running_api).get_all_operations()]
-    assert {"POST /v1/events", "POST /v1/hooks/hubspot", "GET /healthz"} <= {op.label for op in operations}
+    assert {"POST /v1/events", "POST /v1/hooks/hubspot", "POST /v1/hooks/salesforce/outbound/{token}"} <= {
+        op.label for op in operations
+    }
     for operation in operations:
+        # A JSON Schema cannot say which text is a SOAP message, so a generated XML body that
+        # the document allows is no promise of an Ack: there, only the answers are checked.
+        xml = "text/xml" in operation.get_request_payload_content_types()
+        excluded = [ignored_auth, positive_data_acceptance] if xml else [ignored_auth]
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def answers_within_the_document(case: schemathesis.Case) -> None:
-            case.call_and_validate(timeout=30, excluded_checks=[ignored_auth])
+            case.call_and_validate(timeout=30, excluded_checks=excluded)
 
         answers_within_the_document()
