@@ -19,10 +19,11 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
+from confluent_kafka import KafkaError, Message
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.ingest import publish as publish_module
-from streams.ingest.publish import PublishSummary, _Deliveries, publish, publish_command, rejected_key
+from streams.ingest.publish import Deliveries, PublishSummary, publish, publish_command, rejected_key
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, REJECTED_TOPIC, Settings
 from tests import REPO
 
@@ -258,40 +259,26 @@ def test_rejected_key_is_the_lead_id_when_usable(raw: bytes, key: bytes | None) 
     assert rejected_key(raw) == key
 
 
-class _Done:
-    """A settled send future."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
-
-    def get(self, timeout: float) -> None:
-        if self.error:
-            raise self.error
-
-
-def test_failed_sends_are_counted_with_the_first_error() -> None:
-    deliveries = _Deliveries()
-    for future, is_event in [
-        (_Done(), True),
-        (_Done(TimeoutError("boom")), True),
-        (_Done(), False),
-        (_Done(OSError("later")), False),
-    ]:
-        deliveries.track(future, is_event)  # type: ignore[arg-type]
-    summary = deliveries.drain()
+def test_delivery_reports_count_acknowledged_events_rejects_and_the_first_failure() -> None:
+    deliveries = Deliveries()
+    refused = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    for error, topic in [(None, LEADS_TOPIC), (refused, DEALS_TOPIC), (None, REJECTED_TOPIC), (KafkaError(KafkaError._MSG_TIMED_OUT), LEADS_TOPIC)]:
+        deliveries.delivered(error, Message(topic, 0, None, b"", None))
+    summary = deliveries.summary
     assert (summary.sent, summary.rejected, summary.failed) == (1, 1, 2)
-    assert summary.first_failure == "TimeoutError: boom"
+    assert summary.first_failure is not None and summary.first_failure.startswith("TOPIC_AUTHORIZATION_FAILED: ")
+    assert deliveries.timed_out is not None and deliveries.timed_out.startswith("_MSG_TIMED_OUT")
     assert str(summary) == "sent 1, rejected 1, failed 2"
 
 
 def test_cli_exits_1_when_kafka_did_not_acknowledge_everything(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text("{}\n")
-    summary = PublishSummary(sent=3, rejected=1, failed=2, first_failure="KafkaTimeoutError: x")
+    summary = PublishSummary(sent=3, rejected=1, failed=2, first_failure="_MSG_TIMED_OUT: x")
     monkeypatch.setattr(publish_module, "publish", lambda *args, **kwargs: summary)
 
     result = CliRunner().invoke(publish_command, [str(path), "--bootstrap", "k:9092"])
 
     assert result.exit_code == 1
     assert "sent 3, rejected 1, failed 2" in result.output
-    assert "Kafka at k:9092 did not acknowledge 2 records (first: KafkaTimeoutError: x)" in result.output
+    assert "Kafka at k:9092 did not acknowledge 2 records (first: _MSG_TIMED_OUT: x)" in result.output
