@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError
+from confluent_kafka import Message as DeliveredMessage
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.ingest import publish as publish_module
@@ -263,7 +264,7 @@ def test_delivery_reports_count_acknowledged_events_rejects_and_the_first_failur
     deliveries = Deliveries()
     refused = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
     for error, topic in [(None, LEADS_TOPIC), (refused, DEALS_TOPIC), (None, REJECTED_TOPIC), (KafkaError(KafkaError._MSG_TIMED_OUT), LEADS_TOPIC)]:
-        deliveries.delivered(error, Message(topic, 0, None, b"", None))
+        deliveries.delivered(error, DeliveredMessage(topic))
     summary = deliveries.summary
     assert (summary.sent, summary.rejected, summary.failed) == (1, 1, 2)
     assert summary.first_failure is not None and summary.first_failure.startswith("TOPIC_AUTHORIZATION_FAILED: ")
