@@ -118,11 +118,17 @@ def send(records: Iterable[tuple[str, Record]], settings: Settings) -> PublishSu
     try:
         for origin, record in records:
             result = record.result
+            topic: str
+            key: str | bytes | None
+            headers: list[tuple[str, bytes]] | None
             if isinstance(result, Event):
-                produce(producer, deliveries, result.topic, record.raw, result.lead_id, None)
+                topic, key, headers = result.topic, result.lead_id, None
             else:
-                headers = rejection_headers(result, f"{origin}:{record.line}")
-                produce(producer, deliveries, REJECTED_TOPIC, record.raw, rejected_key(record.raw), headers)
+                topic, key, headers = REJECTED_TOPIC, rejected_key(record.raw), rejection_headers(result, f"{origin}:{record.line}")
+            try:  # the common case inline: a call per record costs ~5% of the run
+                producer.produce(topic, record.raw, key, headers=headers)  # type: ignore[arg-type]  # its stub's list is invariant
+            except BufferError:
+                produce(producer, deliveries, topic, record.raw, key, headers)
     except KafkaUnreachable as exc:  # Kafka stopped answering mid-run
         raise KafkaUnreachable(_why_unreachable(settings, exc), deliveries.settle(producer)) from exc
     except KafkaException as exc:  # the producer failed for good (librdkafka's fatal errors)

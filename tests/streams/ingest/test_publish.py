@@ -221,6 +221,38 @@ def test_unreadable_inputs_stop_everything_before_sending(kafka_bootstrap: str, 
     assert tail.read(marker) == []
 
 
+#: `publish` in a fresh process with a send window of 500 records (1 MiB): prints its peak
+#: RSS in KiB (VmHWM: its own, where `ru_maxrss` would count the forking pytest's).
+_PEAK_RSS = """
+import sys
+from streams.ingest import publish
+from streams.settings import Settings
+publish.SEND_WINDOW, publish.SEND_WINDOW_KBYTES = 500, 1024
+summary = publish.publish([sys.argv[1]], Settings())
+assert summary.ok and summary.rejected == int(sys.argv[2]), summary
+print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
+"""
+
+
+@pytest.mark.integration
+def test_peak_memory_stays_flat_on_a_file_of_many_send_windows(kafka_bootstrap: str, marker: str, tmp_path: Path) -> None:
+    # 2 KB records of an unknown type: they take the whole path (read, validate, produce,
+    # acknowledge) to leadpulse.rejected, which no worker of the shared stack reads.
+    record = line(event_id=marker, type="padding", lead_id=f"{marker}-L", filler="x" * 2000) + b"\n"
+    env = {**os.environ, "LEADPULSE_KAFKA_BOOTSTRAP": kafka_bootstrap}
+    peaks = []
+    for windows in (1, 24):
+        path = tmp_path / f"{windows}.jsonl"
+        path.write_bytes(record * 500 * windows)
+        done = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(path), str(500 * windows)],
+                              capture_output=True, text=True, cwd=REPO, env=env, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        peaks.append(int(done.stdout) / 1024)
+    large_file_mib = len(record) * 500 * 24 / 2**20
+    assert large_file_mib > 20
+    assert peaks[1] - peaks[0] < large_file_mib / 4, f"peak RSS {peaks[0]:.0f} MiB, then {peaks[1]:.0f} MiB"
+
+
 def test_kafka_down_fails_fast_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "one.jsonl"
     path.write_bytes(lead("x", 1, "L") + b"\n")

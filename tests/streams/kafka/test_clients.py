@@ -27,7 +27,9 @@ from streams.cli import main
 from streams.ingest.api import create_app
 from streams.kafka.clients import KafkaSettingsError, client_options
 from streams.kafka.diagnose import diagnose_sync
-from streams.settings import INPUT_TOPICS, Settings
+from streams.events import Event, parse_record
+from streams.settings import INPUT_TOPICS, LEADS_TOPIC, Settings
+from streams.stack.acls import Grant, grant
 from streams.stack.probes import kafka_admin
 from tests import contract_examples
 from tests.aggregates.reference import assert_same_series
@@ -234,6 +236,35 @@ def test_an_authenticated_user_without_the_acls_cannot_read_the_topics(secured: 
         assert consumer.topics() == set()  # authenticated, yet it sees none of leadpulse's topics
     finally:
         consumer.close()
+
+
+def test_publish_refused_one_topic_mid_run_exits_1_saying_how_many_records_were_acknowledged(secured: Settings, tmp_path: Path) -> None:
+    """A producer error after partial delivery: a user who may write leadpulse.leads but no other topic."""
+    admin = kafka_admin(secured, 10)
+    try:
+        upsert = UserScramCredentialUpsertion("leads-only", ScramMechanism.SCRAM_SHA_512, "leads-only-pw")
+        assert admin.alter_user_scram_credentials([upsert]) == {"leads-only": None}
+        grant(admin, "leads-only", [Grant("TOPIC", LEADS_TOPIC, "WRITE")])
+    finally:
+        admin.close()
+    user = {"kafka_sasl_username": "leads-only", "kafka_sasl_password": SecretStr("leads-only-pw")}
+    leads_only = client_options(secured.model_copy(update=user))
+    deadline = time.monotonic() + 20  # the new credential reaches the broker's metadata in a moment
+    while (cause := diagnose_sync(leads_only, [LEADS_TOPIC])) is not None and "password" in cause and time.monotonic() < deadline:
+        time.sleep(0.5)
+    results = [parse_record(raw, int(time.time() * 1000)) for raw in FEED.read_bytes().splitlines() if raw.strip()]
+    leads = sum(isinstance(r, Event) and r.topic == LEADS_TOPIC for r in results)
+    refused = len(results) - leads
+    assert leads and refused  # the contract examples hold deals and rejects too
+    env = {**Pipeline(secured, tmp_path).env(), "LEADPULSE_KAFKA_SASL_USERNAME": "leads-only", "LEADPULSE_KAFKA_SASL_PASSWORD": "leads-only-pw"}
+
+    done = run_command(["publish", str(FEED)], env)
+
+    assert done.returncode == 1
+    assert done.stdout.strip() == f"sent {leads}, rejected 0, failed {refused}"
+    error = done.stderr.strip()
+    assert len(error.splitlines()) == 1
+    assert f"did not acknowledge {refused} records (first: TOPIC_AUTHORIZATION_FAILED" in error and "may not write there" in error
 
 
 # --- secrets ---------------------------------------------------------------------------
