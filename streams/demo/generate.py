@@ -86,7 +86,7 @@ def feed_kafka(
                 log.info("simulated time %s, %d records sent", rfc3339(horizon), summary.sent)
             stop.wait(TICK_S)
     finally:
-        summary.failed = deliveries.settle(producer).failed
+        summary.failed = deliveries.settle(producer, summary.sent, 0).failed
     return summary
 
 

@@ -115,6 +115,7 @@ def send(records: Iterable[tuple[str, Record]], settings: Settings) -> PublishSu
 
     deliveries = Deliveries()
     producer = connect(settings, deliveries)
+    events = rejects = 0
     try:
         for origin, record in records:
             result = record.result
@@ -129,13 +130,17 @@ def send(records: Iterable[tuple[str, Record]], settings: Settings) -> PublishSu
                 producer.produce(topic, record.raw, key, headers=headers)  # type: ignore[arg-type]  # its stub's list is invariant
             except BufferError:
                 produce(producer, deliveries, topic, record.raw, key, headers)
+            if headers is None:  # counted once queued: a record `produce` refused is no delivery
+                events += 1
+            else:
+                rejects += 1
     except KafkaUnreachable as exc:  # Kafka stopped answering mid-run
-        raise KafkaUnreachable(_why_unreachable(settings, exc), deliveries.settle(producer)) from exc
+        raise KafkaUnreachable(_why_unreachable(settings, exc), deliveries.settle(producer, events, rejects)) from exc
     except KafkaException as exc:  # the producer failed for good (librdkafka's fatal errors)
-        raise PublishError(f"the Kafka producer failed: {exc}", deliveries.settle(producer)) from exc
+        raise PublishError(f"the Kafka producer failed: {exc}", deliveries.settle(producer, events, rejects)) from exc
     except OSError as exc:  # an input failed mid-read (after the inputs were checked)
-        raise PublishError(f"reading input failed: {exc}", deliveries.settle(producer)) from exc
-    return deliveries.settle(producer)
+        raise PublishError(f"reading input failed: {exc}", deliveries.settle(producer, events, rejects)) from exc
+    return deliveries.settle(producer, events, rejects)
 
 
 def _file_records(
@@ -173,7 +178,7 @@ def check_inputs(paths: Sequence[str], fmt: Format | None) -> list[tuple[str, Fo
 
 
 def connect(settings: Settings, deliveries: Deliveries) -> Producer:
-    """An idempotent (`acks=all`) batching producer that reports to `deliveries`, or `KafkaUnreachable`.
+    """An idempotent (`acks=all`) batching producer that reports refusals to `deliveries`, or `KafkaUnreachable`.
 
     librdkafka (confluent-kafka) rather than kafka-python or aiokafka: docs/bench.md has
     the measurements. Its `murmur2_random` partitioner is the Java client's, kafka-python's
@@ -194,6 +199,7 @@ def connect(settings: Settings, deliveries: Deliveries) -> Producer:
         "request.timeout.ms": REQUEST_TIMEOUT_MS,
         "message.timeout.ms": DELIVERY_TIMEOUT_MS,
         "on_delivery": deliveries.delivered,
+        "delivery.report.only.error": True,
         "logger": _quiet_logger(),  # the outcome is in the summary and the one-line error
     }
     producer = Producer(config)
@@ -252,32 +258,47 @@ def rejected_key(raw: bytes) -> bytes | None:
 
 
 class Deliveries:
-    """Counts librdkafka's delivery reports: one per record, acknowledged or refused."""
+    """Counts the records Kafka refused; with every report in, all others were acknowledged.
+
+    librdkafka reports only failures (`delivery.report.only.error`): a Python call per
+    acknowledged record cost a fifth of the run's throughput.
+    """
 
     def __init__(self) -> None:
-        self.summary = PublishSummary()
+        self.failed_events = 0
+        self.failed_rejects = 0
+        self.first_failure: str | None = None
         self.timed_out: str | None = None  # the first "not acknowledged in time", which ends the run
 
-    def delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is None:
-            if message.topic() == REJECTED_TOPIC:
-                self.summary.rejected += 1
-            else:
-                self.summary.sent += 1
-            return
-        self.summary.failed += 1
+    def delivered(self, error: KafkaError, message: Message) -> None:
+        if message.topic() == REJECTED_TOPIC:
+            self.failed_rejects += 1
+        else:
+            self.failed_events += 1
         failure = f"{error.name()}: {error.str()}"
-        self.summary.first_failure = self.summary.first_failure or failure
+        self.first_failure = self.first_failure or failure
         if error.name() == "_MSG_TIMED_OUT" and self.timed_out is None:
             self.timed_out = failure
 
-    def settle(self, producer: Producer) -> PublishSummary:
-        """Wait for every outstanding report; the delivery timeout bounds the wait, the margin guards a stuck client."""
+    def settle(self, producer: Producer, events: int, rejects: int) -> PublishSummary:
+        """Wait for every outstanding report of the `events` and `rejects` queued, and sum up.
+
+        The delivery timeout bounds the wait (librdkafka reports every record within it);
+        the margin guards a stuck client. Should records still be unanswered after it, they
+        count as failed and are taken off the acknowledged events first, then the rejects:
+        the summary never claims more than Kafka acknowledged.
+        """
         unanswered = producer.flush(DELIVERY_TIMEOUT_MS / 1000 + 5)
-        if unanswered:
-            self.summary.failed += unanswered
-            self.summary.first_failure = self.summary.first_failure or f"{unanswered} records never answered"
-        return self.summary
+        summary = PublishSummary(
+            sent=events - self.failed_events,
+            rejected=rejects - self.failed_rejects,
+            failed=self.failed_events + self.failed_rejects + unanswered,
+            first_failure=self.first_failure or (f"{unanswered} records never answered" if unanswered else None),
+        )
+        from_events = min(unanswered, summary.sent)
+        summary.sent -= from_events
+        summary.rejected -= unanswered - from_events
+        return summary
 
 
 @contextlib.contextmanager

@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from click.testing import CliRunner
 from confluent_kafka import KafkaError
 from confluent_kafka import Message as DeliveredMessage
@@ -292,16 +294,34 @@ def test_rejected_key_is_the_lead_id_when_usable(raw: bytes, key: bytes | None) 
     assert rejected_key(raw) == key
 
 
-def test_delivery_reports_count_acknowledged_events_rejects_and_the_first_failure() -> None:
+class _Flushed:
+    """A producer whose flush leaves `unanswered` records without a report."""
+
+    def __init__(self, unanswered: int) -> None:
+        self.unanswered = unanswered
+
+    def flush(self, timeout: float) -> int:
+        return self.unanswered
+
+
+def test_refusal_reports_are_taken_off_the_queued_events_and_rejects_with_the_first_failure() -> None:
     deliveries = Deliveries()
-    refused = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
-    for error, topic in [(None, LEADS_TOPIC), (refused, DEALS_TOPIC), (None, REJECTED_TOPIC), (KafkaError(KafkaError._MSG_TIMED_OUT), LEADS_TOPIC)]:
+    refusals = [(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED), DEALS_TOPIC), (KafkaError(KafkaError._MSG_TIMED_OUT), REJECTED_TOPIC)]
+    for error, topic in refusals:
         deliveries.delivered(error, DeliveredMessage(topic))
-    summary = deliveries.summary
-    assert (summary.sent, summary.rejected, summary.failed) == (1, 1, 2)
+    summary = deliveries.settle(_Flushed(0), events=5, rejects=2)  # type: ignore[arg-type]
+    assert (summary.sent, summary.rejected, summary.failed) == (4, 1, 2)
     assert summary.first_failure is not None and summary.first_failure.startswith("TOPIC_AUTHORIZATION_FAILED: ")
     assert deliveries.timed_out is not None and deliveries.timed_out.startswith("_MSG_TIMED_OUT")
-    assert str(summary) == "sent 1, rejected 1, failed 2"
+    assert str(summary) == "sent 4, rejected 1, failed 2"
+
+
+@given(events=st.integers(0, 50), rejects=st.integers(0, 50), data=st.data())
+def test_records_left_unanswered_never_count_as_acknowledged(events: int, rejects: int, data: st.DataObject) -> None:
+    unanswered = data.draw(st.integers(0, events + rejects))
+    summary = Deliveries().settle(_Flushed(unanswered), events, rejects)  # type: ignore[arg-type]
+    assert summary.sent + summary.rejected + summary.failed == events + rejects
+    assert summary.failed == unanswered and 0 <= summary.sent <= events and 0 <= summary.rejected <= rejects
 
 
 def test_cli_exits_1_when_kafka_did_not_acknowledge_everything(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
