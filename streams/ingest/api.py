@@ -5,7 +5,7 @@ acknowledged every record of it (events to their topics keyed by `lead_id`, inva
 records to `leadpulse.rejected`). If Kafka cannot take them all within PRODUCE_TIMEOUT_S
 the answer is 503 and nothing counts as accepted; some records may still have reached
 Kafka, and a retry re-sends them under the same `event_id`s, which the workers count
-once. Validation is `parse_record`, the same as `publish` and the workers.
+once. Validation is `decode_record`, the same as `publish` and the workers.
 
 Logs carry paths, client addresses, counts and errors: never a payload, never the secret.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
@@ -22,12 +23,12 @@ from typing import Any, Final
 import click
 import orjson
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.events import MAX_RECORD_BYTES, Event, Rejection, parse_record
+from streams.decoding import decode_record
+from streams.events import MAX_RECORD_BYTES, Event, Rejection
 from streams.ingest.publish import rejected_key
 from streams.ingest.records import Record, read_jsonl, wall_clock_ms
 from streams.kafka.clients import KafkaClientOptions, client_options
@@ -54,13 +55,14 @@ RETRY_AFTER_S: Final = 5
 #: this often, within DIAGNOSE_TIMEOUT_S, so a flood of failing requests costs one check.
 DIAGNOSE_EVERY_S: Final = 30.0
 DIAGNOSE_TIMEOUT_S: Final = 5.0
-#: No lingering: records batch up anyway while a produce request is in flight (aiokafka keeps
-#: one per broker); in `tests/bench/api.py`, 5 ms doubled a lone event's latency and gained nothing
-#: at batch sizes 100 and 1,000.
+#: No lingering: records batch up anyway while produce requests are in flight; in
+#: `tests/bench/api.py`, 5 ms doubled a lone event's latency and gained nothing at batch
+#: sizes 100 and 1,000.
 LINGER_MS: Final = 0
-BATCH_BYTES: Final = 256 * 1024
-#: Everything that means "Kafka did not take it": broker errors, connection errors, our timeouts.
-_KAFKA_FAILURES: Final = (KafkaError, OSError, asyncio.TimeoutError)
+#: How long the reports thread waits for librdkafka before checking whether to stop.
+REPORTS_POLL_S: Final = 0.1
+#: Everything that means "Kafka did not take it": refusals and failures, a full producer queue, our timeouts.
+_KAFKA_FAILURES: Final = (KafkaException, BufferError, asyncio.TimeoutError)
 
 
 class MissingSecret(Exception):
@@ -105,13 +107,18 @@ class ApiMetrics:
 
 
 class KafkaSink:
-    """The API's one idempotent producer, started on first use: the API serves (503s) while Kafka is down."""
+    """The API's one idempotent librdkafka producer, its delivery reports served by a thread of its own.
+
+    Created on first use. librdkafka connects (and reconnects) in the background, so the
+    API serves while Kafka is down: its requests time out into 503s.
+    """
 
     def __init__(self, kafka: KafkaClientOptions) -> None:
         self._kafka = kafka
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: Producer | None = None
+        self._reports: threading.Thread | None = None
+        self._closing = threading.Event()
         self._cause: tuple[float, str | None] | None = None  # when the last diagnosis ran, and what it found
-        self._lock = asyncio.Lock()
 
     async def send(self, records: Sequence[Record], origin: str) -> None:
         """Produce every record and wait for all acknowledgements; `KafkaUnavailable` if any is missing."""
@@ -133,58 +140,78 @@ class KafkaSink:
 
     async def reachable(self) -> bool:
         """Whether Kafka answers a metadata request within HEALTH_TIMEOUT_S (connecting included)."""
-
-        async def metadata() -> None:
-            producer = await self._started()
-            await producer.client.fetch_all_metadata()
-
+        producer = self._started()
         try:
-            await asyncio.wait_for(metadata(), HEALTH_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.to_thread(producer.list_topics, None, HEALTH_TIMEOUT_S), HEALTH_TIMEOUT_S + 1)
         except _KAFKA_FAILURES:
             return False
         return True
 
     async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
+        """Stop serving reports, then wait (within PRODUCE_TIMEOUT_S) for what is still in flight."""
+        if self._producer is not None and self._reports is not None:
+            self._closing.set()
+            await asyncio.to_thread(self._reports.join)
+            await asyncio.to_thread(self._producer.flush, PRODUCE_TIMEOUT_S)
 
     async def _send(self, records: Sequence[Record], origin: str) -> None:
-        producer = await self._started()
-        acks = []
+        producer = self._started()
+        acks = _Acks(asyncio.get_running_loop(), len(records))
         for record in records:
-            key: bytes | None
+            key: str | bytes | None
             if isinstance(record.result, Event):
-                key, headers = record.result.lead_id.encode(), None
-                topic = record.result.topic
+                topic, key, headers = record.result.topic, record.result.lead_id, None
             else:
-                key, headers = rejected_key(record.raw), rejection_headers(record.result, f"{origin}#{record.line}")
-                topic = REJECTED_TOPIC
-            acks.append(await producer.send(topic, record.raw, key=key, headers=headers))
-        # Wait for every outcome, so no refusal is left unobserved, then fail on the first.
-        outcomes = await asyncio.gather(*acks, return_exceptions=True)
-        failure = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
-        if failure is not None:
-            raise failure
+                topic, key = REJECTED_TOPIC, rejected_key(record.raw)
+                headers = rejection_headers(record.result, f"{origin}#{record.line}")
+            producer.produce(topic, record.raw, key, headers=headers, on_delivery=acks.delivered)  # type: ignore[arg-type]  # its stub's list is invariant
+        await acks.done
 
-    async def _started(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    **self._kafka.kwargs(),
-                    client_id="leadpulse-api",
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=LINGER_MS,
-                    max_batch_size=BATCH_BYTES,
-                    request_timeout_ms=int(PRODUCE_TIMEOUT_S * 1000),
-                )
-                try:
-                    await producer.start()
-                except BaseException:  # cancelled by a timeout too: release its connections, retry next time
-                    await producer.stop()
-                    raise
-                self._producer = producer
-            return self._producer
+    def _started(self) -> Producer:
+        if self._producer is None:
+            config = {
+                **self._kafka.durable_producer("leadpulse-api"),
+                "linger.ms": LINGER_MS,
+                "message.timeout.ms": int(PRODUCE_TIMEOUT_S * 1000),
+                "logger": log.getChild("librdkafka"),
+            }
+            self._producer = producer = Producer(config)
+            self._reports = threading.Thread(target=self._serve_reports, args=(producer,), name="kafka-reports", daemon=True)
+            self._reports.start()
+        return self._producer
+
+    def _serve_reports(self, producer: Producer) -> None:
+        """librdkafka calls `_Acks.delivered` from here, the one thread that polls."""
+        while not self._closing.is_set():
+            producer.poll(REPORTS_POLL_S)
+
+
+class _Acks:
+    """One request's delivery reports: `done` resolves, on the event loop, once all of them are in.
+
+    Every outcome is waited for, so no refusal is left unobserved; the first one fails `done`.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expected: int) -> None:
+        self.done: asyncio.Future[None] = loop.create_future()
+        self._loop = loop
+        self._left = expected
+        self._failure: KafkaError | None = None
+
+    def delivered(self, error: KafkaError | None, message: Message) -> None:
+        """Runs on the reports thread."""
+        self._failure = self._failure or error
+        self._left -= 1
+        if self._left == 0:
+            self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        if self.done.done():  # the request timed out meanwhile
+            return
+        if self._failure is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(KafkaException(self._failure))
 
 
 def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:
@@ -202,7 +229,7 @@ def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:
         raise Refused(400, f"body is not JSON: {exc}") from exc
     raws = [orjson.dumps(item) for item in parsed] if isinstance(parsed, list) else [body]
     # A rejected record is sent as received but cut to the record limit, as `publish` does.
-    return [Record(raw[:MAX_RECORD_BYTES], parse_record(raw, now_ms), index) for index, raw in enumerate(raws)]
+    return [Record(raw[:MAX_RECORD_BYTES], decode_record(raw, now_ms), index) for index, raw in enumerate(raws)]
 
 
 class IngestApi:

@@ -181,17 +181,12 @@ def connect(settings: Settings, deliveries: Deliveries) -> Producer:
     """An idempotent (`acks=all`) batching producer that reports refusals to `deliveries`, or `KafkaUnreachable`.
 
     librdkafka (confluent-kafka) rather than kafka-python or aiokafka: docs/bench.md has
-    the measurements. Its `murmur2_random` partitioner is the Java client's, kafka-python's
-    and aiokafka's: a lead's records land on one partition whichever command sent them.
+    the measurements.
     """
     from confluent_kafka import KafkaException, Producer
 
     config: dict[str, Any] = {
-        **client_options(settings).librdkafka_config(),
-        "client.id": "leadpulse-publish",
-        "enable.idempotence": True,
-        "acks": "all",
-        "partitioner": "murmur2_random",
+        **client_options(settings).durable_producer("leadpulse-publish"),
         "linger.ms": LINGER_MS,
         "queue.buffering.max.messages": SEND_WINDOW,
         "queue.buffering.max.kbytes": SEND_WINDOW_KBYTES,

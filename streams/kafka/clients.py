@@ -95,6 +95,20 @@ class KafkaClientOptions:
             config["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
         return config
 
+    def durable_producer(self, client_id: str) -> dict[str, Any]:
+        """librdkafka options of a producer that loses and doubles nothing: `acks=all`, idempotent.
+
+        Its `murmur2_random` partitioner is the Java client's, kafka-python's and aiokafka's:
+        a lead's records land on one partition whichever command sent them.
+        """
+        return {
+            **self.librdkafka_config(),
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+        }
+
     def faust_credentials(self) -> CredentialsT | None:
         """Faust's `broker_credentials`: SASL (over TLS when there is a context), TLS only, or none."""
         from faust.auth import SASLCredentials, SSLCredentials
