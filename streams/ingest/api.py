@@ -13,6 +13,7 @@ Logs carry paths, client addresses, counts and errors: never a payload, never th
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import threading
@@ -118,6 +119,8 @@ class KafkaSink:
         self._producer: Producer | None = None
         self._reports: threading.Thread | None = None
         self._closing = threading.Event()
+        self._pending: set[_Acks] = set()  # the requests waiting for Kafka
+        self._brokers_down = threading.Event()  # librdkafka lost every broker; cleared once one answers
         self._cause: tuple[float, str | None] | None = None  # when the last diagnosis ran, and what it found
 
     async def send(self, records: Sequence[Record], origin: str) -> None:
@@ -140,23 +143,35 @@ class KafkaSink:
 
     async def reachable(self) -> bool:
         """Whether Kafka answers a metadata request within HEALTH_TIMEOUT_S (connecting included)."""
-        producer = self._started()
         try:
-            await asyncio.wait_for(asyncio.to_thread(producer.list_topics, None, HEALTH_TIMEOUT_S), HEALTH_TIMEOUT_S + 1)
+            await asyncio.wait_for(self._probe(self._started()), HEALTH_TIMEOUT_S + 1)
         except _KAFKA_FAILURES:
             return False
         return True
 
+    async def _probe(self, producer: Producer) -> None:
+        """A metadata request within HEALTH_TIMEOUT_S, or `KafkaException`; an answer means the brokers are back."""
+        await asyncio.to_thread(producer.list_topics, None, HEALTH_TIMEOUT_S)
+        self._brokers_down.clear()
+
     async def close(self) -> None:
-        """Stop serving reports, then wait (within PRODUCE_TIMEOUT_S) for what is still in flight."""
+        """Stop serving reports; give what is still queued HEALTH_TIMEOUT_S to reach Kafka.
+
+        Every request has been answered by then, so those records belong to 503s and their
+        senders will retry: the wait is a courtesy, kept short for a Kafka that is down.
+        """
         if self._producer is not None and self._reports is not None:
             self._closing.set()
             await asyncio.to_thread(self._reports.join)
-            await asyncio.to_thread(self._producer.flush, PRODUCE_TIMEOUT_S)
+            await asyncio.to_thread(self._producer.flush, HEALTH_TIMEOUT_S)
 
     async def _send(self, records: Sequence[Record], origin: str) -> None:
         producer = self._started()
+        if self._brokers_down.is_set():  # a quick 503 while Kafka is away, rather than one at PRODUCE_TIMEOUT_S
+            await self._probe(producer)
         acks = _Acks(asyncio.get_running_loop(), len(records))
+        self._pending.add(acks)
+        acks.done.add_done_callback(lambda _: self._pending.discard(acks))
         for record in records:
             key: str | bytes | None
             if isinstance(record.result, Event):
@@ -168,17 +183,29 @@ class KafkaSink:
         await acks.done
 
     def _started(self) -> Producer:
+        """The producer, created on the running loop's first use."""
         if self._producer is None:
             config = {
                 **self._kafka.durable_producer("leadpulse-api"),
                 "linger.ms": LINGER_MS,
                 "message.timeout.ms": int(PRODUCE_TIMEOUT_S * 1000),
                 "logger": log.getChild("librdkafka"),
+                "error_cb": functools.partial(self._client_error, asyncio.get_running_loop()),
             }
             self._producer = producer = Producer(config)
             self._reports = threading.Thread(target=self._serve_reports, args=(producer,), name="kafka-reports", daemon=True)
             self._reports.start()
         return self._producer
+
+    def _client_error(self, loop: asyncio.AbstractEventLoop, error: KafkaError) -> None:
+        """On the reports thread: with every broker down, waiting requests fail now (503) rather than at their timeout."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._brokers_down.set()
+            loop.call_soon_threadsafe(self._fail_pending, error)
+
+    def _fail_pending(self, error: KafkaError) -> None:
+        for acks in list(self._pending):
+            acks.fail(error)
 
     def _serve_reports(self, producer: Producer) -> None:
         """librdkafka calls `_Acks.delivered` from here, the one thread that polls."""
@@ -205,13 +232,16 @@ class _Acks:
         if self._left == 0:
             self._loop.call_soon_threadsafe(self._settle)
 
+    def fail(self, error: KafkaError) -> None:
+        """Give up waiting (on the event loop): Kafka cannot acknowledge in time."""
+        if not self.done.done():
+            self.done.set_exception(KafkaException(error))
+
     def _settle(self) -> None:
-        if self.done.done():  # the request timed out meanwhile
-            return
-        if self._failure is None:
+        if self._failure is not None:
+            self.fail(self._failure)
+        elif not self.done.done():  # else it timed out or failed meanwhile
             self.done.set_result(None)
-        else:
-            self.done.set_exception(KafkaException(self._failure))
 
 
 def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:

@@ -23,6 +23,7 @@ from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
 from kafka.errors import KafkaError
 from pydantic import SecretStr
 
+from streams import stack
 from streams.cli import main
 from streams.ingest.api import create_app
 from streams.kafka.clients import KafkaSettingsError, client_options
@@ -252,9 +253,8 @@ def test_publish_refused_one_topic_mid_run_exits_1_saying_how_many_records_were_
     deadline = time.monotonic() + 20  # the new credential reaches the broker's metadata in a moment
     while (cause := diagnose_sync(leads_only, [LEADS_TOPIC])) is not None and "password" in cause and time.monotonic() < deadline:
         time.sleep(0.5)
-    results = [parse_record(raw, int(time.time() * 1000)) for raw in FEED.read_bytes().splitlines() if raw.strip()]
-    leads = sum(isinstance(r, Event) and r.topic == LEADS_TOPIC for r in results)
-    refused = len(results) - leads
+    leads, deals, rejects = _feed_counts()
+    refused = deals + rejects
     assert leads and refused  # the contract examples hold deals and rejects too
     env = {**Pipeline(secured, tmp_path).env(), "LEADPULSE_KAFKA_SASL_USERNAME": "leads-only", "LEADPULSE_KAFKA_SASL_PASSWORD": "leads-only-pw"}
 
@@ -265,6 +265,28 @@ def test_publish_refused_one_topic_mid_run_exits_1_saying_how_many_records_were_
     error = done.stderr.strip()
     assert len(error.splitlines()) == 1
     assert f"did not acknowledge {refused} records (first: TOPIC_AUTHORIZATION_FAILED" in error and "may not write there" in error
+
+
+def _feed_counts() -> tuple[int, int, int]:
+    """FEED's leads events, deals events and rejected records."""
+    results = [parse_record(raw, int(time.time() * 1000)) for raw in FEED.read_bytes().splitlines() if raw.strip()]
+    events = [r for r in results if isinstance(r, Event)]
+    leads = sum(e.topic == LEADS_TOPIC for e in events)
+    return leads, len(events) - leads, len(results) - len(events)
+
+
+@pytest.mark.parametrize(("protocol", "security"), [("SSL", {}), ("SASL_PLAINTEXT", {"kafka_sasl_mechanism": "PLAIN"})])
+def test_publish_reaches_a_broker_by_client_certificate_and_by_sasl_plain(protocol: str, security: dict[str, str], tmp_path: Path) -> None:
+    """librdkafka's options for the two other ways in: the stack's client certificate (SSL) and SASL PLAIN."""
+    settings = secured_settings(tmp_path / "home", protocol, **security)
+    try:
+        stack.up(settings, ["kafka"])
+        done = run_command(["publish", str(FEED)], Pipeline(settings, tmp_path).env())
+    finally:
+        stack.down(settings)
+    leads, deals, rejects = _feed_counts()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"sent {leads + deals}, rejected {rejects}"
 
 
 # --- secrets ---------------------------------------------------------------------------
