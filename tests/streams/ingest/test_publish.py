@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from confluent_kafka import KafkaError
 from confluent_kafka import Message as DeliveredMessage
 from kafka import KafkaConsumer, TopicPartition
+from kafka.partitioner.default import murmur2
 
 from streams.ingest import publish as publish_module
 from streams.ingest.publish import Deliveries, PublishSummary, publish, publish_command, rejected_key
@@ -155,6 +156,10 @@ def test_mixed_files_are_routed_keyed_and_byte_identical(kafka_bootstrap: str, m
         for m in by_topic[topic]:
             partitions[m.key].add(m.partition)
         assert all(len(p) == 1 for p in partitions.values())
+    # The Java client's partitioner (kafka-python's and aiokafka's too): the API and the workers' rejects agree.
+    partition_counts = Counter(tp.topic for tp in tail.start)
+    for m in messages:
+        assert m.key is None or m.partition == (murmur2(m.key) & 0x7FFFFFFF) % partition_counts[m.topic]
 
     rejected = {m.value: m for m in by_topic[REJECTED_TOPIC]}
     assert len(rejected) == 3 and set(rejected) > set(invalid)
