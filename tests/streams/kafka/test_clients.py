@@ -75,6 +75,22 @@ def test_sasl_ssl_options_verify_hostnames_and_hand_the_password_only_to_the_cli
         assert KAFKA_PASSWORD not in shown
 
 
+def test_librdkafka_gets_the_same_security_under_its_own_names(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path, kafka_bootstrap="h:1", kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-256",
+        kafka_sasl_username="u", kafka_sasl_password=SecretStr(KAFKA_PASSWORD),
+    )  # fmt: skip
+    assert client_options(settings).librdkafka_config() == {
+        "bootstrap.servers": "h:1",
+        "security.protocol": "SASL_SSL",
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.ca.location": "probe",  # no CA file set and no local stack's: the system's CAs
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "u",
+        "sasl.password": KAFKA_PASSWORD,
+    }
+
+
 def test_an_unreadable_ca_file_names_its_setting(tmp_path: Path) -> None:
     settings = Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "missing.pem")
     with pytest.raises(KafkaSettingsError, match="LEADPULSE_KAFKA_SSL_CAFILE"):
