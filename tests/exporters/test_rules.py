@@ -39,8 +39,9 @@ ZS = (-5.0, -3.1, -3.09, -3.0899, -2.76, -2.75, -2.0, 0.5)
 EXPECTEDS = (0.5, 9.99, 10.0, 250.0)
 #: The follow-up checks' series, on and around their thresholds.
 AROUND: dict[str, tuple[float, ...]] = {
-    rules.SHORTFALL: (-0.1, 0.0, 0.09999, 0.1, 0.5),
-    rules.FOLLOW_UP_Z: ZS,
+    rules.SHORTFALL: (-0.1, 0.0, 0.14999, 0.15, 0.5),
+    rules.VOLUME: (0.2, 0.49999, 0.5, 0.9),
+    rules.FOLLOW_UP_ZSCORE: (-5.0, -3.73, -3.72, -3.7199, -3.09, 0.5),
     rules.RECENT_LEADS: (0.0, 19.0, 20.0, 250.0),
     rules.USUAL_LEADS: (59.0, 60.0, 3300.0),
     rules.STALLED_RISE: (0.0, 0.49999, 0.5, 2.0),
