@@ -21,6 +21,7 @@ class MixinConfig:
     # the longest (days 8-90 by default): both must be among the exporter's LEADPULSE_WINDOWS.
     follow_up_recent_window: str = "7d"
     follow_up_usual_window: str = "90d"
+    owner_dimension: str = "owner"  # the attribute key of the sales owner, for the dashboard's owners table
 
     @property
     def selector(self) -> str:
