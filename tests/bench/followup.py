@@ -105,19 +105,19 @@ def setup_q(setup: Setup) -> float:
     return 0.94 if not setup.business else 0.85 / (1 - math.exp(-setup.sla_hours))
 
 
-def follow_up_series(leads: Array, met: Array, deadline: NDArray[np.int64], hours: NDArray[np.int64]) -> dict[str, Array]:
-    """The check series of the recording rules at each evaluation hour, from the two windows' counts."""
+def window_counts(leads: Array, met: Array, deadline: NDArray[np.int64], hours: NDArray[np.int64], days: int) -> tuple[Array, Array]:
+    """(leads, met) of the `days`-day window at each evaluation hour: created on its UTC days, deadline passed."""
     cum_n, cum_m = (np.concatenate([[0.0], np.cumsum(x)]) for x in (leads, met))
     passed = np.searchsorted(deadline, hours, side="right")  # creation hours whose deadline has passed: < passed
-    day = hours // DAY
+    first = (hours // DAY - days + 1) * DAY
+    stop = np.maximum(passed, first)
+    return cum_n[stop] - cum_n[first], cum_m[stop] - cum_m[first]
 
-    def window(days: int) -> tuple[Array, Array]:
-        first = (day - days + 1) * DAY
-        stop = np.maximum(passed, first)
-        return cum_n[stop] - cum_n[first], cum_m[stop] - cum_m[first]
 
-    n, m = window(7)
-    n90, m90 = window(90)
+def follow_up_series(leads: Array, met: Array, deadline: NDArray[np.int64], hours: NDArray[np.int64]) -> dict[str, Array]:
+    """The check series of the recording rules at each evaluation hour, from the two windows' counts."""
+    n, m = window_counts(leads, met, deadline, hours, 7)
+    n90, m90 = window_counts(leads, met, deadline, hours, 90)
     n_b, m_b = n90 - n, m90 - m
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(n_b > 0, m_b / n_b, np.nan)
