@@ -158,6 +158,11 @@ bench: bench-deps
 	@echo "==> bench: python -m tests.bench (about 15 minutes; figures against targets, never pass/fail)"
 	$(VENV)/bin/python -m tests.bench
 
+# The alert figures of docs/alerts.md: the conversion alerts and the follow-up alerts.
+bench-alerts: bench-deps
+	@echo "==> bench: python -m tests.bench alerts followup"
+	$(VENV)/bin/python -m tests.bench alerts followup
+
 bench-%: bench-deps
 	@echo "==> bench: python -m tests.bench $*"
 	$(VENV)/bin/python -m tests.bench $*

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from streams.settings import Settings
-from tests.bench import alerts, api, memory, pipeline, publish, scaling, scrape
+from tests.bench import alerts, api, followup, memory, pipeline, publish, scaling, scrape
 from tests.bench.common import BenchError, Section, bench_stack, targeted
 
 #: Benchmarks on private Redis servers, then those on the bench stack, in running order.
 STANDALONE: dict[str, Callable[[], Section]] = {
-    "memory": memory.run, "scrape": scrape.run, "alerts": alerts.run, "scaling": scaling.run,
+    "memory": memory.run, "scrape": scrape.run, "alerts": alerts.run, "followup": followup.run, "scaling": scaling.run,
 }
 ON_STACK: dict[str, Callable[[Settings], Section]] = {"pipeline": pipeline.run, "api": api.run, "publish": publish.run}
 NAMES = (*STANDALONE, *ON_STACK)
