@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aggregates.business_hours import BusinessHours, FollowUpClock, business_zone, parse_duration_ms, parse_holidays
+
 LEADS_TOPIC = "leadpulse.leads"
 DEALS_TOPIC = "leadpulse.deals"
 REJECTED_TOPIC = "leadpulse.rejected"
@@ -101,6 +103,53 @@ class Settings(BaseSettings):
         10000, description="most events per worker batch (one Redis round trip each); a caught-up worker's are smaller"
     )
     batch_wait_ms: int = Field(50, description="longest a worker waits to fill a batch")
+    follow_up_sla: str = Field(
+        "1d", description="time a lead may wait for its first touch: 30m, 1h, 4h, 1d (business time when hours are set)"
+    )
+    business_hours: str | None = Field(
+        None, description="when the SLA clock runs, e.g. `Mon-Fri 09:00-17:30`; unset: around the clock (24 x 7)"
+    )
+    business_timezone: str = Field("UTC", description="IANA time zone of LEADPULSE_BUSINESS_HOURS and the holidays")
+    business_holidays: str = Field(
+        "", description="comma-separated ISO dates (local) on which the SLA clock stops, e.g. 2026-12-25,2026-12-26"
+    )
+    follow_up_horizon_days: int = Field(30, ge=1, description="leads created in the last N days can be awaiting touch")
+    stall_days_mql: int = Field(14, ge=1, description="an MQL without SQL for more than N days is stalled at mql")
+    stall_days_sql: int = Field(30, ge=1, description="an SQL without any deal for more than N days is stalled at sql")
+
+    @field_validator("follow_up_sla")
+    @classmethod
+    def _sla_is_a_duration(cls, value: str) -> str:
+        parse_duration_ms(value)
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours_parse(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            BusinessHours.parse(value)
+        return value
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        business_zone(value)
+        return value
+
+    @field_validator("business_holidays")
+    @classmethod
+    def _holidays_are_dates(cls, value: str) -> str:
+        parse_holidays(value)
+        return value
+
+    @property
+    def follow_up_clock(self) -> FollowUpClock:
+        """Each lead's touch deadline, from the SLA and the business hours (24 x 7 when unset)."""
+        hours = self.business_hours
+        calendar = (
+            BusinessHours.parse(hours, self.business_timezone, self.business_holidays) if hours and hours.strip() else None
+        )
+        return FollowUpClock(parse_duration_ms(self.follow_up_sla), calendar)
 
     @field_validator("maturity_ages")
     @classmethod
