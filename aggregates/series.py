@@ -175,7 +175,8 @@ def build_series(
     for segment, window, vector in sorted(rows, key=lambda row: (row[0], row[1])):
         _window_series(runs, window, segment, vector)
     found = pending(raw.days, raw.awaiting, folds, view)
-    segments = {folds.get(segment, segment) for segment in raw.segment_leads} | found.keys()
+    # A segment whose leads all moved away keeps its `seg` field at 0: not a segment any more.
+    segments = {folds.get(segment, segment) for segment, leads in raw.segment_leads.items() if leads} | found.keys()
     for segment, awaiting, overdue, oldest, stalled in follow_up_rows(segments, found, view):
         labels = {"dimension": segment[0], "segment": segment[1]}
         _emit(runs, ("leadpulse_leads_awaiting_touch",), labels, awaiting)
@@ -325,5 +326,5 @@ def _follow_up_series(runs: Runs, base: dict[str, str], segment: Segment, v: Seq
     met, breached = v[_MET], v[_BREACHED]
     if met or breached:
         for outcome, count in (("breached", breached), ("met", met)):
-            _emit(runs, ("leadpulse_window_follow_up_leads", outcome), {**base, "outcome": outcome}, count)
+            _emit(runs, ("leadpulse_window_follow_up_leads", segment[0], outcome), {**base, "outcome": outcome}, count)
         _emit(runs, ("leadpulse_window_follow_up_met_ratio",), base, met / (met + breached))
