@@ -42,7 +42,7 @@ class FollowUpView:
     @property
     def last_day(self) -> int:
         """The last UTC day that has ended by N: deadlines on or before it have passed."""
-        return -(-self.now_ms // DAY_MS) - 1
+        return self.now_ms // DAY_MS - 1
 
     @property
     def today(self) -> int:

@@ -178,13 +178,13 @@ def build_series(
     # A segment whose leads all moved away keeps its `seg` field at 0: not a segment any more.
     segments = {folds.get(segment, segment) for segment, leads in raw.segment_leads.items() if leads} | found.keys()
     for segment, awaiting, overdue, oldest, stalled in follow_up_rows(segments, found, view):
-        labels = {"dimension": segment[0], "segment": segment[1]}
-        _emit(runs, ("leadpulse_leads_awaiting_touch",), labels, awaiting)
-        _emit(runs, ("leadpulse_leads_overdue_touch",), labels, overdue)
+        pair = {"dimension": segment[0], "segment": segment[1]}
+        _emit(runs, ("leadpulse_leads_awaiting_touch",), pair, awaiting)
+        _emit(runs, ("leadpulse_leads_overdue_touch",), pair, overdue)
         if oldest is not None:
-            _emit(runs, ("leadpulse_oldest_awaiting_touch_age_seconds",), labels, oldest / 1000)
+            _emit(runs, ("leadpulse_oldest_awaiting_touch_age_seconds",), pair, oldest / 1000)
         for stage, count in zip(STALL_STAGES, stalled):
-            _emit(runs, ("leadpulse_leads_stalled", segment[0], segment[1], stage), {**labels, "stage": stage}, count)
+            _emit(runs, ("leadpulse_leads_stalled", segment[0], segment[1], stage), {**pair, "stage": stage}, count)
     today = day_number(as_of)
     checked = today if fresh_day is None else min(today, fresh_day)
     for segment, history in sorted(histories(raw, folds).items()):

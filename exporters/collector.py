@@ -199,9 +199,9 @@ def business_families(series: Iterable[Series]) -> Iterator[Metric]:
     yield from gauges.values()
     for family_name, histogram in histograms.items():
         if histogram:
-            family = HistogramMetricFamily(family_name, HELP[family_name])
-            family.samples = [sample for parts in histogram.values() for sample in parts if sample is not None]
-            yield family
+            parts_family = HistogramMetricFamily(family_name, HELP[family_name])
+            parts_family.samples = [sample for parts in histogram.values() for sample in parts if sample is not None]
+            yield parts_family
 
 
 def health_families(health: Health) -> Iterator[Metric]:
