@@ -285,8 +285,9 @@ class StoreSteps:
         if as_text(replies[3]) != stamp:
             raise LayoutMismatch(
                 f"Redis prefix {self.layout.prefix!r} holds aggregates of layout {as_text(replies[3])!r}, "
-                f"these settings need {stamp!r}; run `leadpulse rebuild` after changing shards "
-                "or attribute dimensions, or after an upgrade that changed the key layout"
+                f"these settings need {stamp!r}; run `leadpulse rebuild` after changing shards, "
+                "attribute dimensions or the follow-up SLA settings (LEADPULSE_FOLLOW_UP_SLA, LEADPULSE_BUSINESS_*), "
+                "or after an upgrade that changed the key layout"
             )
         self._ready = True
 

@@ -6,15 +6,24 @@ topics and key layout; two stacks with different homes and ports never meet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlencode, urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aggregates.business_hours import BusinessHours, FollowUpClock, business_zone, parse_duration_ms, parse_holidays
+
+#: How each follow-up setting is checked (each parser's error names its variable).
+_FOLLOW_UP_PARSERS: dict[str, Callable[[str], object]] = {
+    "follow_up_sla": parse_duration_ms,
+    "business_hours": BusinessHours.parse,
+    "business_timezone": business_zone,
+    "business_holidays": parse_holidays,
+}
 
 LEADS_TOPIC = "leadpulse.leads"
 DEALS_TOPIC = "leadpulse.deals"
@@ -117,29 +126,14 @@ class Settings(BaseSettings):
     stall_days_mql: int = Field(14, ge=1, description="an MQL without SQL for more than N days is stalled at mql")
     stall_days_sql: int = Field(30, ge=1, description="an SQL without any deal for more than N days is stalled at sql")
 
-    @field_validator("follow_up_sla")
+    @field_validator("follow_up_sla", "business_hours", "business_timezone", "business_holidays")
     @classmethod
-    def _sla_is_a_duration(cls, value: str) -> str:
-        parse_duration_ms(value)
-        return value
-
-    @field_validator("business_hours")
-    @classmethod
-    def _hours_parse(cls, value: str | None) -> str | None:
+    def _follow_up_settings_parse(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Refused at start-up, naming the variable, rather than when the first lead arrives."""
         if value is not None and value.strip():
-            BusinessHours.parse(value)
-        return value
-
-    @field_validator("business_timezone")
-    @classmethod
-    def _zone_exists(cls, value: str) -> str:
-        business_zone(value)
-        return value
-
-    @field_validator("business_holidays")
-    @classmethod
-    def _holidays_are_dates(cls, value: str) -> str:
-        parse_holidays(value)
+            _FOLLOW_UP_PARSERS[info.field_name or ""](value)
+        elif info.field_name == "follow_up_sla":
+            parse_duration_ms(value or "")
         return value
 
     @property
