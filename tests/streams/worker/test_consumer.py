@@ -37,7 +37,7 @@ def now_ms() -> int:
 
 
 def test_worker_report_equals_reference_for_shuffled_duplicated_feed_with_bad_records(pipeline: Pipeline) -> None:
-    pipeline.publish_raw(synthetic_feed(800, now_ms(), seed=11, tag=pipeline.tag))
+    pipeline.publish_raw(synthetic_feed(800, now_ms(), seed=11, tag=pipeline.tag, touches=True))
     pipeline.start_worker()
     pipeline.wait_caught_up()
     assert_matches_reference(pipeline)
