@@ -105,10 +105,15 @@ def follow_up_rows(
     """(segment, awaiting, overdue, oldest age in ms or None, stalled (mql, sql)) of every
     segment, zeros included, in segment order."""
     rows = []
-    deadline, now = view.clock.deadline_ms, view.now_ms
+    now = view.now_ms
+    # A lead awaits in each of its segments: its deadline (a walk over the business
+    # calendar when hours are set) is worked out once per creation time, not per segment.
+    due: dict[int, bool] = {}
+    for created in {created for state in found.values() for created in state.awaiting}:
+        due[created] = view.clock.deadline_ms(created) <= now
     for segment in sorted(segments):
         state = found.get(segment, Pending())
-        overdue = sum(1 for created in state.awaiting if deadline(created) <= now)
+        overdue = sum(due[created] for created in state.awaiting)
         oldest = now - min(state.awaiting) if state.awaiting else None
         rows.append((segment, len(state.awaiting), overdue, oldest, (state.stalled[0], state.stalled[1])))
     return rows
