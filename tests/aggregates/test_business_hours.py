@@ -69,6 +69,20 @@ def test_a_deadline_is_never_earlier_than_the_same_sla_around_the_clock(created:
     assert OFFICE.deadline_ms(created, sla) >= created + sla
 
 
+BERLIN = BusinessHours.parse("Mon-Fri 09:00-17:30", "Europe/Berlin", "2026-10-26,2026-12-25")
+
+
+@given(
+    st.integers(ms("2026-01-01T00:00:00Z"), ms("2027-01-01T00:00:00Z")),
+    st.integers(0, 3 * 86_400_000),
+    st.integers(1, 50 * HOUR),
+)
+def test_a_later_lead_is_never_due_earlier_and_a_longer_sla_never_ends_sooner(created: int, later: int, sla: int) -> None:
+    """Monotone in both: a lead created later, or given more time, is never due sooner."""
+    assert BERLIN.deadline_ms(created, sla) <= BERLIN.deadline_ms(created + later, sla)
+    assert BERLIN.deadline_ms(created, sla) <= BERLIN.deadline_ms(created, sla + later)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"), [("30m", 30 * 60_000), ("1h", HOUR), ("4h", 4 * HOUR), ("1d", 24 * HOUR), ("1h30m", 90 * 60_000)]
 )
