@@ -9,17 +9,20 @@
 -- event changes no state, hence no counter. See docs/keys.md.
 --
 -- KEYS[1]: the shard's health hash `<base>g`; every key touched shares its hash tag.
--- ARGV[1..16]: base, lead retention (days), lead buckets per shard, key parts
+-- ARGV[1..18]: base, lead retention (days), lead buckets per shard, key parts
 --   lead/cohort/day/segments/names/calendar/lag, leads topic, deals topic, histogram
 --   bounds (csv, milliseconds), attribute dimension keys (csv), longest stored lag
---   (days), today (UTC epoch day, the worker's clock).
--- ARGV[17]: the events as one msgpack array, each a code then its fields (bucket: the
+--   (days), first-touch histogram bounds (csv, milliseconds), key part of the awaiting
+--   lists, today (UTC epoch day, the worker's clock).
+-- ARGV[19]: the events as one msgpack array, each a code then its fields (bucket: the
 --   lead's bucket as text, from aggregates/keys.py; ms, stage and cents are integers):
---   c bucket lead ms event_id week month source campaign attr...   (lead.created)
---   (event_id as lead state stores it: see below)
+--   c bucket lead ms event_id week month deadline source campaign attr...   (lead.created)
+--   (event_id as lead state stores it: see below; deadline: ms after `ms` at which the
+--   follow-up SLA of a lead created then runs out, computed by the worker)
 --   q bucket lead ms stage(1|2)                                     (lead.qualified)
 --   x bucket lead ms                                                (lead.disqualified)
---   d ms                                                            (deal.created)
+--   t bucket lead ms                                                (lead.contacted)
+--   d bucket lead ms                                                (deal.created)
 --   w bucket lead ms deal cents                                     (deal.won)
 --   l bucket lead ms deal                                           (deal.lost)
 -- Returns {applied, duplicate}.
@@ -30,8 +33,8 @@ local find, sub, byte, format = string.find, string.sub, string.byte, string.for
 local base, retention, buckets = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local LEADS, COHORT, DAY, SEGMENTS = base .. ARGV[4], base .. ARGV[5], base .. ARGV[6], base .. ARGV[7]
 local NAMES, CALENDAR, LAG, HEALTH = base .. ARGV[8], base .. ARGV[9], base .. ARGV[10], KEYS[1]
-local TOPIC = {c = ARGV[11], q = ARGV[11], x = ARGV[11], d = ARGV[12], w = ARGV[12], l = ARGV[12]}
-local TYPE = {c = 'lead.created', q = 'lead.qualified', x = 'lead.disqualified',
+local TOPIC = {c = ARGV[11], q = ARGV[11], x = ARGV[11], t = ARGV[11], d = ARGV[12], w = ARGV[12], l = ARGV[12]}
+local TYPE = {c = 'lead.created', q = 'lead.qualified', x = 'lead.disqualified', t = 'lead.contacted',
   d = 'deal.created', w = 'deal.won', l = 'deal.lost'}
 
 local bounds = {}
@@ -39,10 +42,18 @@ for b in string.gmatch(ARGV[13], '[^,]+') do bounds[#bounds + 1] = tonumber(b) e
 local dims = {'all', 'source', 'campaign'}
 for k in string.gmatch(ARGV[14], '[^,]+') do dims[#dims + 1] = k end
 local nseg = #dims - 1 -- stored segments: source, campaign, attributes
-local max_lag, today = tonumber(ARGV[15]), tonumber(ARGV[16])
+local touch_bounds = {}
+for b in string.gmatch(ARGV[16], '[^,]+') do touch_bounds[#touch_bounds + 1] = tonumber(b) end
+local max_lag, AWAITING, today = tonumber(ARGV[15]), base .. ARGV[17], tonumber(ARGV[18])
 
 -- Counter slots (1-based); aggregates/keys.py names the same slots 0-based.
 local D_LEADS, D_CCUST, D_PCUST, D_WON, D_LOST, D_CENTS, D_TTC_SUM, D_BUCKET0 = 1, 2, 3, 4, 5, 6, 7, 8
+-- Then the first-touch histogram (sum, buckets), the stalled candidates and the
+-- follow-up outcomes by deadline day (two slots per day after creation, met then breached).
+local D_TOUCH_SUM = D_BUCKET0 + #bounds + 1
+local D_TOUCH0 = D_TOUCH_SUM + 1
+local D_STALL_MQL = D_TOUCH0 + #touch_bounds + 1
+local D_STALL_SQL, D_FOLLOW_UP0 = D_STALL_MQL + 1, D_STALL_MQL + 2
 
 -- Byte-wise string order, as Python compares str: Lua's `<` uses strcoll, and Redis
 -- sets LC_COLLATE from its environment.
@@ -115,13 +126,18 @@ local function deal_field(i, id) return 'd' .. i .. '|' .. id end
 local function changed_on(core) return string.byte(core, 1) * 256 + string.byte(core, 2) end
 
 -- A lead's state in this script is the stored core's own array, unpacked:
---   {q, dq, conv|false, deal count[, created ms, event_id, segment name id...]}
+--   {mql ms|false, disqualified ms|false, conv|false, deal count, sql ms|false,
+--    first touch ms|false, any deal event (0|1)[, created ms, event_id, segment name id...,
+--    deadline ms after creation]}
+-- Each time is the earliest of its events (mql: a qualification to mql or sql).
 -- so it is stored again as it is (no tables to build or take apart per lead); its deals
 -- are a map of deal id to {ms, won, cents, index, dirty}. `before` is the array as
 -- loaded; events change a copy, and the deal map only once a deal event comes
 -- (`entry.deals` is `entry.bdeals` until then).
-local CORE_MS, CORE_EID = 5, 6 -- the creation's slots; segment ids follow
-local NEW_LEAD, NO_DEALS = {0, 0, false, 0}, {} -- shared, never written: changes go to copies
+local MQL, DQ, CONV, SQL, TOUCH, DEALT = 1, 2, 3, 5, 6, 7
+local CORE_MS, CORE_EID = 8, 9 -- the creation's slots; segment ids and the deadline follow
+local DEADLINE = CORE_EID + nseg + 1
+local NEW_LEAD, NO_DEALS = {false, false, false, 0, false, false, 0}, {} -- shared, never written: changes go to copies
 local CHANGED_TODAY = string.char(floor(today / 256), today % 256)
 
 local function encode_core(st) return CHANGED_TODAY .. cmsgpack.pack(st) end
@@ -133,8 +149,9 @@ local function own_deals(entry)
   return deals
 end
 
--- Pending counter deltas of this call: vectors[key][field][slot], ints[key][field].
-local vectors, ints = {}, {}
+-- Pending counter deltas of this call: vectors[key][field][slot], ints[key][field], and
+-- awaiting lists lists[key][field][entry] (entries counted, + or -).
+local vectors, ints, lists = {}, {}, {}
 
 -- Add slots (a sparse {slot = value}) to the pending vector of key/field. A new vector
 -- is built as `{nil x 8}`, which gives it an array part for slots 1-8 (a cohort's six, a
@@ -154,9 +171,10 @@ local function incr(key, field, delta)
   fields[field] = (fields[field] or 0) + delta
 end
 
-local function bucket_of(ms)
-  for i, b in ipairs(bounds) do if ms <= b then return i end end
-  return #bounds + 1
+local function bucket_of(ms, within)
+  within = within or bounds
+  for i, b in ipairs(within) do if ms <= b then return i end end
+  return #within + 1
 end
 
 -- Key names, each built once per call.
@@ -169,7 +187,8 @@ local function day_key(day, cache, part)
 end
 
 -- Pending deltas per segment tuple (the leads of a batch share a few), fanned out to the
--- tuple's counter fields once, at the end: {ids, seg = leads, keys = {key = slots}}, in
+-- tuple's counter fields once, at the end: {ids, seg = leads, keys = {key = slots},
+-- lists = {key = {entry = count}}}, in
 -- `all_tuples` and found by ids in `tuples`.
 -- A lead whose creation changed has its old contribution taken off and its new one added,
 -- cancelling in the tuple's sums; one whose creation stands adds only what moved (`move`).
@@ -196,7 +215,7 @@ local function tuple_of(st)
   if not t then
     local ids = {}
     for j = 1, nseg do ids[j] = st[CORE_EID + j] end
-    t = {ids = ids, seg = 0, keys = {}}
+    t = {ids = ids, seg = 0, keys = {}, lists = {}}
     level[last_id] = t
     all_tuples[#all_tuples + 1] = t
   end
@@ -216,10 +235,10 @@ end
 -- A state's cohort slots 2-6 (mql, sql, customer, open, disqualified), each 1 or 0;
 -- slot 1 (leads) is always 1.
 local function flags(st)
-  local q, cust = st[1], st[3] and 1 or 0
-  local mql = (q >= 1 or cust == 1) and 1 or 0
-  local disq = (st[2] == 1 and cust == 0) and 1 or 0
-  return mql, (q >= 2 or cust == 1) and 1 or 0, cust, (mql == 1 and disq == 0) and 1 or 0, disq
+  local cust = st[CONV] and 1 or 0
+  local mql = (st[MQL] or cust == 1) and 1 or 0
+  local disq = (st[DQ] and cust == 0) and 1 or 0
+  return mql, (st[SQL] or cust == 1) and 1 or 0, cust, (mql == 1 and disq == 0) and 1 or 0, disq
 end
 
 local function conversion(keys, created, conv, sign)
@@ -246,197 +265,4 @@ local function deal(keys, d, sign)
   end
 end
 
--- Add `sign` times a lead's contribution (the same for each of its segments) to its tuple.
--- Added straight into the tuple's sums: no table per contribution.
-local function contribute(st, deals, sign)
-  local created = st[CORE_MS]
-  if not created then
-    incr(HEALTH, 'orphans', sign * st[4])
-    return
-  end
-  local t = tuple_of(st)
-  t.seg = t.seg + sign
-  local keys, day = t.keys, floor(created / DAY_MS)
-  local mql, sql, cust, open, disq = flags(st)
-  local key = day_key(day)
-  bump(keys, key, D_LEADS, sign)
-  if cust == 1 then bump(keys, key, D_CCUST, sign) end
-  local cohorts = cohorts_of(day)
-  for k = 1, 2 do
-    key = cohorts[k]
-    bump(keys, key, 1, sign)
-    if mql == 1 then bump(keys, key, 2, sign) end
-    if sql == 1 then bump(keys, key, 3, sign) end
-    if cust == 1 then bump(keys, key, 4, sign) end
-    if open == 1 then bump(keys, key, 5, sign) end
-    if disq == 1 then bump(keys, key, 6, sign) end
-  end
-  if st[3] then conversion(keys, created, st[3], sign) end
-  for _, d in pairs(deals) do deal(keys, d, sign) end
-end
-
--- A lead whose creation stands (no event of this call replaced it): its tuple, day and
--- cohorts stay, so only what moved is added: the same sums as `before` taken off and
--- `st` added, in a few additions rather than two whole contributions.
-local function move(entry)
-  local before, st = entry.before, entry.st
-  local created = st[CORE_MS]
-  local keys, day = tuple_of(st).keys, floor(created / DAY_MS)
-  local b2, b3, b4, b5, b6 = flags(before)
-  local a2, a3, a4, a5, a6 = flags(st)
-  if a4 ~= b4 then bump(keys, day_key(day), D_CCUST, a4 - b4) end
-  if a2 ~= b2 or a3 ~= b3 or a4 ~= b4 or a5 ~= b5 or a6 ~= b6 then
-    local cohorts = cohorts_of(day)
-    for k = 1, 2 do
-      local key = cohorts[k]
-      if a2 ~= b2 then bump(keys, key, 2, a2 - b2) end
-      if a3 ~= b3 then bump(keys, key, 3, a3 - b3) end
-      if a4 ~= b4 then bump(keys, key, 4, a4 - b4) end
-      if a5 ~= b5 then bump(keys, key, 5, a5 - b5) end
-      if a6 ~= b6 then bump(keys, key, 6, a6 - b6) end
-    end
-  end
-  if before[3] ~= st[3] then
-    if before[3] then conversion(keys, created, before[3], -1) end
-    if st[3] then conversion(keys, created, st[3], 1) end
-  end
-  if entry.deals ~= entry.bdeals then -- a deal event came; deals are only ever added or replaced whole
-    local old_deals = entry.bdeals
-    for id, d in pairs(entry.deals) do
-      local old = old_deals[id]
-      if old ~= d then
-        if old then deal(keys, old, -1) end
-        deal(keys, d, 1)
-      end
-    end
-  end
-end
-
-local leads = {}
-local function lead(bucket, id)
-  local entry = leads[id]
-  if not entry then
-    local key, field = LEADS .. bucket, 'c' .. id
-    local raw, core, deals = redis.call('HGET', key, field), NEW_LEAD, NO_DEALS
-    if raw then
-      core = select(2, cmsgpack.unpack_one(raw, 2)) -- after the 2-byte day, without a copy
-      if core[4] > 0 then
-        local fields = {}
-        deals = {}
-        for i = 1, core[4] do fields[i] = deal_field(i, id) end
-        for i, packed in ipairs(redis.call('HMGET', key, unpack(fields))) do
-          local d = cmsgpack.unpack(packed)
-          deals[d[1]] = {d[2], d[3], d[4], i, false}
-        end
-      end
-    end
-    entry = {key = key, field = field, before = core, st = {unpack(core)}, bdeals = deals, deals = deals,
-      created = false, changed = false}
-    leads[id] = entry
-  end
-  return entry
-end
-
--- Per event only a count by code; the health fields are named once per code below.
-local applied, duplicate, last, seen = 0, 0, {}, {}
-local new_days = {} -- created days whose labels this call brought, for `cal` (below)
-local E = cmsgpack.unpack(ARGV[17])
-local i, n = 1, #E
-while i <= n do
-  local code, ms, changed = E[i], nil, false
-  if code == 'd' then
-    ms, changed = E[i + 1], true -- carries no state: cannot be a re-send
-    i = i + 2
-  else
-    local entry = lead(E[i + 1], E[i + 2])
-    local st = entry.st
-    ms = E[i + 3]
-    if code == 'c' then
-      local eid, created = E[i + 4], st[CORE_MS]
-      if not created or ms < created or (ms == created and less(sent_id(eid), sent_id(st[CORE_EID]))) then
-        local day = floor(ms / DAY_MS)
-        st[CORE_MS], st[CORE_EID] = ms, eid
-        for j = 1, nseg do st[CORE_EID + j] = intern(dims[j + 1] .. '|' .. E[i + 6 + j]) end
-        entry.created, changed = true, true
-        if not labels[day] then
-          labels[day] = {E[i + 5], E[i + 6]}
-          new_days[#new_days + 1] = day
-        end
-      end
-      i = i + 7 + nseg
-    elseif code == 'q' then
-      local q = E[i + 4]
-      if q > st[1] then st[1], changed = q, true end
-      i = i + 5
-    elseif code == 'x' then
-      if st[2] == 0 then st[2], changed = 1, true end
-      i = i + 4
-    else -- 'w' or 'l'
-      local deal, won = E[i + 4], (code == 'w') and 1 or 0
-      local cents = (won == 1) and E[i + 5] or 0
-      if won == 1 and (not st[3] or ms < st[3]) then st[3], changed = ms, true end
-      local d = entry.deals[deal]
-      if not d or ms > d[1] or (ms == d[1] and (won > d[2] or (won == d[2] and cents > d[3]))) then
-        local index = d and d[4]
-        if not index then st[4] = st[4] + 1; index = st[4] end
-        local deals = entry.deals
-        if deals == entry.bdeals then deals = own_deals(entry) end
-        deals[deal], changed = {ms, won, cents, index, true}, true
-      end
-      i = i + 5 + won
-    end
-    if changed then entry.changed = true end
-  end
-  local topic = TOPIC[code]
-  if changed then
-    applied = applied + 1
-    if not last[topic] or ms > last[topic] then last[topic] = ms end
-  else
-    duplicate = duplicate + 1
-  end
-  local outcome = changed and 'applied' or 'duplicate'
-  local counts = seen[code]
-  if not counts then counts = {applied = 0, duplicate = 0}; seen[code] = counts end
-  counts[outcome] = counts[outcome] + 1
-end
-for code, counts in pairs(seen) do
-  for outcome, count in pairs(counts) do
-    incr(HEALTH, 'events|' .. TOPIC[code] .. '|' .. TYPE[code] .. '|' .. outcome, count)
-  end
-end
-
-for id, entry in pairs(leads) do
-  if entry.changed then
-    local st = entry.st
-    if entry.before[CORE_MS] and not entry.created then
-      move(entry)
-    else
-      contribute(entry.before, entry.bdeals, -1)
-      contribute(st, entry.deals, 1)
-    end
-    if entry.deals ~= entry.bdeals then -- new or changed deals go with the core
-      local fields = {entry.field, encode_core(st)}
-      for deal, d in pairs(entry.deals) do
-        if d[5] then
-          fields[#fields + 1] = deal_field(d[4], id)
-          fields[#fields + 1] = cmsgpack.pack({deal, d[1], d[2], d[3]})
-        end
-      end
-      redis.call('HSET', entry.key, unpack(fields))
-    else
-      redis.call('HSET', entry.key, entry.field, encode_core(st))
-    end
-  end
-end
-
--- The counter fields of a tuple: `all|all`, then one per stored segment.
-for _, t in ipairs(all_tuples) do
-  local fields = {'all|all'}
-  for j = 1, nseg do fields[j + 1] = name_of(t.ids[j]) end
-  for key, slots in pairs(t.keys) do
-    for i = 1, #fields do add(key, fields[i], slots) end
-  end
-  for i = 1, #fields do incr(SEGMENTS, fields[i], t.seg) end
-end
-
--- Continued in apply_writes.lua: the pending deltas written back, then the sweep.
+-- Continued in apply_follow_up.lua: the contribution of a lead, follow-up included.

@@ -1,4 +1,4 @@
--- The second half of apply.lua (aggregates/store.py loads the two as one script): the
+-- The last part of apply.lua (aggregates/store.py loads the parts as one script): the
 -- call's pending deltas written back, vectors merged into their stored text, then the
 -- retention sweep. Every name used here is a local of apply.lua.
 
@@ -48,19 +48,14 @@ end
 -- One HMGET and at most one HSET and one HDEL per hash, in chunks that stay well
 -- inside Lua's limit on unpacked arguments.
 local CHUNK = 500
-for key, fields in pairs(vectors) do
-  local names = {}
-  for field, delta in pairs(fields) do
-    for _, v in pairs(delta) do
-      if v ~= 0 then names[#names + 1] = field; break end
-    end
-  end
+-- Each field of `names` rewritten as merge(stored, fields[name]); an empty result deletes it.
+local function write_back(key, fields, names, merge)
   for first = 1, #names, CHUNK do
     local stop = math.min(first + CHUNK - 1, #names)
     local stored = redis.call('HMGET', key, unpack(names, first, stop))
     local sets, dels = {}, {}
     for j = first, stop do
-      local value = merged(stored[j - first + 1], fields[names[j]])
+      local value = merge(stored[j - first + 1], fields[names[j]])
       if value == '' then
         dels[#dels + 1] = names[j]
       else
@@ -70,6 +65,36 @@ for key, fields in pairs(vectors) do
     if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
     if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
   end
+end
+
+for key, fields in pairs(vectors) do
+  local names = {}
+  for field, delta in pairs(fields) do
+    for _, v in pairs(delta) do
+      if v ~= 0 then names[#names + 1] = field; break end
+    end
+  end
+  write_back(key, fields, names, merged)
+end
+
+-- An awaiting list as stored (times of day in ms, comma-separated, ascending; a time
+-- repeats once per lead created at that instant) plus its pending entries.
+local function merged_list(stored, pending)
+  local counts, times = {}, {}
+  for entry in string.gmatch(stored or '', '[^,]+') do counts[entry] = (counts[entry] or 0) + 1 end
+  for entry, count in pairs(pending) do counts[entry] = (counts[entry] or 0) + count end
+  for entry, count in pairs(counts) do
+    for _ = 1, count do times[#times + 1] = tonumber(entry) end
+  end
+  table.sort(times)
+  for j = 1, #times do times[j] = format('%d', times[j]) end
+  return table.concat(times, ',')
+end
+
+for key, fields in pairs(lists) do
+  local names = {}
+  for field in pairs(fields) do names[#names + 1] = field end
+  write_back(key, fields, names, merged_list)
 end
 
 -- The calendar learns each new day once: one HMGET and one HSET per call rather than an

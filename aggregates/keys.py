@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from aggregates.rules import TOUCH_BOUNDS, TTC_BOUNDS
 from streams.events import normalise_segment
 from streams.settings import MAX_MATURITY_DAYS, Settings
 
@@ -25,6 +26,7 @@ LEAD_PART: Final = "l:"  # + bucket: hash `c<lead_id>` -> lead state, `d<i>|<lea
 COHORT_PART: Final = "c:"  # + cohort label: hash (dimension|segment) -> cohort vector
 DAY_PART: Final = "d:"  # + UTC epoch day: hash (dimension|segment) -> day vector
 LAG_PART: Final = "a:"  # + UTC epoch day of creation: hash (dimension|segment) -> customers by days to convert
+AWAITING_PART: Final = "w:"  # + UTC epoch day of creation: hash (dimension|segment) -> times of day of leads awaiting touch
 SEGMENTS_NAME: Final = "seg"  # hash (dimension|segment) -> all-time leads
 HEALTH_NAME: Final = "g"  # hash: orphans, events|topic|type|outcome, last|topic
 NAMES_NAME: Final = "n"  # hash: dimension|segment <-> small id, so lead state stays short
@@ -65,6 +67,15 @@ COHORT_SLOTS: Final = 6
     DAY_TTC_SUM,  # sum of milliseconds to convert of that day's conversions
     DAY_TTC_BUCKET0,  # then one non-cumulative slot per histogram bucket, +Inf last
 ) = range(8)
+#: Then (v1.2) the speed-to-lead histogram of the day's leads (sum of ms, one slot per
+#: bucket), the open leads that reached mql (without sql) and sql (without a deal) that
+#: day, and the follow-up outcomes of the day's leads: slot DAY_FOLLOW_UP0 + 2 x k (met)
+#: and + 1 (breached) for the leads whose deadline falls by the end of the k-th day after.
+DAY_TOUCH_SUM: Final = DAY_TTC_BUCKET0 + len(TTC_BOUNDS) + 1
+DAY_TOUCH_BUCKET0: Final = DAY_TOUCH_SUM + 1
+DAY_STALL_MQL: Final = DAY_TOUCH_BUCKET0 + len(TOUCH_BOUNDS) + 1
+DAY_STALL_SQL: Final = DAY_STALL_MQL + 1
+DAY_FOLLOW_UP0: Final = DAY_STALL_SQL + 1
 
 
 def segment_field(dimension: str, segment: str) -> str:
@@ -79,6 +90,8 @@ class KeyLayout:
     prefix: str
     shards: int
     attribute_keys: tuple[str, ...]
+    #: The settings each lead's stored touch deadline follows (SLA, hours, zone, holidays).
+    follow_up: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyLayout:
@@ -92,7 +105,10 @@ class KeyLayout:
             )
         if settings.shards < 0:
             raise ValueError("LEADPULSE_SHARDS must be 0 (automatic) or more")
-        return cls(settings.key_prefix, settings.shards or auto_shards(settings.redis_cluster), keys)
+        follow_up = "|".join(
+            (settings.follow_up_sla, settings.business_hours or "", settings.business_timezone, settings.business_holidays)
+        )
+        return cls(settings.key_prefix, settings.shards or auto_shards(settings.redis_cluster), keys, follow_up)
 
     @property
     def dimensions(self) -> tuple[str, ...]:
@@ -106,7 +122,10 @@ class KeyLayout:
     @property
     def fingerprint(self) -> str:
         """What stored lead state depends on: changing it needs `leadpulse rebuild`."""
-        return f"v4;shards={self.shards};buckets={self.buckets};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
+        return (
+            f"v5;shards={self.shards};buckets={self.buckets};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
+            f";follow_up={self.follow_up}"
+        )
 
     def place(self, lead_id: str) -> tuple[int, int]:
         """(shard, bucket) of a lead: from one crc32, stable across processes unlike `hash`."""
@@ -133,6 +152,11 @@ class KeyLayout:
     def lags(self, shard: int, days: Iterable[int]) -> list[str]:
         """The conversion-lag hashes of the leads created on UTC epoch `days`."""
         prefix = f"{self.base(shard)}{LAG_PART}"
+        return [f"{prefix}{day}" for day in days]
+
+    def awaiting(self, shard: int, days: Iterable[int]) -> list[str]:
+        """The lists of leads awaiting touch among those created on UTC epoch `days`."""
+        prefix = f"{self.base(shard)}{AWAITING_PART}"
         return [f"{prefix}{day}" for day in days]
 
     def segments(self, shard: int) -> str:

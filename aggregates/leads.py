@@ -3,9 +3,9 @@
 The counters say how many of a cohort's leads are customers *now*; how that number
 grew with the cohort's age (the review's cohort heatmap) needs each lead's own times.
 They sit in the per-lead state: field `c<lead_id>` of the bucket hashes holds two
-bytes of last-change day, then the msgpack array `{q, dq, conv|false, deals, created
-ms, event_id, segment ids...}` (see `apply.lua`). Leads without a `lead.created` yet
-are skipped, as the counters skip them.
+bytes of last-change day, then the msgpack array `{mql, dq, conv|false, deals, sql,
+touch, dealt, created ms, event_id, segment ids..., deadline}` (see `apply.lua`).
+Leads without a `lead.created` yet are skipped, as the counters skip them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aggregates.connect import SyncRedis
 from aggregates.keys import KeyLayout
 from streams.settings import Settings
 
-_CONVERSION, _CREATED = 2, 4  # positions in the msgpack core
+_CONVERSION, _CREATED = 2, 7  # positions in the msgpack core
 _KEYS_PER_ROUND_TRIP: Final = 512
 
 

@@ -2,7 +2,7 @@
 -- HGETALL of the keys in KEYS, sparse: {i, text, i, text, ...} for each KEYS[i] whose hash
 -- is not empty, text being `field;value;field;value...`. One call per shard instead of one
 -- command per hash, one string per hash instead of two per field, and nothing for the
--- empty ones (most day and lag hashes of a small pipeline): a scrape reads ~390 hashes
+-- empty ones (most day and lag hashes of a small pipeline): a scrape reads ~785 hashes
 -- per shard, and per-command and per-element overhead, not the data, dominated small
 -- scrapes. Field names and values never contain ';' (segments are normalised to
 -- [a-z0-9_.-], Kafka topic names to [a-zA-Z0-9._-], values are digits and commas).

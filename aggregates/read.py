@@ -2,14 +2,16 @@
 
 `read_aggregates` (behind `read_series`) is one pipeline round trip: per shard one
 `EVAL read.lua` returning the non-empty hashes among its published cohort hashes, the
-day and lag hashes of the days the windows, the matured cohorts and the checks reach
-back to (T-180 .. T with the defaults), its segment hash and its health hash. Summing
+day and lag hashes of the days the windows, the matured cohorts, the checks and the
+stalled leads reach back to (T-364 .. T), the awaiting lists of the follow-up horizon's
+days, its segment hash and its health hash. Summing
 over shards is `parse_counters` (pure); the series themselves are built by
 `aggregates.series.build_series` (pure).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,9 +23,10 @@ from redis.client import NEVER_DECODE
 
 from aggregates.checks import HISTORY_DAYS
 from aggregates.connect import SyncRedis, queue
+from aggregates.follow_up import STALL_HORIZON_DAYS, FollowUpView
 from aggregates.keys import ORPHANS_FIELD, KeyLayout
 from aggregates.matured import span
-from aggregates.rules import published_cohorts, window_day_range
+from aggregates.rules import DAY_MS, day_number, published_cohorts, window_day_range
 from aggregates.series import RawCounters, Segment, Series, Vectors, build_series
 from streams.settings import DEALS_TOPIC, Settings
 
@@ -49,7 +52,10 @@ def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple
     layout = KeyLayout.from_settings(settings)
     cohorts = [label for _, label in published_cohorts(as_of)]
     windows, ages = settings.window_days, settings.maturity_days
-    days = list(window_day_range(as_of, max(max(windows, default=1), span(windows, ages), HISTORY_DAYS) + 1))
+    reach = max(max(windows, default=1), span(windows, ages), HISTORY_DAYS, STALL_HORIZON_DAYS)
+    days = list(window_day_range(as_of, reach + 1))
+    view = follow_up_view(settings, as_of)
+    horizon = list(window_day_range(as_of, settings.follow_up_horizon_days))
     shards = _hgetall(
         client,
         [
@@ -57,6 +63,7 @@ def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple
                 *layout.cohorts(shard, cohorts),
                 *layout.days(shard, days),
                 *layout.lags(shard, days),
+                *layout.awaiting(shard, horizon),
                 layout.segments(shard),
                 layout.health(shard),
             ]
@@ -64,11 +71,23 @@ def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple
         ],
         paired=(len(cohorts) + 1, len(days)),  # a day without leads has no lags (read.lua)
     )
-    raw = parse_counters(shards, cohorts, days)
+    raw = parse_counters(shards, cohorts, days, horizon)
     health = parse_health([hashes[-1] for hashes in shards])
     newest_deal = health.last_event_seconds.get(DEALS_TOPIC)
     fresh_day = None if newest_deal is None else int(newest_deal // 86_400)
-    return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day), health
+    return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day, view), health
+
+
+def follow_up_view(settings: Settings, as_of: date) -> FollowUpView:
+    """Evaluated at the end of day T when it is pinned (or in the past), else now."""
+    end_of_t = (day_number(as_of) + 1) * DAY_MS
+    now = time.time_ns() // 1_000_000
+    return FollowUpView(
+        min(now, end_of_t) if settings.as_of is None else end_of_t,
+        settings.follow_up_clock,
+        settings.follow_up_horizon_days,
+        (settings.stall_days_mql, settings.stall_days_sql),
+    )
 
 
 def read_series(client: SyncRedis, settings: Settings, as_of: date) -> list[Series]:
@@ -102,9 +121,11 @@ def _hgetall(client: SyncRedis, groups: Sequence[Sequence[str]], paired: tuple[i
     return shards
 
 
-def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], days: Sequence[int]) -> RawCounters:
+def parse_counters(
+    shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], days: Sequence[int], awaiting_days: Sequence[int] = ()
+) -> RawCounters:
     """Sum the shards' replies, each the flat hashes of the cohorts, the days, the lags of the
-    same days, segments, health.
+    same days, the awaiting lists of `awaiting_days`, segments, health.
 
     Each distinct field name is decoded once and each distinct vector text parsed once
     (the bench's 50k-series scrape reads ~30,000 vectors, ~5,000 of them distinct), and a
@@ -113,8 +134,14 @@ def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], day
     sums: list[Vectors] = [{} for _ in range(len(cohorts) + 2 * len(days))]
     names, parsed = _Names(), _Parsed()
     leads: dict[Segment, int] = {}
+    awaiting: dict[int, Vectors] = {}
+    first_list = len(cohorts) + 2 * len(days)
     orphans = 0
     for hashes in shards:
+        for day, flat in zip(awaiting_days, hashes[first_list:]):
+            lists = awaiting.setdefault(day, {})
+            for segment, text in zip(map(names.__getitem__, flat[::2]), flat[1::2]):
+                lists.setdefault(segment, []).extend(map(int, text.split(b",")))
         for into, flat in zip(sums, hashes):
             if flat:  # most day hashes of a small pipeline are empty
                 _sum_vectors(into, map(names.__getitem__, flat[::2]), map(parsed.__getitem__, flat[1::2]))
@@ -130,6 +157,7 @@ def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], day
         lags={day: lags for day, lags in zip(days, sums[len(cohorts) + len(days) :]) if lags},
         segment_leads=leads,
         orphans=orphans,
+        awaiting={day: lists for day, lists in awaiting.items() if lists},
     )
 
 

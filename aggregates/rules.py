@@ -17,6 +17,9 @@ EPOCH: Final = date(1970, 1, 1)
 #: Upper bounds (seconds, inclusive) of the time-to-convert histogram: 1, 3, 7, 14, 30, 60,
 #: 90 and 180 days (CONTRACT v1.1 section 3); +Inf follows.
 TTC_BOUNDS: Final = tuple(days * 86_400 for days in (1, 3, 7, 14, 30, 60, 90, 180))
+#: Upper bounds (seconds, inclusive) of the speed-to-lead histogram: 5 min, 15 min, 1 h,
+#: 4 h, 1, 3 and 7 days (CONTRACT v1.2 section 3); +Inf follows.
+TOUCH_BOUNDS: Final = (300, 900, 3_600, 14_400, 86_400, 259_200, 604_800)
 #: Two-sided 95% normal quantile of the Wilson interval (the contract's expected file
 #: was computed with exactly this value).
 WILSON_Z: Final = 1.959963984540054

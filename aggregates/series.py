@@ -10,6 +10,11 @@ series exist live here:
 - a window (window, dimension, segment) publishes when any of its leads, customers
   (either basis) or closed deals is not 0: then all of its counts, zeros included, each
   defined ratio, and the time-to-convert histogram when it has a conversion;
+- a window with a touched lead publishes its speed-to-lead histogram, and one with a
+  lead whose deadline passed its met and breached leads (zeros included) and their ratio;
+- every segment publishes its leads awaiting touch, overdue and stalled at each stage
+  (zeros included), and the oldest awaiting lead's age when one awaits
+  (`aggregates.follow_up`);
 - a matured cell (window, within, dimension, segment) publishes when it has a matured
   lead: its leads, customers (zeros included) and ratio (`aggregates.matured`);
 - a check (check, dimension, segment) publishes its observed and expected customers,
@@ -33,15 +38,21 @@ from typing import Final, NamedTuple
 
 from aggregates import keys as k
 from aggregates.checks import CONVERSION, QUALITY, Check, History, conversion_check, quality_check
+from aggregates.follow_up import STALL_STAGES, FollowUpView, follow_up_rows, pending, settled
 from aggregates.matured import matured
-from aggregates.rules import TTC_BOUNDS, day_number, published_cohorts, ratio, wilson_interval, window_day_range
+from aggregates.rules import DAY_MS, TOUCH_BOUNDS, TTC_BOUNDS, day_number, published_cohorts, ratio, wilson_interval, window_day_range
 
 Segment = tuple[str, str]  # (dimension, segment)
 Vectors = dict[Segment, list[int]]
 
 #: Histogram bucket labels, in bound order (the order of the stored bucket slots).
 LE_LABELS: Final = (*map(str, map(float, TTC_BOUNDS)), "+Inf")
-_DAY_SLOTS: Final = k.DAY_TTC_BUCKET0 + len(LE_LABELS)
+#: The speed-to-lead histogram's, as CONTRACT v1.2 writes them (`le="300"`).
+TOUCH_LE_LABELS: Final = (*map(str, TOUCH_BOUNDS), "+Inf")
+#: A window's summed day vector: the slots up to the follow-up outcomes, then met and
+#: breached (`aggregates.follow_up.settled`).
+_DAY_SLOTS: Final = k.DAY_FOLLOW_UP0 + 2
+_MET, _BREACHED = k.DAY_FOLLOW_UP0, k.DAY_FOLLOW_UP0 + 1
 
 
 class Series(NamedTuple):
@@ -89,6 +100,8 @@ class RawCounters:
     segment_leads: dict[Segment, int] = field(default_factory=dict)  # all-time leads
     orphans: int = 0
     lags: dict[int, Vectors] = field(default_factory=dict)  # UTC epoch day of creation -> lag vectors
+    #: UTC epoch day of creation -> each segment's leads awaiting touch, as ms after midnight
+    awaiting: dict[int, Vectors] = field(default_factory=dict)
 
 
 def folding(segment_leads: Mapping[Segment, int], max_segments: int) -> dict[Segment, str]:
@@ -115,6 +128,7 @@ def build_series(
     max_segments: int,
     maturity_days: Iterable[int] = (),
     fresh_day: int | None = None,
+    follow_up: FollowUpView | None = None,
 ) -> list[Series]:
     """Every business series as of day T, in `Series.sort_key` order (name, then sorted labels).
 
@@ -129,7 +143,11 @@ def build_series(
     from `cohort`. Each series lands in a run keyed by its name plus the labels that
     sort before the row's own (`basis`; `dimension` and `le` of histogram buckets), and
     the runs are concatenated in key order.
+
+    `follow_up` says when and how the clock-dependent follow-up series are evaluated (by
+    default: at the end of day T, with the default settings).
     """
+    view = follow_up or FollowUpView((day_number(as_of) + 1) * DAY_MS)
     # Only the segments that fold, each to its `other`: none in most pipelines.
     labels = folding(raw.segment_leads, max_segments)
     folds = {segment: (segment[0], label) for segment, label in labels.items() if label != segment[1]}
@@ -151,11 +169,22 @@ def build_series(
     covered = 0
     for length in lengths:  # each window is the shorter one plus its older days
         for day in newest_first[covered:length]:
-            _fold(raw.days.get(day, {}), folds, summed)
+            _fold(settled(raw.days.get(day, {}), view.last_day - day), folds, summed)
         covered = length
         rows += [(segment, f"{length}d", list(vector)) for segment, vector in summed.items()]
     for segment, window, vector in sorted(rows, key=lambda row: (row[0], row[1])):
         _window_series(runs, window, segment, vector)
+    found = pending(raw.days, raw.awaiting, folds, view)
+    # A segment whose leads all moved away keeps its `seg` field at 0: not a segment any more.
+    segments = {folds.get(segment, segment) for segment, leads in raw.segment_leads.items() if leads} | found.keys()
+    for segment, awaiting, overdue, oldest, stalled in follow_up_rows(segments, found, view):
+        pair = {"dimension": segment[0], "segment": segment[1]}
+        _emit(runs, ("leadpulse_leads_awaiting_touch",), pair, awaiting)
+        _emit(runs, ("leadpulse_leads_overdue_touch",), pair, overdue)
+        if oldest is not None:
+            _emit(runs, ("leadpulse_oldest_awaiting_touch_age_seconds",), pair, oldest / 1000)
+        for stage, count in zip(STALL_STAGES, stalled):
+            _emit(runs, ("leadpulse_leads_stalled", segment[0], segment[1], stage), {**pair, "stage": stage}, count)
     today = day_number(as_of)
     checked = today if fresh_day is None else min(today, fresh_day)
     for segment, history in sorted(histories(raw, folds).items()):
@@ -280,3 +309,22 @@ def _window_series(runs: Runs, window: str, segment: Segment, vector: Sequence[i
             runs[(bucket, segment[0], le)].append(_new(Series, (bucket, {**base, "le": le}, float(cumulative))))
         _emit(runs, ("leadpulse_window_time_to_convert_seconds_sum",), base, v[k.DAY_TTC_SUM] / 1000)
         _emit(runs, ("leadpulse_window_time_to_convert_seconds_count",), base, period_customers)
+    _follow_up_series(runs, base, segment, v)
+
+
+def _follow_up_series(runs: Runs, base: dict[str, str], segment: Segment, v: Sequence[int]) -> None:
+    """A window's speed-to-lead histogram (when a lead has a first touch) and SLA outcomes."""
+    touched = sum(v[k.DAY_TOUCH_BUCKET0 : k.DAY_STALL_MQL])
+    if touched:
+        cumulative = 0
+        bucket = "leadpulse_window_first_touch_seconds_bucket"
+        for le, count in zip(TOUCH_LE_LABELS, v[k.DAY_TOUCH_BUCKET0 :]):
+            cumulative += count
+            runs[(bucket, segment[0], le)].append(_new(Series, (bucket, {**base, "le": le}, float(cumulative))))
+        _emit(runs, ("leadpulse_window_first_touch_seconds_sum",), base, v[k.DAY_TOUCH_SUM] / 1000)
+        _emit(runs, ("leadpulse_window_first_touch_seconds_count",), base, touched)
+    met, breached = v[_MET], v[_BREACHED]
+    if met or breached:
+        for outcome, count in (("breached", breached), ("met", met)):
+            _emit(runs, ("leadpulse_window_follow_up_leads", segment[0], outcome), {**base, "outcome": outcome}, count)
+        _emit(runs, ("leadpulse_window_follow_up_met_ratio",), base, met / (met + breached))

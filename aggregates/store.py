@@ -35,7 +35,9 @@ from redis.exceptions import MovedError, NoScriptError
 
 from aggregates.connect import AsyncRedis, SyncRedis, async_cluster_moving_slots, cluster_moving_slots, primaries, queue
 from aggregates.errors import CLUSTER_RECOVERY_ERRORS, CONNECTION_ERRORS, REDIS_ERRORS, TRANSIENT_ERRORS, AggregateError, LayoutMismatch, ReshardingInProgress
+from aggregates.business_hours import FollowUpClock
 from aggregates.keys import (
+    AWAITING_PART,
     CALENDAR_NAME,
     COHORT_PART,
     DAY_PART,
@@ -49,7 +51,7 @@ from aggregates.keys import (
     as_text,
     health_field,
 )
-from aggregates.rules import TTC_BOUNDS, epoch_day, iso_week_label, month_label
+from aggregates.rules import TOUCH_BOUNDS, TTC_BOUNDS, epoch_day, iso_week_label, month_label
 from streams.events import UNKNOWN_SEGMENT, Event
 from streams.positions import OffsetAdvance, TopicPartition
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
@@ -100,17 +102,25 @@ def stored_event_id(event_id: str) -> str | msgspec.Raw:
     return event_id
 
 
-def encode_event(event: Event, attribute_keys: Sequence[str], bucket: str) -> list[str | int | msgspec.Raw]:
-    """The fields of one event of a lead in `bucket` (as text: the script makes a key of it), for apply.lua."""
+def encode_event(
+    event: Event, attribute_keys: Sequence[str], bucket: str, clock: FollowUpClock
+) -> list[str | int | msgspec.Raw]:
+    """The fields of one event of a lead in `bucket` (as text: the script makes a key of it), for apply.lua.
+
+    A `lead.created` carries its touch deadline (as ms after it), so business-hours
+    calendar maths stays in Python (`aggregates.business_hours`), like the cohort labels.
+    """
     ms = event.occurred_ms
     kind = event.type
-    if kind == "deal.created":
-        return ["d", ms]
     lead: list[str | int | msgspec.Raw] = [bucket, event.lead_id, ms]
+    if kind == "deal.created":
+        return ["d", *lead]
     if kind == "lead.created":
         attributes = [event.attributes.get(k, UNKNOWN_SEGMENT) for k in attribute_keys]
-        week, month = iso_week_label(ms), month_label(ms)
-        return ["c", *lead, stored_event_id(event.event_id), week, month, event.source, event.campaign, *attributes]
+        week, month, deadline = iso_week_label(ms), month_label(ms), clock.deadline_ms(ms) - ms
+        return ["c", *lead, stored_event_id(event.event_id), week, month, deadline, event.source, event.campaign, *attributes]
+    if kind == "lead.contacted":
+        return ["t", *lead]
     if kind == "lead.qualified":
         return ["q", *lead, _STAGE[event.stage or "mql"]]
     if kind == "lead.disqualified":
@@ -155,14 +165,19 @@ class StoreSteps:
     def __init__(self, settings: Settings) -> None:
         self.layout = KeyLayout.from_settings(settings)
         self._transient = TRANSIENT_ERRORS if settings.redis_cluster else CONNECTION_ERRORS
-        self._apply_body, self._apply_sha = _script("apply.lua", "apply_writes.lua")
+        self._apply_body, self._apply_sha = _script("apply.lua", "apply_follow_up.lua", "apply_events.lua", "apply_writes.lua")
         self._offsets_body, self._offsets_sha = _script("offsets.lua")
         retention = str(settings.lead_retention_days)
         parts = [LEAD_PART, COHORT_PART, DAY_PART, SEGMENTS_NAME, NAMES_NAME, CALENDAR_NAME, LAG_PART]
         bounds = ",".join(str(bound * 1000) for bound in TTC_BOUNDS)
+        touch_bounds = ",".join(str(bound * 1000) for bound in TOUCH_BOUNDS)
         attributes = ",".join(self.layout.attribute_keys)
+        self._clock = settings.follow_up_clock
         self._headers = [
-            [self.layout.base(shard), retention, str(self.layout.buckets), *parts, LEADS_TOPIC, DEALS_TOPIC, bounds, attributes, str(LAG_DAYS)]
+            [
+                self.layout.base(shard), retention, str(self.layout.buckets), *parts, LEADS_TOPIC, DEALS_TOPIC,
+                bounds, attributes, str(LAG_DAYS), touch_bounds, AWAITING_PART,
+            ]
             for shard in range(self.layout.shards)
         ]
         self._ready = False
@@ -173,7 +188,7 @@ class StoreSteps:
         per_shard: dict[int, list[str | int | msgspec.Raw]] = {}
         for event in events:
             shard, bucket = layout.place(event.lead_id)
-            per_shard.setdefault(shard, []).extend(encode_event(event, keys, str(bucket)))
+            per_shard.setdefault(shard, []).extend(encode_event(event, keys, str(bucket), self._clock))
         return EncodedBatch({shard: _PACK(fields) for shard, fields in per_shard.items()})
 
     def apply(
@@ -271,8 +286,9 @@ class StoreSteps:
         if as_text(replies[3]) != stamp:
             raise LayoutMismatch(
                 f"Redis prefix {self.layout.prefix!r} holds aggregates of layout {as_text(replies[3])!r}, "
-                f"these settings need {stamp!r}; run `leadpulse rebuild` after changing shards "
-                "or attribute dimensions, or after an upgrade that changed the key layout"
+                f"these settings need {stamp!r}; run `leadpulse rebuild` after changing shards, "
+                "attribute dimensions or the follow-up SLA settings (LEADPULSE_FOLLOW_UP_SLA, LEADPULSE_BUSINESS_*), "
+                "or after an upgrade that changed the key layout"
             )
         self._ready = True
 

@@ -27,7 +27,7 @@ from prometheus_client.samples import Sample
 from aggregates.connect import SyncRedis
 from aggregates.errors import REDIS_ERRORS
 from aggregates.read import Health, Series, read_aggregates
-from aggregates.series import LE_LABELS
+from aggregates.series import LE_LABELS, TOUCH_LE_LABELS
 from aggregates.store import AggregateStore
 from exporters.lag import EndOffsets, consumer_lag
 from streams.positions import TopicPartition
@@ -36,13 +36,20 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 HISTOGRAM: Final = "leadpulse_window_time_to_convert_seconds"
-#: Position of each histogram sample within its label set, as the text format wants
-#: them: buckets in bound order, then count and sum. Keyed by (name, `le` label or "").
-_HISTOGRAM_SLOTS: Final = {
-    **{(f"{HISTOGRAM}_bucket", le): i for i, le in enumerate(LE_LABELS)},
-    (f"{HISTOGRAM}_count", ""): len(LE_LABELS),
-    (f"{HISTOGRAM}_sum", ""): len(LE_LABELS) + 1,
-}
+TOUCH_HISTOGRAM: Final = "leadpulse_window_first_touch_seconds"
+
+
+def _slots(family: str, labels: tuple[str, ...]) -> dict[tuple[str, str], int]:
+    """Position of each sample of a histogram within its label set, as the text format wants
+    them: buckets in bound order, then count and sum. Keyed by (name, `le` label or "")."""
+    return {
+        **{(f"{family}_bucket", le): i for i, le in enumerate(labels)},
+        (f"{family}_count", ""): len(labels),
+        (f"{family}_sum", ""): len(labels) + 1,
+    }
+
+
+_HISTOGRAM_SLOTS: Final = {HISTOGRAM: _slots(HISTOGRAM, LE_LABELS), TOUCH_HISTOGRAM: _slots(TOUCH_HISTOGRAM, TOUCH_LE_LABELS)}
 
 #: HELP of every business family; docs/metrics.md says more.
 HELP: Final[dict[str, str]] = {
@@ -64,6 +71,13 @@ HELP: Final[dict[str, str]] = {
     "leadpulse_window_win_ratio": "Won / (won + lost) deals closed in the window (0..1).",
     "leadpulse_window_won_amount": "Sum of the amounts of deals won in the window.",
     HISTOGRAM: "Seconds from lead creation to conversion of the window's period-basis customers.",
+    TOUCH_HISTOGRAM: "Speed to lead: seconds from creation to first touch of the window's touched leads.",
+    "leadpulse_window_follow_up_leads": "The window's leads whose touch deadline has passed, by SLA outcome (met, breached).",
+    "leadpulse_window_follow_up_met_ratio": "Met / (met + breached): the window's share of leads touched within the SLA (0..1).",
+    "leadpulse_leads_awaiting_touch": "Leads created within the follow-up horizon, not touched, disqualified or won.",
+    "leadpulse_leads_overdue_touch": "Leads awaiting touch whose deadline has passed.",
+    "leadpulse_oldest_awaiting_touch_age_seconds": "Age of the oldest lead awaiting touch.",
+    "leadpulse_leads_stalled": "Open leads at the stage for longer than its stall days (mql: no sql; sql: no deal).",
     "leadpulse_window_matured_leads": "Leads created on days T-N-D .. T-N-1 (window D, within N): all at least N days old.",
     "leadpulse_window_matured_customers": "Matured leads that converted within N x 24 h of creation.",
     "leadpulse_window_matured_conversion_ratio": "Matured customers / matured leads: a final N-day rate (0..1).",
@@ -155,7 +169,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def business_families(series: Iterable[Series]) -> Iterator[Metric]:
-    """One gauge family per series name; the time-to-convert parts form one histogram family.
+    """One gauge family per series name; each histogram's parts (time to convert, speed to lead) form one family.
 
     Samples are built directly, sharing each series' labels dict, a name's run at a time
     (`build_series` sends them grouped by name): `add_metric` costs a call and a dict per
@@ -164,26 +178,30 @@ def business_families(series: Iterable[Series]) -> Iterator[Metric]:
     sample is its series tuple plus the default tail, mapped without a Python loop.
     """
     gauges: dict[str, GaugeMetricFamily] = {}
-    histogram: dict[tuple[str, str, str], list[Sample | None]] = {}
+    histograms: dict[str, dict[tuple[str, str, str], list[Sample | None]]] = {family: {} for family in _HISTOGRAM_SLOTS}
     for name, run in groupby(series, key=itemgetter(0)):
-        if name.startswith(HISTOGRAM):
+        family_name = name.rpartition("_")[0]
+        slots = _HISTOGRAM_SLOTS.get(family_name)
+        if slots is not None:
+            histogram = histograms[family_name]
             for s in run:
                 labels = s.labels
                 key = (labels["dimension"], labels["segment"], labels["window"])
                 parts = histogram.get(key)
                 if parts is None:
-                    parts = histogram[key] = [None] * len(_HISTOGRAM_SLOTS)
-                parts[_HISTOGRAM_SLOTS[(name, labels.get("le", ""))]] = _new(Sample, (name, labels, s.value, *_SAMPLE_TAIL))
+                    parts = histogram[key] = [None] * len(slots)
+                parts[slots[(name, labels.get("le", ""))]] = _new(Sample, (name, labels, s.value, *_SAMPLE_TAIL))
             continue
         family = gauges.get(name)
         if family is None:
             family = gauges[name] = GaugeMetricFamily(name, HELP.get(name, UNDOCUMENTED))
         family.samples += map(_new, repeat(Sample), map(add, run, repeat(_SAMPLE_TAIL)))  # series + tail: all in C
     yield from gauges.values()
-    if histogram:
-        ttc = HistogramMetricFamily(HISTOGRAM, HELP[HISTOGRAM])
-        ttc.samples = [sample for parts in histogram.values() for sample in parts if sample is not None]
-        yield ttc
+    for family_name, histogram in histograms.items():
+        if histogram:
+            parts_family = HistogramMetricFamily(family_name, HELP[family_name])
+            parts_family.samples = [sample for parts in histogram.values() for sample in parts if sample is not None]
+            yield parts_family
 
 
 def health_families(health: Health) -> Iterator[Metric]:

@@ -7,7 +7,6 @@ them. Commands import their machinery lazily so `leadpulse --help` stays instant
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 
 import click
@@ -75,7 +74,9 @@ def report(as_json: bool, as_of: object, html_path: Path | None, period: str, pr
     that fired in the period when Prometheus answers.
     """
     settings = Settings()
-    day: date = as_of.date() if as_of is not None else settings.today()  # type: ignore[attr-defined]
+    if as_of is not None:  # pinned: what depends on the clock is read at the end of that day
+        settings = settings.model_copy(update={"as_of": as_of.date()})  # type: ignore[attr-defined]
+    day = settings.today()
     if html_path is not None:
         if as_json:
             raise click.UsageError("--json and --html are two different reports: choose one")

@@ -48,6 +48,7 @@ class _Record(msgspec.Struct):
     reason: str | None = None
     deal_id: str | None = None
     amount: int | float | None = None
+    channel: str | None = None
 
 
 _DECODER: Final = msgspec.json.Decoder(_Record)
@@ -104,4 +105,5 @@ def _event(r: _Record, now_ms: int) -> Event | None:
         reason=r.reason,
         deal_id=r.deal_id if kind in DEAL_TYPES else None,
         amount=float(amount) if amount is not None else None,
+        channel=(_segment(r.channel) if r.channel is not None else UNKNOWN_SEGMENT) if kind == "lead.contacted" else None,
     )

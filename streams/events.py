@@ -23,7 +23,7 @@ MAX_ID_CHARS: Final = 128
 MAX_SEGMENT_CHARS: Final = 64
 FUTURE_TOLERANCE_MS: Final = 24 * 3600 * 1000
 
-LEAD_TYPES: Final = frozenset({"lead.created", "lead.qualified", "lead.disqualified"})
+LEAD_TYPES: Final = frozenset({"lead.created", "lead.qualified", "lead.disqualified", "lead.contacted"})
 DEAL_TYPES: Final = frozenset({"deal.created", "deal.won", "deal.lost"})
 EVENT_TYPES: Final = LEAD_TYPES | DEAL_TYPES
 STAGES: Final = frozenset({"mql", "sql"})
@@ -36,7 +36,7 @@ REASONS: Final[Mapping[str, str]] = {
     "not_an_object": "record is JSON but not an object",
     "missing_field": "a field the event type requires is absent or null",
     "invalid_field": "a field has the wrong type, length or value",
-    "unknown_type": "`type` is not one of the six event types",
+    "unknown_type": "`type` is not one of the seven event types",
     "invalid_timestamp": "`occurred_at` is not RFC 3339 with an offset",
     "future_timestamp": "`occurred_at` is more than 24 h in the future",
 }
@@ -81,6 +81,8 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     reason: str | None = None
     deal_id: str | None = None
     amount: float | None = None
+    #: How sales reached out (`lead.contacted` only; normalised, `unknown` when absent).
+    channel: str | None = None
 
     @property
     def topic(self) -> str:
@@ -159,6 +161,9 @@ def validate(obj: Any, now_ms: int) -> Event | Rejection:
     deal_id = _identifier(obj, "deal_id") if kind in DEAL_TYPES else None
     if isinstance(deal_id, Rejection):
         return deal_id
+    channel = _optional_string(obj, "channel") if kind == "lead.contacted" else None
+    if isinstance(channel, Rejection):
+        return channel
     amount = obj.get("amount")
     if amount is not None and (
         isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount <= sys.float_info.max
@@ -176,7 +181,13 @@ def validate(obj: Any, now_ms: int) -> Event | Rejection:
         reason=reason,
         deal_id=deal_id,
         amount=float(amount) if amount is not None else None,
+        channel=_channel(channel) if kind == "lead.contacted" else None,
     )
+
+
+def _channel(value: str | None) -> str:
+    """A touch's channel is labelled like a segment, so a report can group by it safely."""
+    return normalise_segment(value) if value is not None else UNKNOWN_SEGMENT
 
 
 def _identifier(obj: dict[str, Any], name: str) -> str | Rejection:

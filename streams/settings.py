@@ -6,13 +6,24 @@ topics and key layout; two stacks with different homes and ports never meet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlencode, urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aggregates.business_hours import BusinessHours, FollowUpClock, business_zone, parse_duration_ms, parse_holidays
+
+#: How each follow-up setting is checked (each parser's error names its variable).
+_FOLLOW_UP_PARSERS: dict[str, Callable[[str], object]] = {
+    "follow_up_sla": parse_duration_ms,
+    "business_hours": BusinessHours.parse,
+    "business_timezone": business_zone,
+    "business_holidays": parse_holidays,
+}
 
 LEADS_TOPIC = "leadpulse.leads"
 DEALS_TOPIC = "leadpulse.deals"
@@ -132,6 +143,38 @@ class Settings(BaseSettings):
         10000, description="most events per worker batch (one Redis round trip each); a caught-up worker's are smaller"
     )
     batch_wait_ms: int = Field(50, description="longest a worker waits to fill a batch")
+    follow_up_sla: str = Field(
+        "1d", description="time a lead may wait for its first touch: 30m, 1h, 4h, 1d (business time when hours are set)"
+    )
+    business_hours: str | None = Field(
+        None, description="when the SLA clock runs, e.g. `Mon-Fri 09:00-17:30`; unset: around the clock (24 x 7)"
+    )
+    business_timezone: str = Field("UTC", description="IANA time zone of LEADPULSE_BUSINESS_HOURS and the holidays")
+    business_holidays: str = Field(
+        "", description="comma-separated ISO dates (local) on which the SLA clock stops, e.g. 2026-12-25,2026-12-26"
+    )
+    follow_up_horizon_days: int = Field(30, ge=1, description="leads created in the last N days can be awaiting touch")
+    stall_days_mql: int = Field(14, ge=1, description="an MQL without SQL for more than N days is stalled at mql")
+    stall_days_sql: int = Field(30, ge=1, description="an SQL without any deal for more than N days is stalled at sql")
+
+    @field_validator("follow_up_sla", "business_hours", "business_timezone", "business_holidays")
+    @classmethod
+    def _follow_up_settings_parse(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Refused at start-up, naming the variable, rather than when the first lead arrives."""
+        if value is not None and value.strip():
+            _FOLLOW_UP_PARSERS[info.field_name or ""](value)
+        elif info.field_name == "follow_up_sla":
+            parse_duration_ms(value or "")
+        return value
+
+    @property
+    def follow_up_clock(self) -> FollowUpClock:
+        """Each lead's touch deadline, from the SLA and the business hours (24 x 7 when unset)."""
+        hours = self.business_hours
+        calendar = (
+            BusinessHours.parse(hours, self.business_timezone, self.business_holidays) if hours and hours.strip() else None
+        )
+        return FollowUpClock(parse_duration_ms(self.follow_up_sla), calendar)
 
     @field_validator("maturity_ages")
     @classmethod

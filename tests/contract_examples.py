@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from streams.events import Event, Rejection, parse_record
 
@@ -15,17 +15,22 @@ AS_OF = date(2026, 6, 15)
 NOW_MS = int(datetime(2026, 6, 15, 12, tzinfo=timezone.utc).timestamp() * 1000)
 
 
-def parsed_feed() -> list[Event | Rejection]:
+#: The feeds: the contract's (v1.1) and the follow-up one (v1.2), as of the same day T.
+CONTRACT: Final = "contract-examples"
+FOLLOW_UP: Final = "followup-examples"
+
+
+def parsed_feed(feed: str = CONTRACT) -> list[Event | Rejection]:
     """Every record of the feed, validated as a worker would on day T."""
-    lines = (EXAMPLES / "contract-examples.jsonl").read_text().splitlines()
+    lines = (EXAMPLES / f"{feed}.jsonl").read_text().splitlines()
     return [parse_record(line, NOW_MS) for line in lines]
 
 
-def feed_events() -> list[Event]:
+def feed_events(feed: str = CONTRACT) -> list[Event]:
     """The feed's valid events."""
-    return [e for e in parsed_feed() if isinstance(e, Event)]
+    return [e for e in parsed_feed(feed) if isinstance(e, Event)]
 
 
-def expected() -> dict[str, Any]:
+def expected(feed: str = CONTRACT) -> dict[str, Any]:
     """The expected file: `as_of`, record counts and the series the feed must produce."""
-    return json.loads((EXAMPLES / "contract-examples.expected.json").read_text())
+    return json.loads((EXAMPLES / f"{feed}.expected.json").read_text())

@@ -2,7 +2,8 @@
 
 Records are JSON bytes as they would sit on the topics: leads with stages, junk
 disqualified, deals won and lost days later, orphan deals, re-sent duplicates, records
-out of order and a share of malformed ones. Deterministic for a seed.
+out of order and a share of malformed ones; with `touches`, sales touches too (minutes
+to days after creation, a few before it, several per lead). Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def stamp(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def lead_records(rng: random.Random, lead: str, now_ms: int, tag: str) -> list[dict[str, object]]:
-    """One lead's life: created, maybe qualified, maybe disqualified, maybe deals."""
+def lead_records(rng: random.Random, lead: str, now_ms: int, tag: str, touches: bool = False) -> list[dict[str, object]]:
+    """One lead's life: created, maybe touched, maybe qualified, maybe disqualified, maybe deals."""
     created = now_ms - rng.randrange(100 * DAY_MS)
     serial = iter(range(100))
 
@@ -47,6 +48,10 @@ def lead_records(rng: random.Random, lead: str, now_ms: int, tag: str) -> list[d
     if campaign is not None:
         created_fields["campaign"] = campaign
     out = [record("lead.created", created, **created_fields)]
+    for _ in range(rng.choice((0, 1, 1, 2, 3)) if touches else 0):
+        delay = rng.choice((-600_000, 60_000, 1_800_000, 3 * 3_600_000, DAY_MS, 5 * DAY_MS)) + rng.randrange(600_000)
+        out.append(record("lead.contacted", created + delay, channel=rng.choice(("call", "email", "Meeting")),
+                          attributes={"owner": rng.choice(("ana", "bo"))}))
     if rng.random() < 0.05:  # the same lead created twice: the earlier one wins
         out.append(record("lead.created", later(created, 3), source=rng.choice(SOURCES)))
     if rng.random() < 0.15:
@@ -70,11 +75,17 @@ def lead_records(rng: random.Random, lead: str, now_ms: int, tag: str) -> list[d
 
 
 def synthetic_feed(
-    leads: int, now_ms: int, seed: int = 1, tag: str = "f", duplicate_share: float = 0.05, bad_share: float = 0.01
+    leads: int,
+    now_ms: int,
+    seed: int = 1,
+    tag: str = "f",
+    duplicate_share: float = 0.05,
+    bad_share: float = 0.01,
+    touches: bool = False,
 ) -> list[bytes]:
     """A shuffled feed of `leads` leads, with re-sent duplicates and malformed records mixed in."""
     rng = random.Random(seed)
-    records = [r for n in range(leads) for r in lead_records(rng, f"{tag}L{n}", now_ms, tag)]
+    records = [r for n in range(leads) for r in lead_records(rng, f"{tag}L{n}", now_ms, tag, touches)]
     if leads:  # a won deal whose lead never arrives: an orphan
         records.append({"event_id": f"{tag}-orphan", "type": "deal.won", "occurred_at": stamp(now_ms - DAY_MS),
                         "lead_id": f"{tag}-ghost", "deal_id": f"{tag}-ghost-D"})

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import orjson
@@ -150,10 +151,11 @@ class Pipeline:
             time.sleep(0.5)
         raise AssertionError(f"workers did not catch up in {timeout}s: stored {stored}, want {last}")
 
-    def report(self) -> list[Series]:
-        """`leadpulse report --json` of this pipeline, as the operator would run it (workers stopped)."""
+    def report(self, as_of: date | None = None) -> list[Series]:
+        """`leadpulse report --json` of this pipeline (as of today, or `as_of`), as the operator
+        would run it (workers stopped)."""
         out = subprocess.run(
-            [LEADPULSE, "report", "--json", "--as-of", self.settings.today().isoformat()],
+            [LEADPULSE, "report", "--json", "--as-of", (as_of or self.settings.today()).isoformat()],
             env=self.env(), check=True, capture_output=True, timeout=60,
         ).stdout
         return [Series(s["name"], s["labels"], s["value"]) for s in orjson.loads(out)]

@@ -10,6 +10,10 @@ fold into `other`; which zero counts are published follows `aggregates.series`.
 The alert checks are leadpulse's, not the contract's: the reference counts their inputs
 (leads per creation day, customers per creation day and whole days to convert) from the
 events itself and hands them to the statistics of `aggregates.checks`.
+The follow-up series (v1.2) are evaluated at the end of day T; a lead's touch deadline
+is its creation plus the SLA around the clock unless a `deadline` function is given
+(business hours: tests/aggregates/test_business_hours.py holds that maths to hand-computed
+cases). A lead ended (disqualified or won) "before its deadline" ended strictly before it.
 """
 
 from __future__ import annotations
@@ -40,10 +44,28 @@ class Lead:
     disqualified: bool = False
     wins: list[int] = field(default_factory=list)
     deals: dict[str, list[Event]] = field(default_factory=dict)
+    touches: list[int] = field(default_factory=list)
+    qualified: dict[int, list[int]] = field(default_factory=lambda: {1: [], 2: []})  # stage -> times
+    disqualified_at: list[int] = field(default_factory=list)
+    any_deal: bool = False
 
     @property
     def conversion(self) -> int | None:
         return min(self.wins) if self.wins else None
+
+    @property
+    def first_touch(self) -> int | None:
+        return min(self.touches) if self.touches else None
+
+    def reached(self, stage: int) -> int | None:
+        """When the lead reached the stage: its earliest qualification to it or a later one."""
+        times = [t for s, ts in self.qualified.items() if s >= stage for t in ts]
+        return min(times) if times else None
+
+    @property
+    def is_open(self) -> bool:
+        """Neither disqualified nor a customer."""
+        return not self.disqualified and self.conversion is None
 
     def outcomes(self) -> list[tuple[bool, int, int]]:
         """(won, close ms, won cents) of each closed deal: its latest won/lost event."""
@@ -72,9 +94,15 @@ def build_leads(events: Iterable[Event]) -> dict[str, Lead]:
                 lead.created = event
         elif event.type == "lead.qualified":
             lead.stage = max(lead.stage, 2 if event.stage == "sql" else 1)
+            lead.qualified[2 if event.stage == "sql" else 1].append(event.occurred_ms)
         elif event.type == "lead.disqualified":
             lead.disqualified = True
-        elif event.type in ("deal.won", "deal.lost"):
+            lead.disqualified_at.append(event.occurred_ms)
+        elif event.type == "lead.contacted":
+            lead.touches.append(event.occurred_ms)
+        if event.type.startswith("deal."):
+            lead.any_deal = True
+        if event.type in ("deal.won", "deal.lost"):
             assert event.deal_id is not None
             lead.deals.setdefault(event.deal_id, []).append(event)
             if event.type == "deal.won":
@@ -104,6 +132,7 @@ def reference_series(
     max_segments: int = 200,
     attribute_keys: tuple[str, ...] = (),
     ages: tuple[int, ...] = (7, 30, 90),
+    deadline: Callable[[int], int] = lambda created: created + 86_400_000,
 ) -> list[Series]:
     events = list(events)
     leads = build_leads(events)
@@ -220,10 +249,101 @@ def reference_series(
                     out.append(Series("leadpulse_window_time_to_convert_seconds_bucket", {**labels, "le": le}, float(running)))
                 out.append(Series("leadpulse_window_time_to_convert_seconds_sum", labels, float(w["ttc_sum"])))
                 out.append(Series("leadpulse_window_time_to_convert_seconds_count", labels, float(w["period"])))
+    out += follow_up_series(known, labelled, as_of, windows, deadline)
     out += matured_series(known, labelled, as_of, windows, ages)
     deals = [e.occurred_ms for e in {e.event_id: e for e in events}.values() if e.type.startswith("deal.")]
     out += check_series(known, labelled, as_of, max(deals) // 86_400_000 if deals else None)
     return sorted(out, key=lambda s: (s.name, sorted(s.labels.items())))
+
+
+TOUCH_BUCKETS = (300, 900, 3_600, 14_400, 86_400, 259_200, 604_800)  # seconds
+
+
+def follow_up_series(
+    known: list[Lead],
+    labelled: Callable[[Lead], list[dict[str, str]]],
+    as_of: date,
+    windows: tuple[int, ...],
+    deadline: Callable[[int], int],
+    horizon_days: int = 30,
+    stall_days: tuple[int, int] = (14, 30),
+) -> list[Series]:
+    """CONTRACT v1.2 section 2, evaluated at N = the end of day T."""
+    now = int(datetime.combine(as_of + timedelta(days=1), datetime.min.time(), timezone.utc).timestamp() * 1000)
+    out = []
+    for days in windows:
+        first = as_of - timedelta(days=days - 1)
+        cells: dict[tuple[tuple[str, str], ...], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for lead in known:
+            assert lead.created is not None
+            created = lead.created.occurred_ms
+            if not first <= utc_date(created) <= as_of:
+                continue
+            touch, due = lead.first_touch, deadline(created)
+            ends = [t for t in (*lead.disqualified_at, lead.conversion) if t is not None]
+            if due > now:
+                outcome = None  # not yet
+            elif touch is not None and touch <= due:
+                outcome = "met"
+            elif ends and min(ends) < due:
+                outcome = None  # disqualified or won before its deadline, untouched
+            else:
+                outcome = "breached"
+            for segment in labelled(lead):
+                cell = cells[tuple(sorted({**segment, "window": f"{days}d"}.items()))]
+                if touch is not None:
+                    speed = max(0, touch - created) / 1000
+                    cell["touched"] += 1
+                    cell["sum"] += speed
+                    cell[f"le_{next((b for b in TOUCH_BUCKETS if speed <= b), math.inf)}"] += 1
+                if outcome:
+                    cell[outcome] += 1
+        for key, cell in cells.items():
+            labels = dict(key)
+            if cell["touched"]:
+                running = 0.0
+                for bound in (*TOUCH_BUCKETS, math.inf):
+                    running += cell[f"le_{bound}"]
+                    le = "+Inf" if bound == math.inf else str(bound)
+                    out.append(Series("leadpulse_window_first_touch_seconds_bucket", {**labels, "le": le}, running))
+                out.append(Series("leadpulse_window_first_touch_seconds_sum", labels, cell["sum"]))
+                out.append(Series("leadpulse_window_first_touch_seconds_count", labels, cell["touched"]))
+            if cell["met"] + cell["breached"]:
+                for outcome in ("met", "breached"):
+                    out.append(Series("leadpulse_window_follow_up_leads", {**labels, "outcome": outcome}, cell[outcome]))
+                out.append(Series("leadpulse_window_follow_up_met_ratio", labels, cell["met"] / (cell["met"] + cell["breached"])))
+    per_segment: dict[tuple[tuple[str, str], ...], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for lead in known:
+        assert lead.created is not None
+        created = lead.created.occurred_ms
+        awaiting = (
+            lead.is_open
+            and lead.first_touch is None
+            and as_of - timedelta(days=horizon_days - 1) <= utc_date(created) <= as_of
+        )
+        stalled = []
+        if lead.is_open:
+            for stage, name, days in ((1, "mql", stall_days[0]), (2, "sql", stall_days[1])):
+                reached = lead.reached(stage)
+                later = lead.reached(stage + 1) is not None if stage == 1 else lead.any_deal
+                if reached is not None and not later and days * DAY_S * 1000 < now - reached <= 365 * DAY_S * 1000:
+                    stalled.append(name)
+        for segment in labelled(lead):
+            cell = per_segment[tuple(sorted(segment.items()))]
+            if awaiting:
+                cell["awaiting"].append(created)
+            for name in stalled:
+                cell[name].append(created)
+    for key, cell in per_segment.items():
+        labels = dict(key)
+        waiting = cell["awaiting"]
+        out.append(Series("leadpulse_leads_awaiting_touch", labels, float(len(waiting))))
+        out.append(Series("leadpulse_leads_overdue_touch", labels, float(sum(deadline(c) <= now for c in waiting))))
+        if waiting:
+            out.append(Series("leadpulse_oldest_awaiting_touch_age_seconds", labels, (now - min(waiting)) / 1000))
+        for name in ("mql", "sql"):
+            out.append(Series("leadpulse_leads_stalled", {**labels, "stage": name}, float(len(cell[name]))))
+    return out
 
 
 def matured_series(

@@ -25,6 +25,13 @@ RATIOS = {
     "leadpulse_window_win_ratio",
 }
 
+FOLLOW_UP_SERIES = (
+    "leadpulse_window_first_touch",
+    "leadpulse_window_follow_up",
+    "leadpulse_leads_",
+    "leadpulse_oldest_awaiting",
+)
+
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
@@ -36,12 +43,13 @@ def in_expected_scope(series: Series) -> bool:
     """The expected file is a subset: month cohorts, 7d/30d windows, histogram of `all`.
 
     It lists no matured series and no alert checks (tests/aggregates/test_matured.py and
-    test_checks.py hold those to hand-computed values).
+    test_checks.py hold those to hand-computed values), and no follow-up series of v1.2
+    (the follow-up examples do: tests/aggregates/test_followup_examples.py).
     """
     labels = series.labels
     if labels.get("period") == "week" or labels.get("window") not in (None, "7d", "30d"):
         return False
-    if "within" in labels or "check" in labels:
+    if "within" in labels or "check" in labels or series.name.startswith(FOLLOW_UP_SERIES):
         return False
     return not (series.name.startswith("leadpulse_window_time_to_convert") and labels["dimension"] != "all")
 

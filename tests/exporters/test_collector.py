@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,6 +21,7 @@ from aggregates.read import read_series
 from aggregates.store import AggregateStore
 from exporters.collector import LeadpulseCollector
 from exporters.lag import EndOffsets, consumer_lag
+from streams.cli import main
 from streams.events import Event, parse_record
 from streams.kafka.clients import client_options
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
@@ -102,6 +104,40 @@ def test_business_series_are_exactly_what_read_series_returns(exporter_url: str,
     with redis.Redis.from_url(examples_settings.redis_url) as client:
         expected = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in read_series(client, examples_settings, AS_OF)}
     assert business(samples(scrape(exporter_url))) == expected
+
+
+@pytest.fixture(scope="module")
+def follow_up_url(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """An exporter over the follow-up examples (contract v1.2), T pinned by LEADPULSE_AS_OF."""
+    settings = stack_settings.model_copy(update={"key_prefix": f"tfu{time.time_ns() % 10**9}", "as_of": AS_OF})
+    env = {
+        "LEADPULSE_REDIS_URL": settings.redis_url,
+        "LEADPULSE_KEY_PREFIX": settings.key_prefix,
+        "LEADPULSE_AS_OF": AS_OF.isoformat(),
+        "LEADPULSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+    }
+    with redis.Redis.from_url(settings.redis_url) as client:
+        AggregateStore(client, settings).apply(feed_events(contract_examples.FOLLOW_UP))
+        with exporter(env, tmp_path_factory.mktemp("exporter-follow-up")) as url:
+            yield url, settings
+        AggregateStore(client, settings).clear()
+
+
+def test_follow_up_series_on_metrics_are_read_series_and_the_examples_numbers(follow_up_url: tuple[str, Settings]) -> None:
+    url, settings = follow_up_url
+    text = scrape(url)
+    assert promtool_findings(text) == []
+    assert "# TYPE leadpulse_window_first_touch_seconds histogram" in text
+    scraped = business(samples(text))
+    with redis.Redis.from_url(settings.redis_url) as client:
+        assert scraped == {(s.name, tuple(sorted(s.labels.items()))): s.value for s in read_series(client, settings, AS_OF)}
+    for want in contract_examples.expected(contract_examples.FOLLOW_UP)["series"]:
+        assert scraped[(want["name"], tuple(sorted(want["labels"].items())))] == pytest.approx(want["value"], abs=1e-9)
+    # `report --json --as-of T` pins T for the clock-dependent series as LEADPULSE_AS_OF does.
+    env = {"LEADPULSE_REDIS_URL": settings.redis_url, "LEADPULSE_KEY_PREFIX": settings.key_prefix}
+    answer = CliRunner().invoke(main, ["report", "--json", "--as-of", AS_OF.isoformat()], env=env)
+    assert answer.exit_code == 0, answer.output
+    assert {(s["name"], tuple(sorted(s["labels"].items()))): s["value"] for s in json.loads(answer.stdout)} == scraped
 
 
 def test_business_series_carry_the_contract_examples_numbers(exporter_url: str) -> None:

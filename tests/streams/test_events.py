@@ -92,6 +92,7 @@ event_shaped = st.fixed_dictionaries(
         "reason": either(st.text()),
         "deal_id": either(ids),
         "amount": either(st.floats(min_value=0, allow_infinity=False)),
+        "channel": either(st.text()),
     },
 )
 
@@ -145,6 +146,7 @@ valid_events = st.builds(
             "campaign": st.text(),
             "attributes": st.dictionaries(st.text(), st.text(), max_size=3),
             "reason": st.text(),
+            "channel": st.text(),
             "amount": st.integers(min_value=0, max_value=10**12) | st.floats(min_value=0, max_value=1e12),
             "x-unknown": json_values,
         },
@@ -169,6 +171,8 @@ def test_valid_events_round_trip(obj: dict[str, Any]) -> None:
     attributes = obj.get("attributes", {})
     assert result.attributes == {normalise_segment(k): normalise_segment(v) for k, v in attributes.items()}
     assert result.topic == (DEALS_TOPIC if obj["type"] in DEAL_TYPES else LEADS_TOPIC)
+    contacted = obj["type"] == "lead.contacted"
+    assert result.channel == (normalise_segment(obj.get("channel", "")) if contacted else None)
     assert parse_record(json.dumps(obj), NOW_MS) == result  # str and bytes agree
 
 
@@ -205,6 +209,21 @@ def test_missing_segments_become_unknown_and_none() -> None:
     result = check(event(source=" ", campaign=""))
     assert isinstance(result, Event)
     assert (result.source, result.campaign) == ("unknown", "unknown")
+
+
+def test_a_touch_goes_to_the_leads_topic_with_its_channel_normalised_or_unknown() -> None:
+    result = check(event(type="lead.contacted", drop="source", channel=" Phone Call "))
+    assert isinstance(result, Event)
+    assert (result.topic, result.channel) == (LEADS_TOPIC, "phone_call")
+    result = check(event(type="lead.contacted", drop="source"))
+    assert isinstance(result, Event) and result.channel == "unknown"
+
+
+def test_a_channel_that_is_not_a_string_rejects_a_touch_and_is_ignored_elsewhere() -> None:
+    result = check(event(type="lead.contacted", channel=3))
+    assert isinstance(result, Rejection) and (result.code, result.detail) == ("invalid_field", "channel must be a string")
+    result = check(event(channel=3))
+    assert isinstance(result, Event) and result.channel is None
 
 
 def test_attributes_keys_and_values_are_normalised() -> None:

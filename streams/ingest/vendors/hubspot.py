@@ -24,6 +24,12 @@ contact is the lead:
   contact, so the conversion comes from the contact's lifecycle stage, which HubSpot
   sets to customer when an associated deal closes won;
 - ``contact.propertyChange`` of ``hs_lead_status`` to ``UNQUALIFIED`` -> ``lead.disqualified``;
+- ``contact.propertyChange`` of ``hs_sa_first_engagement_date`` ("First engagement date",
+  which HubSpot sets when the first call, email or meeting is logged for the contact) ->
+  ``lead.contacted`` at that date (the property's epoch milliseconds; the notification's
+  time if the value is not one). The engagement notifications themselves (creation of a
+  call, email or meeting object) name no contact, so this property change is the
+  engagement notification that applies;
 - anything else is ignored (counted in the response, not sent).
 
 Event id: ``hubspot:contact:<objectId>:<type>[:<stage>]``, the id `leadpulse import hubspot`
@@ -71,6 +77,8 @@ _EVENTS: Final[Mapping[tuple[str | None, ...], Mapping[str, str]]] = {
         "reason": "hs_lead_status UNQUALIFIED",
     },
 }
+#: The contact property HubSpot stamps with the time of its first sales engagement.
+FIRST_ENGAGEMENT: Final = "hs_sa_first_engagement_date"
 _KEY: Final = ("subscriptionType", "propertyName", "propertyValue")
 
 
@@ -135,6 +143,9 @@ def hubspot(note: dict[str, Any], now_ms: int) -> list[dict[str, Any]] | Rejecti
         return Rejection("missing_field", "subscriptionType")
     key = tuple(value if isinstance(value, str) else None for value in (note.get(name) for name in _KEY))
     meaning = _EVENTS.get(key)
+    touched = key[:2] == ("contact.propertyChange", FIRST_ENGAGEMENT) and bool(key[2])
+    if touched:
+        meaning = {"type": "lead.contacted"}
     if meaning is None:
         return []
     if note.get("objectId") is None:
@@ -147,4 +158,6 @@ def hubspot(note: dict[str, Any], now_ms: int) -> list[dict[str, Any]] | Rejecti
         event["source"] = note.get("changeSource") or "unknown"
     elif meaning["type"] == "deal.won":
         event["deal_id"] = f"hubspot-contact-{contact}"
+    elif touched and note["propertyValue"].isdigit():
+        event["occurred_at"] = rfc3339_from_ms(int(note["propertyValue"]))
     return [event]

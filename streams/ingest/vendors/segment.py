@@ -12,7 +12,9 @@ the mapping's batching off.
 - ``identify`` -> ``lead.created`` for ``userId`` (unless `SegmentConfig.identify_as_lead`
   is off): the first identify is the lead's creation, later ones change nothing;
 - ``track`` whose ``event`` names a meaning in `SegmentConfig.events` (``Lead Created``,
-  ``Opportunity Won``, ... by default) -> that event for ``userId``;
+  ``Lead Contacted``, ``Opportunity Won``, ... by default) -> that event for ``userId``;
+  a touch (``lead.contacted``) takes its ``channel`` and the ``owner`` who made it
+  (``attributes.owner``) from the properties;
 - anything else (page, screen, group, other track events) is ignored.
 
 Fields come from the call's ``properties`` (track) or ``traits`` (identify), under the
@@ -44,6 +46,7 @@ MEANINGS: Final[Mapping[str, Mapping[str, str]]] = {
     "lead.qualified:mql": {"type": "lead.qualified", "stage": "mql"},
     "lead.qualified:sql": {"type": "lead.qualified", "stage": "sql"},
     "lead.disqualified": {"type": "lead.disqualified"},
+    "lead.contacted": {"type": "lead.contacted"},
     "deal.created": {"type": "deal.created"},
     "deal.won": {"type": "deal.won"},
     "deal.lost": {"type": "deal.lost"},
@@ -53,6 +56,7 @@ DEFAULT_EVENTS: Final[Mapping[str, str]] = {
     "Lead Qualified": "lead.qualified:mql",
     "Lead Sales Qualified": "lead.qualified:sql",
     "Lead Disqualified": "lead.disqualified",
+    "Lead Contacted": "lead.contacted",
     "Opportunity Created": "deal.created",
     "Opportunity Won": "deal.won",
     "Opportunity Lost": "deal.lost",
@@ -64,6 +68,8 @@ DEFAULT_PROPERTIES: Final[Mapping[str, str]] = {
     "deal_id": "deal_id",
     "amount": "amount",
     "reason": "reason",
+    "channel": "channel",
+    "owner": "owner",
 }
 #: context.campaign key -> attribute (Segment's names for the UTM parameters).
 _UTM: Final = {"source": "utm_source", "medium": "utm_medium", "name": "utm_campaign", "term": "utm_term", "content": "utm_content"}
@@ -134,7 +140,18 @@ class SegmentConfig:
                 event["amount"] = amount
         elif event["type"] == "lead.disqualified" and self._value(values, "reason") is not None:
             event["reason"] = self._value(values, "reason")
+        elif event["type"] == "lead.contacted":
+            event.update(self._touch_fields(values))
         return [event]
+
+    def _touch_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The touch's channel and the owner who made it, where the properties have them."""
+        fields: dict[str, Any] = {}
+        if self._value(values, "channel") is not None:
+            fields["channel"] = self._value(values, "channel")
+        if self._value(values, "owner") is not None:
+            fields["attributes"] = {"owner": self._value(values, "owner")}
+        return fields
 
     def _value(self, values: Mapping[str, Any], name: str) -> Any:
         return values.get(self.properties.get(name, DEFAULT_PROPERTIES[name]))

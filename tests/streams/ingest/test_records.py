@@ -173,6 +173,18 @@ def test_csv_rows_become_json_objects() -> None:
         assert isinstance(record.result, Event)
 
 
+def test_a_csv_touch_row_is_a_lead_contacted_with_its_channel_and_owner() -> None:
+    export = (
+        "event_id,type,occurred_at,lead_id,channel,attributes.owner\n"
+        "t-1,lead.contacted,2026-11-02T10:20:00Z,L1,Phone Call,Ana\n"
+        "t-2,lead.contacted,2026-11-02T11:00:00Z,L2,,\n"
+    )
+    touch, bare = csv_rows(export)
+    assert isinstance(touch.result, Event) and isinstance(bare.result, Event)
+    assert (touch.result.type, touch.result.channel, touch.result.attributes) == ("lead.contacted", "phone_call", {"owner": "ana"})
+    assert (bare.result.channel, bare.result.attributes, bare.result.topic) == ("unknown", {}, "leadpulse.leads")
+
+
 @pytest.mark.parametrize(
     ("cell", "amount"),
     [

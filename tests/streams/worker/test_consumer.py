@@ -12,12 +12,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from streams import stack
 from streams.kafka.rejected import REASON_CODE_HEADER
 from streams.settings import REJECTED_TOPIC, Settings
+from tests import contract_examples
 from tests.aggregates.reference import assert_same_series
 from tests.feeds import BAD_RECORDS, synthetic_feed
 from tests.pipeline import LEADPULSE, Pipeline
@@ -37,10 +39,33 @@ def now_ms() -> int:
 
 
 def test_worker_report_equals_reference_for_shuffled_duplicated_feed_with_bad_records(pipeline: Pipeline) -> None:
-    pipeline.publish_raw(synthetic_feed(800, now_ms(), seed=11, tag=pipeline.tag))
+    """With the follow-up examples in the feed, in a source of their own: through Kafka and the
+    worker, `report --json --as-of T` gives that source the expected file's numbers."""
+    examples = follow_up_examples(pipeline.tag)
+    pipeline.publish_raw(synthetic_feed(800, now_ms(), seed=11, tag=pipeline.tag, touches=True) + examples)
     pipeline.start_worker()
     pipeline.wait_caught_up()
+    pipeline.stop_workers()
+    source = f"fx_{pipeline.tag}"
+    got = {
+        (s.name, tuple(sorted({**s.labels, "dimension": "all", "segment": "all"}.items()))): s.value
+        for s in pipeline.report(contract_examples.AS_OF)
+        if s.labels.get("dimension") == "source" and s.labels.get("segment") == source
+    }
+    for want in contract_examples.expected(contract_examples.FOLLOW_UP)["series"]:
+        assert got[(want["name"], tuple(sorted(want["labels"].items())))] == pytest.approx(want["value"]), want
     assert_matches_reference(pipeline)
+
+
+def follow_up_examples(tag: str) -> list[bytes]:
+    """The follow-up examples with ids of their own and every lead in source `fx_<tag>`."""
+    lines = (contract_examples.EXAMPLES / f"{contract_examples.FOLLOW_UP}.jsonl").read_bytes().splitlines()
+    records = [orjson.loads(line) for line in lines]
+    for record in records:
+        record.update(event_id=f"{tag}-{record['event_id']}", lead_id=f"{tag}-{record['lead_id']}")
+        if "source" in record:
+            record["source"] = f"fx_{tag}"
+    return [orjson.dumps(record) for record in records]
 
 
 def test_sigkilled_worker_restarts_and_loses_nothing_nor_counts_twice(pipeline: Pipeline) -> None:

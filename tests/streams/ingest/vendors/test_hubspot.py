@@ -186,6 +186,20 @@ def test_contact_lifecycle_becomes_lead_events_and_a_conversion() -> None:
     assert mapped(hubspot.hubspot, HUBSPOT_BATCH) == (HUBSPOT_EVENTS, [], 0)
 
 
+def test_the_first_engagement_date_becomes_a_touch_at_that_date() -> None:
+    engaged = hubspot_note(
+        1006, "contact.propertyChange", propertyName=hubspot.FIRST_ENGAGEMENT,
+        propertyValue="1793614800000", changeSource="CALLING",
+    )
+    touch = {"event_id": "hubspot:62515:contact.propertyChange:123:1006", "type": "lead.contacted",
+             "occurred_at": "2026-11-02T10:20:00.000Z", "lead_id": "123"}  # fmt: skip
+    assert mapped(hubspot.hubspot, [HUBSPOT_BATCH[0], engaged]) == ([HUBSPOT_EVENTS[0], touch], [], 0)
+    # Not epoch milliseconds: the notification's own time; cleared: nothing to map.
+    odd = {**engaged, "propertyValue": "yesterday"}
+    assert mapped(hubspot.hubspot, odd)[0] == [{**touch, "occurred_at": "2026-11-02T10:00:00.000Z"}]
+    assert mapped(hubspot.hubspot, {**engaged, "propertyValue": ""}) == ([], [], 1)
+
+
 def test_a_single_notification_needs_no_array() -> None:
     assert mapped(hubspot.hubspot, HUBSPOT_BATCH[0]) == ([HUBSPOT_EVENTS[0]], [], 0)
 

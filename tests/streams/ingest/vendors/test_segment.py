@@ -104,6 +104,25 @@ def test_funnel_track_events_map_with_utm_parameters_from_the_context() -> None:
     ]
 
 
+def test_a_lead_contacted_track_is_a_touch_with_its_channel_and_owner() -> None:
+    body = [track("m-8", "Lead Contacted", channel="Call", owner="ana"), track("m-9", "Lead Contacted")]
+    events, rejected, ignored = mapped(CONFIG.map, body)
+    assert (rejected, ignored) == ([], 0)
+    assert events == [
+        {"event_id": "segment:m-8", "occurred_at": "2015-12-12T19:11:01.249Z", "lead_id": "u-1", "type": "lead.contacted",
+         "channel": "Call", "attributes": {"owner": "ana"}},
+        {"event_id": "segment:m-9", "occurred_at": "2015-12-12T19:11:01.249Z", "lead_id": "u-1", "type": "lead.contacted"},
+    ]  # fmt: skip
+
+
+def test_the_touch_event_name_and_its_properties_are_configurable() -> None:
+    config = segment.SegmentConfig({"Call Logged": "lead.contacted"}, True, {"channel": "medium", "owner": "rep"})
+    body = [track("m-1", "Call Logged", medium="phone", rep="bo"), track("m-2", "Lead Contacted")]
+    events, _, ignored = mapped(config.map, body)
+    assert [(e["type"], e["channel"], e["attributes"]) for e in events] == [("lead.contacted", "phone", {"owner": "bo"})]
+    assert ignored == 1
+
+
 def test_event_names_identify_and_property_names_are_configurable() -> None:
     config = segment.SegmentConfig({"Signed Up": "lead.created", "Closed": "deal.won"}, False,
                                    {"source": "channel", "deal_id": "opportunity"})  # fmt: skip
