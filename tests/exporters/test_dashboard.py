@@ -31,18 +31,6 @@ SCALED_TIME_UNITS = {"ns", "µs", "ms", "s", "m", "h", "d", "dtdurationms", "dtd
 #: Series of docs/metrics.md the dashboard does not chart, and why.
 NOT_CHARTED = {
     "leadpulse_cohort_leads_per_customer": "N:1 per cohort repeats the cohort rate matrix; N:1 is charted on the windows",
-    **dict.fromkeys(
-        (
-            "leadpulse_window_first_touch_seconds",
-            "leadpulse_window_follow_up_leads",
-            "leadpulse_window_follow_up_met_ratio",
-            "leadpulse_leads_awaiting_touch",
-            "leadpulse_leads_overdue_touch",
-            "leadpulse_oldest_awaiting_touch_age_seconds",
-            "leadpulse_leads_stalled",
-        ),
-        "the follow-up series (v1.2) get their own Follow-up row with their alerts, which come separately",
-    ),
 }
 
 

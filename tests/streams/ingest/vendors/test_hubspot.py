@@ -191,7 +191,7 @@ def test_the_first_engagement_date_becomes_a_touch_at_that_date() -> None:
         1006, "contact.propertyChange", propertyName=hubspot.FIRST_ENGAGEMENT,
         propertyValue="1793614800000", changeSource="CALLING",
     )
-    touch = {"event_id": "hubspot:62515:contact.propertyChange:123:1006", "type": "lead.contacted",
+    touch = {"event_id": "hubspot:contact:123:lead.contacted", "type": "lead.contacted",
              "occurred_at": "2026-11-02T10:20:00.000Z", "lead_id": "123"}  # fmt: skip
     assert mapped(hubspot.hubspot, [HUBSPOT_BATCH[0], engaged]) == ([HUBSPOT_EVENTS[0], touch], [], 0)
     # Not epoch milliseconds: the notification's own time; cleared: nothing to map.
