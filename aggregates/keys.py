@@ -138,6 +138,9 @@ class KeyLayout:
     def segments(self, shard: int) -> str:
         return f"{self.base(shard)}{SEGMENTS_NAME}"
 
+    def names(self, shard: int) -> str:
+        return f"{self.base(shard)}{NAMES_NAME}"
+
     def health(self, shard: int) -> str:
         return f"{self.base(shard)}{HEALTH_NAME}"
 
@@ -162,6 +165,11 @@ def auto_shards(cluster: bool) -> int:
     counter keys a batch writes and a scrape sums; on a Cluster they spread the work over
     the masters (a shard is one hash slot, so 16 covers up to 16 masters)."""
     return CLUSTER_SHARDS if cluster else 1
+
+
+def verify_key(prefix: str) -> str:
+    """The last `leadpulse verify` result of a prefix (outside the shards: `rebuild` keeps it)."""
+    return f"{prefix}:verify"
 
 
 def health_field(topic: str, event_type: str, outcome: str) -> str:

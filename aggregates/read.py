@@ -25,11 +25,16 @@ from aggregates.keys import ORPHANS_FIELD, KeyLayout
 from aggregates.matured import span
 from aggregates.rules import published_cohorts, window_day_range
 from aggregates.series import RawCounters, Segment, Series, Vectors, build_series
+from streams.positions import TopicPartition
 from streams.settings import DEALS_TOPIC, Settings
 
-__all__ = ["Health", "Series", "parse_counters", "parse_health", "read_aggregates", "read_health", "read_series"]
+__all__ = [
+    "Health", "Series", "ShardOffsets", "parse_counters", "parse_health", "parse_offsets", "read_aggregates", "read_health",
+    "read_series", "read_snapshot",
+]  # fmt: skip
 
 Flat = Sequence[bytes]  # an HGETALL reply as Redis sends it: field, value, field, value...
+ShardOffsets = dict[TopicPartition, int]  # one shard's last applied offset per partition
 
 _READ_SCRIPT: Final = resources.files("aggregates").joinpath("read.lua").read_text(encoding="utf-8")
 _ORPHANS: Final = ORPHANS_FIELD.encode()
@@ -46,6 +51,22 @@ class Health:
 
 def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple[list[Series], Health]:
     """Every business series of CONTRACT section 3 as of day T, and the health, in one round trip."""
+    series, health, _ = _read(client, settings, as_of, with_offsets=False)
+    return series, health
+
+
+def read_snapshot(client: SyncRedis, settings: Settings, as_of: date) -> tuple[list[Series], list[ShardOffsets]]:
+    """The series as of day T and each shard's applied offsets, each shard read by one script.
+
+    One script per shard is atomic, and a shard's counters and offsets only ever change
+    together (docs/keys.md): the shard's share of the series is exactly that of the
+    records up to its offsets, however busy the workers are (`leadpulse verify`).
+    """
+    series, _, offsets = _read(client, settings, as_of, with_offsets=True)
+    return series, offsets
+
+
+def _read(client: SyncRedis, settings: Settings, as_of: date, with_offsets: bool) -> tuple[list[Series], Health, list[ShardOffsets]]:
     layout = KeyLayout.from_settings(settings)
     cohorts = [label for _, label in published_cohorts(as_of)]
     windows, ages = settings.window_days, settings.maturity_days
@@ -59,16 +80,27 @@ def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple
                 *layout.lags(shard, days),
                 layout.segments(shard),
                 layout.health(shard),
+                *([layout.offsets(shard)] if with_offsets else []),
             ]
             for shard in range(layout.shards)
         ],
         paired=(len(cohorts) + 1, len(days)),  # a day without leads has no lags (read.lua)
     )
+    offsets = [parse_offsets(hashes.pop()) for hashes in shards] if with_offsets else []
     raw = parse_counters(shards, cohorts, days)
     health = parse_health([hashes[-1] for hashes in shards])
     newest_deal = health.last_event_seconds.get(DEALS_TOPIC)
     fresh_day = None if newest_deal is None else int(newest_deal // 86_400)
-    return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day), health
+    return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day), health, offsets
+
+
+def parse_offsets(flat: Flat) -> ShardOffsets:
+    """A shard's offsets hash (field `topic|partition`, value the last applied offset) as a dict."""
+    offsets: ShardOffsets = {}
+    for name, value in zip(flat[::2], flat[1::2]):
+        topic, _, partition = name.decode().rpartition("|")
+        offsets[(topic, int(partition))] = int(value)
+    return offsets
 
 
 def read_series(client: SyncRedis, settings: Settings, as_of: date) -> list[Series]:

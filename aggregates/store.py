@@ -5,16 +5,16 @@ round trip and receive their replies (sans-I/O); `AggregateStore` and
 `AsyncAggregateStore` only run those round trips, on one server or a Redis Cluster
 (where redis-py's pipeline sends them as one batch per master, by hash slot).
 
-A batch is one EVALSHA of `apply.lua` per touched shard, the rejected counts, then
-every shard's advance of its Kafka offsets (`offsets.lua`, on the shard's own `o`
-key) - all in one pipeline, offsets last. A shard's offsets share its slot, so they
-sit on the same server as the counters they cover: Redis executes a connection's
-commands in order, and an AOF or a promoted replica loses only a suffix, so offsets
-that survived imply their shard's share of the batch did (docs/keys.md). Both scripts
-run by EVALSHA, so after a restart or a failover (empty script cache) every script of
-a shard fails NOSCRIPT alike and its offsets cannot move without its counters; the
-failed commands are then retried after SCRIPT LOAD, which is safe because applying an
-event twice changes nothing.
+A batch is one pipeline: the rejected counts, then one EVALSHA of `apply.lua` per touched
+shard, which applies the shard's events and then advances the shard's Kafka offsets (its
+own `o` key) in the same atomic call, then `offsets.lua` for every untouched shard. A
+shard's offsets share its slot, so they sit on the same server as the counters they
+cover, and since they move in the same script no reader (`leadpulse verify`'s snapshot)
+and no lost suffix of an AOF or a promoted replica ever separates them: offsets that
+survived imply their shard's share of the batch did (docs/keys.md). Both scripts run by
+EVALSHA, so after a restart or a failover (empty script cache) they fail NOSCRIPT and
+are retried after SCRIPT LOAD, which is safe because applying an event twice changes
+nothing.
 """
 
 from __future__ import annotations
@@ -117,8 +117,15 @@ def encode_event(event: Event, attribute_keys: Sequence[str], bucket: str) -> li
         return ["x", *lead]
     deal = event.deal_id or ""
     if kind == "deal.won":
-        return ["w", *lead, deal, min(round((event.amount or 0.0) * 100), MAX_AMOUNT_CENTS)]
+        return ["w", *lead, deal, _cents(event.amount)]
     return ["l", *lead, deal]
+
+
+def _cents(amount: float | None) -> int:
+    """A won amount in integer cents, capped: the largest amount a record may carry
+    (about 1.8e308) times 100 is infinity, which no integer holds."""
+    cents = (amount or 0.0) * 100
+    return MAX_AMOUNT_CENTS if cents >= MAX_AMOUNT_CENTS else round(cents)
 
 
 def utc_today() -> int:
@@ -154,8 +161,8 @@ class StoreSteps:
     def __init__(self, settings: Settings) -> None:
         self.layout = KeyLayout.from_settings(settings)
         self._transient = TRANSIENT_ERRORS if settings.redis_cluster else CONNECTION_ERRORS
-        self._apply_body, self._apply_sha = _script("apply.lua", "apply_writes.lua")
-        self._offsets_body, self._offsets_sha = _script("offsets.lua")
+        self._apply_body, self._apply_sha = _script("apply.lua", "advance.lua", "apply_writes.lua")
+        self._offsets_body, self._offsets_sha = _script("advance.lua", "offsets.lua")
         retention = str(settings.lead_retention_days)
         parts = [LEAD_PART, COHORT_PART, DAY_PART, SEGMENTS_NAME, NAMES_NAME, CALENDAR_NAME, LAG_PART]
         bounds = ",".join(str(bound * 1000) for bound in TTC_BOUNDS)
@@ -187,12 +194,8 @@ class StoreSteps:
         layout = self.layout
         per_shard = (events if isinstance(events, EncodedBatch) else self.encode(events)).per_shard
         today = str(utc_today())
-        commands: list[Command] = [
-            ("EVALSHA", self._apply_sha, 1, layout.health(shard), *self._headers[shard], today, packed)
-            for shard, packed in sorted(per_shard.items())
-        ]
         rejected = {topic: n for topic, n in (rejected or {}).items() if n}
-        commands += [
+        commands: list[Command] = [
             ("HINCRBY", layout.health(0), health_field(topic, INVALID_TYPE, "rejected"), n)
             for topic, n in sorted(rejected.items())
         ]
@@ -201,16 +204,23 @@ class StoreSteps:
             for (topic, partition), move in sorted((offsets or {}).items())
             for arg in (f"{topic}|{partition}", move.expected, move.new)
         ]
+        commands += [
+            ("EVALSHA", self._apply_sha, 2, layout.health(shard), layout.offsets(shard), *self._headers[shard], today, packed, *triples)
+            for shard, packed in sorted(per_shard.items())
+        ]
         if triples:  # every shard, touched or not: a partition's offset is the least of its shards'
             commands += [
-                ("EVALSHA", self._offsets_sha, 1, layout.offsets(shard), *triples) for shard in range(layout.shards)
+                ("EVALSHA", self._offsets_sha, 1, layout.offsets(shard), *triples)
+                for shard in range(layout.shards)
+                if shard not in per_shard
             ]
-        replies = yield from self._run_scripts(commands)
+        replies = (yield from self._run_scripts(commands))[len(rejected) :]
         counts = {"applied": 0, "duplicate": 0, "rejected": sum(rejected.values())}
         for reply in replies[: len(per_shard)]:
             counts["applied"] += int(reply[0])
             counts["duplicate"] += int(reply[1])
-        return ApplyOutcome(counts, _refused(offsets or {}, replies[len(replies) - layout.shards :] if triples else []))
+        moves = [reply[2] for reply in replies[: len(per_shard)]] + replies[len(per_shard) :]
+        return ApplyOutcome(counts, _refused(offsets or {}, moves))
 
     def read_offsets(self) -> Steps[dict[TopicPartition, int]]:
         """Per partition, the last offset whose records every shard holds (absent: none stored)."""
