@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from rich.console import Console
 from rich.progress import Progress
 
 from aggregates.connect import redis_client
@@ -120,7 +121,8 @@ def replay(
             consumer.pause(tp)
     total = sum(ends[tp] - starts[tp] for tp in remaining)
     records = rejected = 0
-    with Progress(transient=True) as progress:
+    console = Console(stderr=True)  # a bar on a terminal only
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task(label, total=total)
         while remaining:
             now_ms = int(time.time() * 1000)
