@@ -172,6 +172,10 @@ def verify_key(prefix: str) -> str:
     return f"{prefix}:verify"
 
 
+#: Fields of `verify_key`, each published as `leadpulse_verify_<field>` by the exporter.
+VERIFY_FIELDS: Final = ("mismatched_series", "checked_events", "last_success_timestamp_seconds")
+
+
 def health_field(topic: str, event_type: str, outcome: str) -> str:
     return f"events|{topic}|{event_type}|{outcome}"
 

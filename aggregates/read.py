@@ -21,7 +21,7 @@ from redis.client import NEVER_DECODE
 
 from aggregates.checks import HISTORY_DAYS
 from aggregates.connect import SyncRedis, queue
-from aggregates.keys import ORPHANS_FIELD, KeyLayout
+from aggregates.keys import ORPHANS_FIELD, VERIFY_FIELDS, KeyLayout, verify_key
 from aggregates.matured import span
 from aggregates.rules import published_cohorts, window_day_range
 from aggregates.series import RawCounters, Segment, Series, Vectors, build_series
@@ -29,7 +29,7 @@ from streams.positions import TopicPartition
 from streams.settings import DEALS_TOPIC, Settings
 
 __all__ = [
-    "Health", "Series", "ShardOffsets", "parse_counters", "parse_health", "parse_offsets", "read_aggregates", "read_health",
+    "Health", "Series", "ShardOffsets", "parse_counters", "parse_health", "parse_offsets", "parse_verified", "read_aggregates", "read_health",
     "read_series", "read_snapshot",
 ]  # fmt: skip
 
@@ -47,6 +47,8 @@ class Health:
 
     events: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (topic, type, outcome)
     last_event_seconds: dict[str, float] = field(default_factory=dict)  # topic -> newest applied
+    #: the last `leadpulse verify` run's figures by `VERIFY_FIELDS` name (empty: none ran)
+    verified: dict[str, float] = field(default_factory=dict)
 
 
 def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple[list[Series], Health]:
@@ -83,12 +85,15 @@ def _read(client: SyncRedis, settings: Settings, as_of: date, with_offsets: bool
                 *([layout.offsets(shard)] if with_offsets else []),
             ]
             for shard in range(layout.shards)
-        ],
+        ]
+        + [[verify_key(settings.key_prefix)]],
         paired=(len(cohorts) + 1, len(days)),  # a day without leads has no lags (read.lua)
     )
+    (verified,) = shards.pop()
     offsets = [parse_offsets(hashes.pop()) for hashes in shards] if with_offsets else []
     raw = parse_counters(shards, cohorts, days)
     health = parse_health([hashes[-1] for hashes in shards])
+    health.verified.update(parse_verified(verified))
     newest_deal = health.last_event_seconds.get(DEALS_TOPIC)
     fresh_day = None if newest_deal is None else int(newest_deal // 86_400)
     return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day), health, offsets
@@ -163,6 +168,12 @@ def parse_counters(shards: Sequence[Sequence[Flat]], cohorts: Sequence[str], day
         segment_leads=leads,
         orphans=orphans,
     )
+
+
+def parse_verified(flat: Flat) -> dict[str, float]:
+    """The `<prefix>:verify` hash as figures by `VERIFY_FIELDS` name."""
+    stored = {name.decode(): float(value) for name, value in zip(flat[::2], flat[1::2])}
+    return {name: stored[name] for name in VERIFY_FIELDS if name in stored}
 
 
 def parse_health(hashes: Sequence[Flat]) -> Health:

@@ -38,7 +38,7 @@ from kafka.errors import KafkaError
 
 from aggregates.connect import SyncRedis, redis_client
 from aggregates.errors import REDIS_ERRORS, AggregateError
-from aggregates.keys import ALL, KeyLayout, segment_field, verify_key
+from aggregates.keys import ALL, VERIFY_FIELDS, KeyLayout, segment_field, verify_key
 from aggregates.leads import read_buckets
 from aggregates.read import ShardOffsets, read_series, read_snapshot
 from aggregates.reconcile import LeadMismatch, Mismatch, compare_leads, compare_series
@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 
 #: Exit statuses: every series and lead matched; some differ; no verdict could be reached.
 MATCHED, DIFFERS, FAILED = 0, 1, 2
-#: The `<prefix>:verify` fields the exporter publishes (exporters/collector.py).
-MISMATCHED_FIELD, CHECKED_FIELD, FINISHED_FIELD = "mismatched", "checked", "finished"
 
 
 class VerifyRefused(Exception):
@@ -216,10 +214,8 @@ def record(settings: Settings, outcome: Outcome) -> None:
     """Keep the run's result where the exporter reads it (`leadpulse_verify_*`)."""
     client = redis_client(settings)
     try:
-        client.hset(
-            verify_key(settings.key_prefix),
-            mapping={MISMATCHED_FIELD: outcome.differing, CHECKED_FIELD: outcome.checked_events, FINISHED_FIELD: f"{time.time():.3f}"},
-        )
+        figures = (outcome.differing, outcome.checked_events, f"{time.time():.3f}")
+        client.hset(verify_key(settings.key_prefix), mapping=dict(zip(VERIFY_FIELDS, figures)))
     finally:
         client.close()
 

@@ -25,14 +25,15 @@ from kafka import TopicPartition as KafkaPartition
 
 from aggregates.connect import redis_client as connect
 from aggregates.keys import KeyLayout
-from aggregates.read import read_series
+from aggregates.read import read_aggregates, read_series
 from aggregates.reconcile import Mismatch, compare_series
 from aggregates.series import Series
 from streams import stack
 from streams.events import Event, parse_record
 from streams.kafka.clients import client_options
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC, Settings
-from streams.worker.verify import FAILED, MATCHED, unrecountable, verify
+from streams.worker.rebuild import rebuild
+from streams.worker.verify import FAILED, MATCHED, run_verify, unrecountable, verify
 from tests import services
 from tests.aggregates.reference import reference_series
 from tests.feeds import synthetic_feed
@@ -41,7 +42,7 @@ from tests.secured import run_command
 
 pytestmark = pytest.mark.integration
 
-SUMMARY = re.compile(r"verify: 0 of (\d+) series and 0 of (\d+) leads differ \((\d+) events recounted")
+SUMMARY = re.compile(r"verify: 0 of (\d+) series and 0 of (\d+) leads differ \((\d+) events recounted up to the applied offsets\)")
 LEADS = (LEADS_TOPIC, 0)
 
 
@@ -118,7 +119,9 @@ def test_verify_matches_exactly_while_two_workers_apply_a_busy_feed(stack_settin
     assert all(int(n) > 0 for n in summary.groups())
     with connect(pipe.settings) as client:
         assert scratch_keys(client, pipe.settings.key_prefix) == []
-        assert int(client.hget(f"{pipe.settings.key_prefix}:verify", "mismatched") or -1) == 0
+        result = read_aggregates(client, pipe.settings, pipe.settings.today())[1].verified
+    assert result["mismatched_series"] == 0 and result["checked_events"] == int(summary.group(3))
+    assert time.time() - 60 < result["last_success_timestamp_seconds"] <= time.time()
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +173,6 @@ def test_verify_names_exactly_a_counter_and_a_lead_state_changed_by_hand(built: 
     assert ("leadpulse_cohort_leads", tuple(sorted(target.labels.items()))) in named
     assert {labels for _, labels in named} == {tuple(sorted(target.labels.items()))}  # that cohort's series only
     assert [m.lead_id for m in outcome.leads] == [lead_field[1:].decode()]
-    assert verify(settings).differing == 0  # repaired: nothing else was ever off
 
 
 def test_verify_finds_an_offset_lowered_by_hand_naming_the_series_of_the_records_it_uncovers(built: Pipeline, redis_client: redis.Redis) -> None:
@@ -247,20 +249,23 @@ def private_stack(tmp_path: Path) -> Iterator[Settings]:
         stack.down(settings)
 
 
-def test_verify_says_in_one_line_when_retention_or_a_deleted_topic_took_applied_records(private_stack: Settings, tmp_path: Path) -> None:
+def test_verify_says_in_one_line_when_retention_or_a_deleted_topic_took_applied_records(
+    private_stack: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pipe = Pipeline(private_stack, tmp_path, own_group=False)
     pipe.publish_raw(synthetic_feed(60, now_ms(), seed=33, tag=pipe.tag))
-    rebuilt(pipe)
-    assert run_command(["verify"], pipe.env()).returncode == MATCHED
+    assert rebuild(pipe.settings) == 0
+    assert run_verify(pipe.settings, None) == MATCHED
+    capsys.readouterr()
     admin = KafkaAdminClient(**client_options(private_stack).kwargs())
     try:
         admin.delete_records({KafkaPartition(LEADS_TOPIC, 0): 5})
-        retained = run_command(["verify"], pipe.env())
+        retained = run_verify(pipe.settings, None), capsys.readouterr()
         admin.delete_topics([DEALS_TOPIC])
-        deleted = run_command(["verify"], pipe.env())
+        deleted = run_verify(pipe.settings, None), capsys.readouterr()
     finally:
         admin.close()
-    for done, says in ((retained, "LEADPULSE_TOPIC_RETENTION_MS"), (deleted, f"{DEALS_TOPIC}[")):
-        assert done.returncode == FAILED
-        assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1 and says in done.stderr, done.stderr
-    assert "no longer exists" in deleted.stderr or "deleted and created again" in deleted.stderr
+    for (status, out), says in ((retained, "LEADPULSE_TOPIC_RETENTION_MS"), (deleted, f"{DEALS_TOPIC}[")):
+        assert status == FAILED
+        assert out.out == "" and len(out.err.strip().splitlines()) == 1 and says in out.err, out.err
+    assert "no longer exists" in deleted[1].err or "deleted and created again" in deleted[1].err
