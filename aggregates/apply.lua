@@ -23,7 +23,7 @@
 --   d ms                                                            (deal.created)
 --   w bucket lead ms deal cents                                     (deal.won)
 --   l bucket lead ms deal                                           (deal.lost)
--- ARGV[18..]: the batch's offset triples (advance.lua), moved after the events, in the
+-- ARGV[18..]: the batch's offset quadruples (advance.lua), moved after the events, in the
 --   same atomic call: nobody ever sees the shard's counters without their offsets.
 -- Returns {applied, duplicate, refused offsets (as advance.lua)}.
 

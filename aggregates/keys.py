@@ -29,7 +29,8 @@ SEGMENTS_NAME: Final = "seg"  # hash (dimension|segment) -> all-time leads
 HEALTH_NAME: Final = "g"  # hash: orphans, events|topic|type|outcome, last|topic
 NAMES_NAME: Final = "n"  # hash: dimension|segment <-> small id, so lead state stays short
 CALENDAR_NAME: Final = "cal"  # hash: UTC epoch day -> `week|month` cohort labels
-OFFSETS_NAME: Final = "o"  # hash: topic|partition -> last Kafka offset whose records this shard holds
+OFFSETS_NAME: Final = "o"  # hash: topic|partition -> last Kafka offset whose records this shard holds,
+FIRST_PREFIX: Final = "from|"  # and from|topic|partition -> the first (the log's start when it began)
 
 #: Shards of a Redis Cluster when `LEADPULSE_SHARDS` is 0 (`auto_shards`).
 CLUSTER_SHARDS: Final = 16

@@ -68,16 +68,16 @@ def _pairs(reply: object) -> Iterator[tuple[bytes, bytes]]:
 
 def read_buckets(
     client: SyncRedis, layout: KeyLayout, chosen: Mapping[int, Sequence[int]]
-) -> dict[int, tuple[ShardOffsets, Buckets]]:
-    """Per shard of `chosen` (shard -> bucket numbers): its applied offsets and the lead
-    state of those buckets, read by one script per shard (atomic: what a shard holds is
+) -> dict[int, tuple[tuple[ShardOffsets, ShardOffsets], Buckets]]:
+    """Per shard of `chosen` (shard -> bucket numbers): its last and first applied offsets
+    (`parse_offsets`) and the lead state of those buckets, read by one script per shard (atomic: what a shard holds is
     exactly the records up to the offsets read with it, docs/keys.md)."""
     shards = sorted(chosen)
     pipe = client.pipeline(transaction=False)
     for shard in shards:
         keys = [layout.offsets(shard), layout.names(shard), *(layout.leads(shard, b) for b in chosen[shard])]
         queue(pipe, client, "EVAL", _BUCKETS_SCRIPT, len(keys), *keys, **{NEVER_DECODE: True})
-    read: dict[int, tuple[ShardOffsets, Buckets]] = {}
+    read: dict[int, tuple[tuple[ShardOffsets, ShardOffsets], Buckets]] = {}
     for shard, (offsets, names, *flats) in zip(shards, pipe.execute()):
         read[shard] = parse_offsets(offsets), Buckets(dict(zip(names[::2], names[1::2])), flats)
     return read

@@ -21,7 +21,7 @@ from redis.client import NEVER_DECODE
 
 from aggregates.checks import HISTORY_DAYS
 from aggregates.connect import SyncRedis, queue
-from aggregates.keys import ORPHANS_FIELD, VERIFY_FIELDS, KeyLayout, verify_key
+from aggregates.keys import FIRST_PREFIX, ORPHANS_FIELD, VERIFY_FIELDS, KeyLayout, verify_key
 from aggregates.matured import span
 from aggregates.rules import published_cohorts, window_day_range
 from aggregates.series import RawCounters, Segment, Series, Vectors, build_series
@@ -57,8 +57,11 @@ def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple
     return series, health
 
 
-def read_snapshot(client: SyncRedis, settings: Settings, as_of: date) -> tuple[list[Series], list[ShardOffsets]]:
-    """The series as of day T and each shard's applied offsets, each shard read by one script.
+def read_snapshot(
+    client: SyncRedis, settings: Settings, as_of: date
+) -> tuple[list[Series], list[tuple[ShardOffsets, ShardOffsets]]]:
+    """The series as of day T and each shard's last and first applied offsets (`parse_offsets`),
+    each shard read by one script.
 
     One script per shard is atomic, and a shard's counters and offsets only ever change
     together (docs/keys.md): the shard's share of the series is exactly that of the
@@ -68,7 +71,9 @@ def read_snapshot(client: SyncRedis, settings: Settings, as_of: date) -> tuple[l
     return series, offsets
 
 
-def _read(client: SyncRedis, settings: Settings, as_of: date, with_offsets: bool) -> tuple[list[Series], Health, list[ShardOffsets]]:
+def _read(
+    client: SyncRedis, settings: Settings, as_of: date, with_offsets: bool
+) -> tuple[list[Series], Health, list[tuple[ShardOffsets, ShardOffsets]]]:
     layout = KeyLayout.from_settings(settings)
     cohorts = [label for _, label in published_cohorts(as_of)]
     windows, ages = settings.window_days, settings.maturity_days
@@ -99,13 +104,17 @@ def _read(client: SyncRedis, settings: Settings, as_of: date, with_offsets: bool
     return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day), health, offsets
 
 
-def parse_offsets(flat: Flat) -> ShardOffsets:
-    """A shard's offsets hash (field `topic|partition`, value the last applied offset) as a dict."""
-    offsets: ShardOffsets = {}
+def parse_offsets(flat: Flat) -> tuple[ShardOffsets, ShardOffsets]:
+    """A shard's offsets hash as the last and the first applied offset of each partition
+    (fields `topic|partition` and `from|topic|partition`, see aggregates/keys.py)."""
+    last: ShardOffsets = {}
+    first: ShardOffsets = {}
     for name, value in zip(flat[::2], flat[1::2]):
-        topic, _, partition = name.decode().rpartition("|")
-        offsets[(topic, int(partition))] = int(value)
-    return offsets
+        text = name.decode()
+        into = first if text.startswith(FIRST_PREFIX) else last
+        topic, _, partition = text.removeprefix(FIRST_PREFIX).rpartition("|")
+        into[(topic, int(partition))] = int(value)
+    return last, first
 
 
 def read_series(client: SyncRedis, settings: Settings, as_of: date) -> list[Series]:

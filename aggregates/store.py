@@ -38,6 +38,7 @@ from aggregates.errors import CLUSTER_RECOVERY_ERRORS, CONNECTION_ERRORS, REDIS_
 from aggregates.keys import (
     CALENDAR_NAME,
     COHORT_PART,
+    FIRST_PREFIX,
     DAY_PART,
     INVALID_TYPE,
     LAG_DAYS,
@@ -199,18 +200,18 @@ class StoreSteps:
             ("HINCRBY", layout.health(0), health_field(topic, INVALID_TYPE, "rejected"), n)
             for topic, n in sorted(rejected.items())
         ]
-        triples = [
+        quads = [
             arg
             for (topic, partition), move in sorted((offsets or {}).items())
-            for arg in (f"{topic}|{partition}", move.expected, move.new)
+            for arg in (f"{topic}|{partition}", move.expected, move.new, move.first)
         ]
         commands += [
-            ("EVALSHA", self._apply_sha, 2, layout.health(shard), layout.offsets(shard), *self._headers[shard], today, packed, *triples)
+            ("EVALSHA", self._apply_sha, 2, layout.health(shard), layout.offsets(shard), *self._headers[shard], today, packed, *quads)
             for shard, packed in sorted(per_shard.items())
         ]
-        if triples:  # every shard, touched or not: a partition's offset is the least of its shards'
+        if quads:  # every shard, touched or not: a partition's offset is the least of its shards'
             commands += [
-                ("EVALSHA", self._offsets_sha, 1, layout.offsets(shard), *triples)
+                ("EVALSHA", self._offsets_sha, 1, layout.offsets(shard), *quads)
                 for shard in range(layout.shards)
                 if shard not in per_shard
             ]
@@ -227,7 +228,7 @@ class StoreSteps:
         layout = self.layout
         replies = yield [("HGETALL", layout.offsets(shard)) for shard in range(layout.shards)]
         self._raise_first_error(replies)
-        held = [{_partition(name): int(offset) for name, offset in stored.items()} for stored in replies]
+        held = [{_partition(name): int(offset) for name, offset in stored.items() if not _is_first(name)} for stored in replies]
         return {tp: min(shard[tp] for shard in held) for tp in held[0] if all(tp in shard for shard in held)}
 
     def forget_layout(self) -> Steps[int]:
@@ -296,6 +297,11 @@ class StoreSteps:
                 replies[i] = reply
         self._raise_first_error(replies)
         return replies
+
+
+def _is_first(name: bytes | str) -> bool:
+    """Whether an offsets field is a partition's first applied offset (`from|topic|partition`)."""
+    return as_text(name).startswith(FIRST_PREFIX)
 
 
 def _partition(name: bytes | str) -> TopicPartition:

@@ -83,28 +83,31 @@ class Outcome:
 
 
 def unrecountable(
-    held: Iterable[ShardOffsets], starts: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int]
+    held: Iterable[tuple[ShardOffsets, ShardOffsets]], starts: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int]
 ) -> str | None:
     """Why the topics no longer hold every record the aggregates were built from, or None.
 
-    Records once applied must all still be there: from offset 0 (nothing may have been
-    deleted) to the highest offset any shard holds.
+    `held` is each shard's last and first applied offsets (`parse_offsets`; no first
+    offset, as written before this version: from 0). The records from a shard's first to
+    its last offset must all still be there.
     """
     highest: dict[TopicPartition, int] = {}
-    for shard in held:
-        for tp, last in shard.items():
-            highest[tp] = max(last, highest.get(tp, -1))
+    lowest: dict[TopicPartition, int] = {}
+    for applied, began in held:
+        for tp, offset in applied.items():
+            highest[tp] = max(offset, highest.get(tp, -1))
+            lowest[tp] = min(began.get(tp, 0), lowest.get(tp, offset + 1))
     for (topic, partition), last in sorted(highest.items()):
-        where = f"{topic}[{partition}]"
-        if (topic, partition) not in ends:
+        where, tp = f"{topic}[{partition}]", (topic, partition)
+        if tp not in ends:
             return (f"{where} no longer exists but the aggregates hold its records up to offset {last} "
                     "(a deleted topic): only `leadpulse rebuild` can make them match the topics again")  # fmt: skip
-        if last >= ends[(topic, partition)]:
-            return (f"{where} ends at offset {ends[(topic, partition)]} but the aggregates hold records up to {last} "
+        if last >= ends[tp]:
+            return (f"{where} ends at offset {ends[tp]} but the aggregates hold records up to {last} "
                     "(the topic was deleted and created again): run `leadpulse rebuild`")  # fmt: skip
-        if last >= 0 and starts[(topic, partition)] > 0:
-            return (f"{where} now starts at offset {starts[(topic, partition)]}: retention or delete_records removed "
-                    "records the aggregates were built from, so they cannot be recounted; keep the input topics' "
+        if starts[tp] > lowest[tp]:
+            return (f"{where} now starts at offset {starts[tp]} but the aggregates hold records from {lowest[tp]} on: "
+                    "retention or delete_records removed them, so they cannot be recounted; keep the input topics' "
                     "retention.ms at -1 (LEADPULSE_TOPIC_RETENTION_MS) for verify")  # fmt: skip
     return None
 
@@ -141,20 +144,22 @@ class _Run:
         as_of = self.settings.today()
         chosen = self._buckets(sample, rng)
         first = read_buckets(self.client, self.layout, chosen)  # 1. offsets A and lead state
-        held = {shard: offsets for shard, (offsets, _) in first.items()}
+        held = {shard: offsets[0] for shard, (offsets, _) in first.items()}
+        since = {shard: offsets[1] for shard, (offsets, _) in first.items()}
         live, second = read_snapshot(self.client, self.settings, as_of) if sample is None else ([], [])  # 2. B
         starts, ends = self._extent()
-        problem = unrecountable([*held.values(), *second], starts, ends)
+        problem = unrecountable([*(offsets for offsets, _ in first.values()), *second], starts, ends)
         if problem:
             raise VerifyRefused(problem)
-        for shard, offsets in enumerate(second):
+        for shard, (offsets, _) in enumerate(second):
             if any(offsets.get(tp, -1) < last for tp, last in held[shard].items()):
                 raise VerifyRefused(f"shard {shard}'s offsets moved back while verify read them (Redis lost writes?): run verify again")
         wanted = {shard: set(buckets) for shard, buckets in chosen.items()}
 
         def up_to_a(topic: str, partition: int, offset: int, event: Event) -> bool:  # 3.
             shard, bucket = self.layout.place(event.lead_id)
-            return bucket in wanted[shard] and offset <= held[shard].get((topic, partition), -1) and self._count()
+            tp = (topic, partition)
+            return bucket in wanted[shard] and since[shard].get(tp, 0) <= offset <= held[shard].get(tp, -1) and self._count()
 
         self._replay(starts, held.values(), up_to_a)
         recounted = read_buckets(self.client, self.store.layout, chosen)
@@ -166,10 +171,11 @@ class _Run:
         def a_to_b(topic: str, partition: int, offset: int, event: Event) -> bool:  # 4.
             shard = self.layout.place(event.lead_id)[0]
             tp = (topic, partition)
-            return held[shard].get(tp, -1) < offset <= second[shard].get(tp, -1) and self._count()
+            after = max(held[shard].get(tp, -1), second[shard][1].get(tp, 0) - 1)
+            return after < offset <= second[shard][0].get(tp, -1) and self._count()
 
         resume = {tp: max(start, min(h.get(tp, -1) for h in held.values()) + 1) for tp, start in starts.items()}
-        self._replay(resume, second, a_to_b)
+        self._replay(resume, [offsets for offsets, _ in second], a_to_b)
         series = compare_series(live, read_series(self.client, self.scratch, as_of))
         return Outcome(series, leads, len(live), compared_leads, self.kept)
 

@@ -8,12 +8,13 @@ would. Retention runs on a private broker, whose records may be deleted.
 from __future__ import annotations
 
 import math
+import random
 import re
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,15 @@ def scratch_keys(client: redis.Redis, prefix: str) -> list[bytes]:
 # --- pure: which topics can no longer be recounted -----------------------------------
 
 
-def test_whole_logs_that_reach_every_applied_offset_are_recountable() -> None:
-    assert unrecountable([{LEADS: 9}, {LEADS: 4}], {LEADS: 0}, {LEADS: 10}) is None
+def test_logs_holding_every_record_from_the_first_to_the_last_applied_are_recountable() -> None:
+    assert unrecountable([({LEADS: 9}, {}), ({LEADS: 4}, {})], {LEADS: 0}, {LEADS: 10}) is None
+    assert unrecountable([({LEADS: 9}, {LEADS: 3}), ({LEADS: 4}, {LEADS: 5})], {LEADS: 3}, {LEADS: 10}) is None
 
 
 @pytest.mark.parametrize(
     ("starts", "ends", "says"),
     [
-        ({LEADS: 3}, {LEADS: 10}, "now starts at offset 3: retention or delete_records"),
+        ({LEADS: 3}, {LEADS: 10}, "now starts at offset 3 but the aggregates hold records from 2 on: retention or delete_records"),
         ({}, {}, "no longer exists"),
         ({LEADS: 0}, {LEADS: 5}, "ends at offset 5 but the aggregates hold records up to 9"),
     ],
@@ -80,7 +82,7 @@ def test_whole_logs_that_reach_every_applied_offset_are_recountable() -> None:
 def test_a_log_missing_applied_records_is_named_in_one_line(
     starts: dict[tuple[str, int], int], ends: dict[tuple[str, int], int], says: str
 ) -> None:
-    problem = unrecountable([{LEADS: 9}], starts, ends)
+    problem = unrecountable([({LEADS: 9}, {LEADS: 2})], starts, ends)
     assert problem is not None and says in problem and "\n" not in problem
 
 
@@ -190,6 +192,35 @@ def test_verify_finds_an_offset_lowered_by_hand_naming_the_series_of_the_records
     assert want, "the 40 records uncovered changed no series: pick more"
     assert labelled(outcome.series) == want
     assert outcome.leads  # their leads' state holds more than the recount, too
+
+
+class Picks(random.Random):
+    """Draws exactly the given (shard x buckets + bucket) numbers as the sample."""
+
+    def __init__(self, picks: list[int]) -> None:
+        super().__init__(0)
+        self.picks = picks
+
+    def sample(self, population: Sequence[int], k: int, *, counts: Iterable[int] | None = None) -> list[int]:  # type: ignore[override]
+        return self.picks
+
+
+def test_verify_sample_checks_the_leads_of_random_buckets_and_names_a_damaged_one(built: Pipeline, redis_client: redis.Redis) -> None:
+    settings = built.settings
+    layout = KeyLayout.from_settings(settings)
+    sampled = verify(settings, sample=40, rng=random.Random(5))
+    assert sampled.differing == 0 and sampled.series == [] and 0 < sampled.compared_leads < 200
+    bucket = next(iter(redis_client.scan_iter(match=f"{settings.key_prefix}:*:l:*")))
+    field, state = next((f, v) for f, v in redis_client.hgetall(bucket).items() if f.startswith(b"c"))
+    shard, number = layout.place(field[1:].decode())
+    redis_client.hdel(bucket, field)  # the lead's state lost, its counters untouched
+    try:
+        damaged = verify(settings, sample=1, rng=Picks([shard * layout.buckets + number]))
+    finally:
+        redis_client.hset(bucket, field, state)
+    assert [m.lead_id for m in damaged.leads] == [field[1:].decode()]
+    assert damaged.leads[0].recounted is not None and (damaged.leads[0].live or ((),))[0] == ()  # its core is gone
+    assert sampled.checked_events > 0 and damaged.compared_leads >= 1
 
 
 def _reference(pipe: Pipeline, offsets: dict[tuple[str, int], int]) -> list[Series]:
