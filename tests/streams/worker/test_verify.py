@@ -212,6 +212,35 @@ def _aggregates_of(pipe: Pipeline, client: redis.Redis, offsets: dict[tuple[str,
         store.clear()
 
 
+class Picks(random.Random):
+    """Draws exactly the given (shard x buckets + bucket) numbers as the sample."""
+
+    def __init__(self, picks: list[int]) -> None:
+        super().__init__(0)
+        self.picks = picks
+
+    def sample(self, population: Sequence[int], k: int, *, counts: Iterable[int] | None = None) -> list[int]:  # type: ignore[override]
+        return self.picks
+
+
+def test_verify_sample_checks_the_leads_of_random_buckets_and_names_a_damaged_one(built: Pipeline, redis_client: redis.Redis) -> None:
+    settings = built.settings
+    layout = KeyLayout.from_settings(settings)
+    sampled = verify(settings, sample=40, rng=random.Random(5))
+    assert sampled.differing == 0 and sampled.series == [] and 0 < sampled.compared_leads < 200
+    bucket = next(iter(redis_client.scan_iter(match=f"{settings.key_prefix}:*:l:*")))
+    field, state = next((f, v) for f, v in redis_client.hgetall(bucket).items() if f.startswith(b"c"))
+    shard, number = layout.place(field[1:].decode())
+    redis_client.hdel(bucket, field)  # the lead's state lost, its counters untouched
+    try:
+        damaged = verify(settings, sample=1, rng=Picks([shard * layout.buckets + number]))
+    finally:
+        redis_client.hset(bucket, field, state)
+    assert [m.lead_id for m in damaged.leads] == [field[1:].decode()]
+    assert damaged.leads[0].recounted is not None and (damaged.leads[0].live or ((),))[0] == ()  # its core is gone
+    assert sampled.checked_events > 0 and damaged.compared_leads >= 1
+
+
 # --- a Redis Cluster -----------------------------------------------------------------
 
 
