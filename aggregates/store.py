@@ -118,15 +118,9 @@ def encode_event(event: Event, attribute_keys: Sequence[str], bucket: str) -> li
         return ["x", *lead]
     deal = event.deal_id or ""
     if kind == "deal.won":
-        return ["w", *lead, deal, _cents(event.amount)]
+        # Capped before rounding: an amount near the float maximum is infinite in cents.
+        return ["w", *lead, deal, round(min((event.amount or 0.0) * 100, MAX_AMOUNT_CENTS))]
     return ["l", *lead, deal]
-
-
-def _cents(amount: float | None) -> int:
-    """A won amount in integer cents, capped: the largest amount a record may carry
-    (about 1.8e308) times 100 is infinity, which no integer holds."""
-    cents = (amount or 0.0) * 100
-    return MAX_AMOUNT_CENTS if cents >= MAX_AMOUNT_CENTS else round(cents)
 
 
 def utc_today() -> int:

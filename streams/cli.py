@@ -16,6 +16,7 @@ from exporters.server import exporter_command
 from streams.ingest.api import api_command
 from streams.demo.run import demo_command
 from streams.demo.generate import generate_command
+from streams.imports.command import import_command
 from streams.ingest.publish import publish_command
 from streams.kafka.clients import KafkaAccessError, KafkaSettingsError
 from streams.logs import configure_logging
@@ -137,6 +138,7 @@ def verify(sample: int | None, every: str | None) -> None:
 
 main.add_command(stack)
 main.add_command(publish_command)
+main.add_command(import_command)
 main.add_command(api_command)
 main.add_command(exporter_command)
 main.add_command(generate_command)

@@ -75,9 +75,40 @@ class Settings(BaseSettings):
     segment_properties: dict[str, str] = Field(
         default_factory=dict, description="JSON: contract field -> Segment property/trait name, where not the field's own"
     )
+    salesforce_outbound_token: SecretStr | None = Field(
+        None, description="secret token ending the Outbound Message endpoint URL: serves /v1/hooks/salesforce/outbound/<token>"
+    )
+    salesforce_org_id: str | None = Field(
+        None, description="the Salesforce org (15- or 18-character id) whose Outbound Messages that hook takes"
+    )
     form_secret: SecretStr | None = Field(None, description="secret of the form-tool webhook: serves /v1/hooks/form")
     form_fields: dict[str, str] = Field(
         default_factory=dict, description="JSON: contract field -> form submission field, where not the default"
+    )
+    hubspot_mql_stages: str = Field(
+        "marketingqualifiedlead", description="comma-separated HubSpot lifecycle stages (internal names or labels) that mean mql"
+    )
+    hubspot_sql_stages: str = Field("salesqualifiedlead", description="comma-separated HubSpot lifecycle stages that mean sql")
+    hubspot_customer_stages: str = Field(
+        "customer", description="comma-separated HubSpot lifecycle stages that mean a customer (contacts without deals)"
+    )
+    hubspot_disqualified_stages: str = Field("", description="comma-separated HubSpot lifecycle stages that mean disqualified")
+    hubspot_disqualified_statuses: str = Field(
+        "UNQUALIFIED", description="comma-separated HubSpot Lead Status values that mean disqualified"
+    )
+    hubspot_won_deal_stages: str = Field("closedwon", description="comma-separated HubSpot deal stages that mean won")
+    hubspot_lost_deal_stages: str = Field("closedlost", description="comma-separated HubSpot deal stages that mean lost")
+    salesforce_mql_statuses: str = Field("MQL,Marketing Qualified", description="comma-separated Salesforce Lead Status values that mean mql")
+    salesforce_sql_statuses: str = Field(
+        "Qualified,SQL,Sales Qualified", description="comma-separated Salesforce Lead Status values that mean sql"
+    )
+    salesforce_disqualified_statuses: str = Field(
+        "Unqualified,Closed - Not Converted", description="comma-separated Salesforce Lead Status values that mean disqualified"
+    )
+    salesforce_won_stages: str = Field("Closed Won", description="comma-separated Salesforce Opportunity StageName values that mean won")
+    salesforce_lost_stages: str = Field("Closed Lost", description="comma-separated Salesforce Opportunity StageName values that mean lost")
+    salesforce_lead_field: str = Field(
+        "Lead_Id__c", description="Opportunity field that holds its lead's Id (Salesforce has none of its own)"
     )
     as_of: date | None = Field(None, description="pins day T for windows and cohorts (UTC today if unset)")
     topic_partitions: int = Field(6, description="partitions of the topics `stack up` creates")

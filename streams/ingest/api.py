@@ -5,37 +5,42 @@ acknowledged every record of it (events to their topics keyed by `lead_id`, inva
 records to `leadpulse.rejected`). If Kafka cannot take them all within PRODUCE_TIMEOUT_S
 the answer is 503 and nothing counts as accepted; some records may still have reached
 Kafka, and a retry re-sends them under the same `event_id`s, which the workers count
-once. Validation is `parse_record`, the same as `publish` and the workers.
+once. Validation is `decode_record`, the same as `publish` and the workers.
+
+Salesforce's Outbound Messages are SOAP: their route answers an Ack or a SOAP fault
+(`streams.ingest.vendors.salesforce_outbound`), never JSON.
 
 Logs carry paths, client addresses, counts and errors: never a payload, never the secret.
+A Salesforce outbound path ends in its secret token, so logs and the access log name the
+route pattern instead of the path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import click
 import orjson
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.events import MAX_RECORD_BYTES, Event, Rejection, parse_record
-from streams.ingest.publish import rejected_key
+from streams.decoding import decode_record
+from streams.events import MAX_RECORD_BYTES, Rejection
+from streams.imports.salesforce import object_events
 from streams.ingest.records import Record, read_jsonl, wall_clock_ms
-from streams.kafka.clients import KafkaClientOptions, client_options
-from streams.kafka.diagnose import diagnose
-from streams.kafka.rejected import rejection_headers
-from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
+from streams.kafka.clients import client_options
+from streams.settings import Settings
+from streams.ingest.openapi import document_json
+from streams.ingest.sink import KafkaSink, KafkaUnavailable
 from streams.ingest.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
-from streams.ingest.vendors import SECRET_SETTINGS, Hook, MisconfiguredHook, hooks
+from streams.ingest.vendors import SECRET_SETTINGS, Hook, MisconfiguredHook, hooks, outbound_hook
+from streams.ingest.vendors import salesforce_outbound as outbound
 from streams.ingest.vendors.common import SignedRequest, map_notifications
 
 log = logging.getLogger(__name__)
@@ -44,31 +49,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES: Final = 1024 * 1024
 JSON: Final = "application/json"
 NDJSON: Final = "application/x-ndjson"
-# Kafka gets 10 s (connecting included) to acknowledge a request's records: enough to ride
-# out a leader election (a few seconds) while the sender waits; past that a 503 lets it
-# retry rather than hang. healthz gets 2 s, as probes time out quickly.
-PRODUCE_TIMEOUT_S: Final = 10.0
-HEALTH_TIMEOUT_S: Final = 2.0
 RETRY_AFTER_S: Final = 5
-#: After a failed produce, why Kafka refused is diagnosed (and logged with the 503) at most
-#: this often, within DIAGNOSE_TIMEOUT_S, so a flood of failing requests costs one check.
-DIAGNOSE_EVERY_S: Final = 30.0
-DIAGNOSE_TIMEOUT_S: Final = 5.0
-#: No lingering: records batch up anyway while a produce request is in flight (aiokafka keeps
-#: one per broker); in `tests/bench/api.py`, 5 ms doubled a lone event's latency and gained nothing
-#: at batch sizes 100 and 1,000.
-LINGER_MS: Final = 0
-BATCH_BYTES: Final = 256 * 1024
-#: Everything that means "Kafka did not take it": broker errors, connection errors, our timeouts.
-_KAFKA_FAILURES: Final = (KafkaError, OSError, asyncio.TimeoutError)
 
 
 class MissingSecret(Exception):
     """The API would accept unsigned requests. Set LEADPULSE_INGEST_SECRET (or pass --insecure-no-auth to test)."""
-
-
-class KafkaUnavailable(Exception):
-    """Kafka did not acknowledge every record in time; the client should retry the whole request."""
 
 
 class Refused(Exception):
@@ -104,89 +89,6 @@ class ApiMetrics:
             self.events.labels(outcome)
 
 
-class KafkaSink:
-    """The API's one idempotent producer, started on first use: the API serves (503s) while Kafka is down."""
-
-    def __init__(self, kafka: KafkaClientOptions) -> None:
-        self._kafka = kafka
-        self._producer: AIOKafkaProducer | None = None
-        self._cause: tuple[float, str | None] | None = None  # when the last diagnosis ran, and what it found
-        self._lock = asyncio.Lock()
-
-    async def send(self, records: Sequence[Record], origin: str) -> None:
-        """Produce every record and wait for all acknowledgements; `KafkaUnavailable` if any is missing."""
-        try:
-            await asyncio.wait_for(self._send(records, origin), PRODUCE_TIMEOUT_S)
-        except _KAFKA_FAILURES as exc:
-            raise KafkaUnavailable(await self._why(exc)) from exc
-
-    async def _why(self, exc: BaseException) -> str:
-        """The diagnosed cause (credentials, certificates, ACLs), at most one diagnosis per DIAGNOSE_EVERY_S."""
-        now = time.monotonic()
-        if self._cause is None or now - self._cause[0] > DIAGNOSE_EVERY_S:
-            try:
-                cause = await asyncio.wait_for(diagnose(self._kafka, [*INPUT_TOPICS, REJECTED_TOPIC]), DIAGNOSE_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                cause = None
-            self._cause = (now, cause)
-        return self._cause[1] or str(exc) or type(exc).__name__
-
-    async def reachable(self) -> bool:
-        """Whether Kafka answers a metadata request within HEALTH_TIMEOUT_S (connecting included)."""
-
-        async def metadata() -> None:
-            producer = await self._started()
-            await producer.client.fetch_all_metadata()
-
-        try:
-            await asyncio.wait_for(metadata(), HEALTH_TIMEOUT_S)
-        except _KAFKA_FAILURES:
-            return False
-        return True
-
-    async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-
-    async def _send(self, records: Sequence[Record], origin: str) -> None:
-        producer = await self._started()
-        acks = []
-        for record in records:
-            key: bytes | None
-            if isinstance(record.result, Event):
-                key, headers = record.result.lead_id.encode(), None
-                topic = record.result.topic
-            else:
-                key, headers = rejected_key(record.raw), rejection_headers(record.result, f"{origin}#{record.line}")
-                topic = REJECTED_TOPIC
-            acks.append(await producer.send(topic, record.raw, key=key, headers=headers))
-        # Wait for every outcome, so no refusal is left unobserved, then fail on the first.
-        outcomes = await asyncio.gather(*acks, return_exceptions=True)
-        failure = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
-        if failure is not None:
-            raise failure
-
-    async def _started(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    **self._kafka.kwargs(),
-                    client_id="leadpulse-api",
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=LINGER_MS,
-                    max_batch_size=BATCH_BYTES,
-                    request_timeout_ms=int(PRODUCE_TIMEOUT_S * 1000),
-                )
-                try:
-                    await producer.start()
-                except BaseException:  # cancelled by a timeout too: release its connections, retry next time
-                    await producer.stop()
-                    raise
-                self._producer = producer
-            return self._producer
-
-
 def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:
     """The records of a `POST /v1/events` body; a record's `line` is its 0-based index (JSON Lines: line).
 
@@ -202,7 +104,7 @@ def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:
         raise Refused(400, f"body is not JSON: {exc}") from exc
     raws = [orjson.dumps(item) for item in parsed] if isinstance(parsed, list) else [body]
     # A rejected record is sent as received but cut to the record limit, as `publish` does.
-    return [Record(raw[:MAX_RECORD_BYTES], parse_record(raw, now_ms), index) for index, raw in enumerate(raws)]
+    return [Record(raw[:MAX_RECORD_BYTES], decode_record(raw, now_ms), index) for index, raw in enumerate(raws)]
 
 
 class IngestApi:
@@ -218,12 +120,14 @@ class IngestApi:
         metrics: ApiMetrics,
         served: Mapping[str, Hook] | None = None,
         public_url: str | None = None,
+        salesforce_outbound: outbound.OutboundHook | None = None,
     ) -> None:
         self.sink = sink
         self.secret = secret
         self.metrics = metrics
         self.hooks = dict(served or {})
         self.public_url = public_url.rstrip("/") if public_url else None
+        self.outbound = salesforce_outbound
 
     async def post_events(self, request: web.Request) -> web.Response:
         """`POST /v1/events`: one event, a JSON array of them, or JSON Lines."""
@@ -260,6 +164,40 @@ class IngestApi:
         records, ignored = map_notifications(hook.mapper, notifications, wall_clock_ms())
         return await self._ingest(request, records, ignored)
 
+    async def post_salesforce_outbound(self, request: web.Request) -> web.Response:
+        """`POST /v1/hooks/salesforce/outbound/<token>`: Salesforce's SOAP notifications, Ack'ed once all are in Kafka.
+
+        Every answer is SOAP, as Salesforce shows a fault's text in its delivery status.
+        """
+        headers: Mapping[str, str] = {}
+        try:
+            records = await self._outbound_records(request)
+            await self._produce(records, f"api {outbound.ROUTE}")
+        except (Refused, outbound.Fault) as exc:
+            headers = exc.headers if isinstance(exc, Refused) else {}
+            body = outbound.fault(exc.status, str(exc))
+            return web.Response(status=exc.status, body=body, content_type=outbound.CONTENT_TYPE, charset="utf-8", headers=headers)
+        return web.Response(body=outbound.ack(), content_type=outbound.CONTENT_TYPE, charset="utf-8")
+
+    async def _outbound_records(self, request: web.Request) -> list[Record]:
+        """The records of a Salesforce message; a malformed one's body goes to the rejected topic before its fault."""
+        hook = self.outbound
+        if hook is None:
+            raise Refused(404, f"hook salesforce/outbound is not served: {outbound.TOKEN_SETTING} is not set")
+        if not hook.authorised(request.match_info["token"]):
+            log.info("refused %s from %s: not the configured token", outbound.ROUTE, request.remote)
+            raise Refused(404, "no such hook")
+        body = await self._body(request)
+        try:
+            return hook.records(body, wall_clock_ms())
+        except outbound.Malformed as exc:
+            log.info("400 for %s from %s: %s", outbound.ROUTE, request.remote, exc)
+            await self._produce([outbound.malformed_record(body, exc)], f"api {outbound.ROUTE}")
+            raise
+        except outbound.Fault as exc:
+            log.warning("%d for %s from %s: %s", exc.status, outbound.ROUTE, request.remote, exc)
+            raise
+
     def _called_url(self, request: web.Request) -> str:
         """The URL the sender called: `public_url` + the path as sent, else what this server saw."""
         base = self.public_url or f"{request.scheme}://{request.host}"
@@ -270,6 +208,10 @@ class IngestApi:
         if await self.sink.reachable():
             return _json(200, {"kafka": "ok"})
         return _json(503, {"kafka": "unreachable"})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """`GET /openapi.json`: the OpenAPI 3.1 document of these routes (`streams/ingest/openapi.yaml`)."""
+        return web.Response(body=document_json(), content_type=JSON)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         """`GET /metrics`: the API's own registry in the Prometheus text format."""
@@ -319,27 +261,32 @@ class IngestApi:
             raise Refused(400, f"body cannot be read: {exc}") from exc
         return body
 
-    async def _ingest(self, request: web.Request, records: list[Record], ignored: int | None = None) -> web.Response:
-        """Produce `records`, then answer 202 with per-record reasons, or 503 with nothing accepted."""
+    async def _produce(self, records: list[Record], origin: str) -> None:
+        """Produce `records` and count them; `Refused(503)`, with nothing counted, unless Kafka took them all."""
         if records:
             started = time.perf_counter()
             try:
-                await self.sink.send(records, f"api {request.path}")
+                await self.sink.send(records, origin)
             except KafkaUnavailable as exc:
-                log.warning("503 for %s (%d records): %s", request.path, len(records), exc)
+                log.warning("503 for %s (%d records): %s", origin, len(records), exc)
                 raise Refused(
                     503, "Kafka is unavailable; nothing was accepted, retry later", {"Retry-After": str(RETRY_AFTER_S)}
                 ) from exc
             finally:
                 self.metrics.produce_seconds.observe(time.perf_counter() - started)
+        rejected = sum(isinstance(record.result, Rejection) for record in records)
+        self.metrics.events.labels("accepted").inc(len(records) - rejected)
+        self.metrics.events.labels("rejected").inc(rejected)
+
+    async def _ingest(self, request: web.Request, records: list[Record], ignored: int | None = None) -> web.Response:
+        """Produce `records`, then answer 202 with per-record reasons, or 503 with nothing accepted."""
+        await self._produce(records, f"api {request.path}")
         rejected = [
             {"index": record.line, "reason": str(record.result)}
             for record in records
             if isinstance(record.result, Rejection)
         ]
         answer: dict[str, Any] = {"accepted": len(records) - len(rejected), "rejected": rejected}
-        self.metrics.events.labels("accepted").inc(answer["accepted"])
-        self.metrics.events.labels("rejected").inc(len(rejected))
         if ignored is not None:
             answer["ignored"] = ignored
             self.metrics.events.labels("ignored").inc(ignored)
@@ -351,29 +298,40 @@ def _json(status: int, data: object, headers: Mapping[str, str] | None = None) -
     return web.Response(status=status, body=orjson.dumps(data), content_type=JSON, headers=headers)
 
 
-def create_app(settings: Settings, *, insecure_no_auth: bool = False) -> web.Application:
+def create_app(
+    settings: Settings, *, insecure_no_auth: bool = False, salesforce_objects: outbound.ObjectMapper = object_events
+) -> web.Application:
     """The ingest API on `settings.kafka_bootstrap`.
 
     Requests must be signed with `settings.ingest_secret`, vendor hooks their vendor's way
     with their own secret (a hook without one is not served); `insecure_no_auth` turns every
-    check off. Raises `MissingSecret` when there is no secret and no such choice, and
+    check off. Salesforce Outbound Messages map by `salesforce_objects`: the import's rules. Raises `MissingSecret` when there is no secret and no such choice, and
     `MisconfiguredHook` when a vendor's mapping settings are invalid.
     """
     secret = settings.ingest_secret.get_secret_value().encode() if settings.ingest_secret is not None else b""
     if not secret and not insecure_no_auth:
         raise MissingSecret("LEADPULSE_INGEST_SECRET is not set; refusing to accept unsigned requests")
     served = hooks(settings, insecure_no_auth=insecure_no_auth)
-    log.info("vendor hooks served: %s", ", ".join(sorted(served)) or "none (their secrets are not set)")
+    salesforce_outbound = outbound_hook(settings, salesforce_objects, insecure_no_auth=insecure_no_auth)
+    names = sorted(served) + ["salesforce/outbound"] * (salesforce_outbound is not None)
+    log.info("vendor hooks served: %s", ", ".join(names) or "none (their secrets are not set)")
     api = IngestApi(
-        KafkaSink(client_options(settings)), None if insecure_no_auth else secret, ApiMetrics(), served, settings.api_public_url
+        KafkaSink(client_options(settings)),
+        None if insecure_no_auth else secret,
+        ApiMetrics(),
+        served,
+        settings.api_public_url,
+        salesforce_outbound,
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[api.answer])
     app.add_routes(
         [
             web.post("/v1/events", api.post_events),
             web.post("/v1/hooks/{name}", api.post_hook),
+            web.post(outbound.ROUTE, api.post_salesforce_outbound),
             web.get("/healthz", api.healthz),
             web.get("/metrics", api.metrics_page),
+            web.get("/openapi.json", api.openapi),
         ]
     )
 
@@ -391,11 +349,14 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False) -> web.App
 def api_command(port: int | None, host: str, insecure_no_auth: bool) -> None:
     """Serve the ingest API: signed events and CRM webhooks into Kafka.
 
-    POST /v1/events, POST /v1/hooks/{hubspot,segment,form,salesforce}, GET /healthz,
-    GET /metrics. Events must be signed with LEADPULSE_INGEST_SECRET, vendor hooks the
-    vendor's way with LEADPULSE_HUBSPOT_CLIENT_SECRET, _SEGMENT_SHARED_SECRET, _FORM_SECRET
-    (see docs/api.md); events go to Kafka at LEADPULSE_KAFKA_BOOTSTRAP and are answered
-    202 only once Kafka acknowledged them.
+    POST /v1/events, POST /v1/hooks/{hubspot,segment,form,salesforce}, POST
+    /v1/hooks/salesforce/outbound/<token> (Salesforce Outbound Messages), GET /healthz,
+    GET /metrics and GET /openapi.json (the OpenAPI 3.1 document of them all). Events must be signed with LEADPULSE_INGEST_SECRET, vendor hooks the
+    vendor's way with LEADPULSE_HUBSPOT_CLIENT_SECRET, _SEGMENT_SHARED_SECRET, _FORM_SECRET;
+    Outbound Messages must end in LEADPULSE_SALESFORCE_OUTBOUND_TOKEN and carry
+    LEADPULSE_SALESFORCE_ORG_ID (see docs/api.md). Events go to Kafka at
+    LEADPULSE_KAFKA_BOOTSTRAP and are answered 202 (an Outbound Message: Ack) only once
+    Kafka acknowledged them.
     """
     from streams.logs import configure_logging
 
@@ -410,4 +371,14 @@ def api_command(port: int | None, host: str, insecure_no_auth: bool) -> None:
     port = port or settings.api_port
     auth = "UNSIGNED requests accepted (--insecure-no-auth)" if insecure_no_auth else "signatures required"
     log.info("ingest API on http://%s:%d, Kafka at %s, %s", host, port, settings.kafka_bootstrap, auth)
-    web.run_app(app, host=host, port=port, print=None)
+    web.run_app(app, host=host, port=port, print=None, access_log_class=RouteAccessLogger)
+
+
+class RouteAccessLogger(AbstractAccessLogger):
+    """The access log with the route pattern, not the path: a Salesforce outbound path ends in its secret token."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        match_info = getattr(request, "match_info", None)
+        resource = match_info.route.resource if match_info is not None else None
+        route = resource.canonical if resource is not None else "(no route)"
+        self.logger.info("%s %s %s %d %.3fs", request.remote, request.method, route, response.status, time)

@@ -56,7 +56,8 @@ class Lead:
 
 
 def cents(event: Event) -> int:
-    return round((event.amount or 0) * 100) if event.type == "deal.won" else 0
+    """A won deal's amount in integer cents, at most the store's cap of 10**15 (10 trillion)."""
+    return round(min((event.amount or 0) * 100, 10**15)) if event.type == "deal.won" else 0
 
 
 def build_leads(events: Iterable[Event]) -> dict[str, Lead]:

@@ -88,8 +88,10 @@ def test_health_counts_outcomes_rejections_and_the_newest_applied_time(
     assert health.last_event_seconds == {LEADS_TOPIC: T0 / 1000, DEALS_TOPIC: (T0 + 5000) / 1000}
 
 
-@pytest.mark.parametrize("amount", [1e300, sys.float_info.max], ids=["huge", "largest-float-whose-cents-overflow"])
-def test_amounts_are_capped(redis_client: redis.Redis, key_prefix: str, amount: float) -> None:
+@pytest.mark.parametrize("amount", [1e300, sys.float_info.max], ids=["huge", "float-maximum"])
+def test_amounts_are_capped_even_where_their_cents_overflow_a_float(
+    redis_client: redis.Redis, key_prefix: str, amount: float
+) -> None:
     settings = Settings(key_prefix=key_prefix, as_of=AS_OF)
     AggregateStore(redis_client, settings).apply([created("c1", "L"), won("w1", "L", amount=amount)])
     series = read_series(redis_client, settings, AS_OF)

@@ -3,6 +3,7 @@
 One module per vendor, each a pure mapper from its payload to contract events, a check
 that a body is its shape at all, and its own signature check. `hooks` puts them together
 with their secrets from the settings; a vendor without its secret is not served.
+Salesforce's Outbound Messages are SOAP, not JSON, on a route of their own: `outbound_hook`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import SecretStr
 
 from streams.ingest import signing
 from streams.ingest.vendors import form, hubspot, salesforce, segment
+from streams.ingest.vendors import salesforce_outbound as outbound
 from streams.ingest.vendors.common import Mapper, Recogniser, SignedRequest
 from streams.settings import Settings
 
@@ -80,3 +82,26 @@ def hooks(settings: Settings, *, insecure_no_auth: bool = False) -> dict[str, Ho
         if key or insecure_no_auth:
             served[name] = Hook(name, mapper, recognise, verifier, None if insecure_no_auth else key)
     return served
+
+
+def outbound_hook(
+    settings: Settings, objects: outbound.ObjectMapper, *, insecure_no_auth: bool = False
+) -> outbound.OutboundHook | None:
+    """The Salesforce Outbound Message hook, mapping with `objects`: None (not served) while its token is unset.
+
+    With `insecure_no_auth` it is served without a token check, and any org's messages are
+    taken unless the org is set. Raises `MisconfiguredHook` for a token without a valid org id.
+    """
+    secret = settings.salesforce_outbound_token
+    token = secret.get_secret_value().encode() if secret is not None else b""
+    org = settings.salesforce_org_id
+    if org is not None and not (org.isascii() and org.isalnum() and len(org) in (15, 18)):
+        raise MisconfiguredHook(f"{outbound.ORG_SETTING} must be a Salesforce org id of 15 or 18 letters and digits, got {org!r}")
+    if not token and not insecure_no_auth:
+        return None
+    if org is None and not insecure_no_auth:
+        raise MisconfiguredHook(
+            f"{outbound.ORG_SETTING} is not set: {outbound.TOKEN_SETTING} serves Salesforce Outbound Messages "
+            "only with the org id they must carry (Setup > Company Information > Salesforce.com Organization ID)"
+        )
+    return outbound.OutboundHook(None if insecure_no_auth else token, org, outbound.note_mapper(objects, settings))

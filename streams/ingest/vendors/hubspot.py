@@ -26,8 +26,9 @@ contact is the lead:
 - ``contact.propertyChange`` of ``hs_lead_status`` to ``UNQUALIFIED`` -> ``lead.disqualified``;
 - anything else is ignored (counted in the response, not sent).
 
-Event id: ``hubspot:<portalId>:<subscriptionType>:<objectId>:<eventId>``, so HubSpot's
-retries (same ids, higher ``attemptNumber``) count once.
+Event id: ``hubspot:contact:<objectId>:<type>[:<stage>]``, the id `leadpulse import hubspot`
+gives the same fact (`streams.imports.rows`), so HubSpot's retries (same objectId, higher
+``attemptNumber``), a repeated stage change and an imported history all count once.
 """
 
 from __future__ import annotations
@@ -70,8 +71,6 @@ _EVENTS: Final[Mapping[tuple[str | None, ...], Mapping[str, str]]] = {
         "reason": "hs_lead_status UNQUALIFIED",
     },
 }
-#: The HubSpot ids an event id is made of: eventId alone is not guaranteed unique.
-_IDS: Final = ("portalId", "subscriptionType", "objectId", "eventId")
 _KEY: Final = ("subscriptionType", "propertyName", "propertyValue")
 
 
@@ -138,11 +137,11 @@ def hubspot(note: dict[str, Any], now_ms: int) -> list[dict[str, Any]] | Rejecti
     meaning = _EVENTS.get(key)
     if meaning is None:
         return []
-    ids = [note.get(name) for name in _IDS]
-    if None in ids:
-        return Rejection("missing_field", _IDS[ids.index(None)])
+    if note.get("objectId") is None:
+        return Rejection("missing_field", "objectId")
     contact = text_id(note["objectId"])
-    event = {"event_id": join_id("hubspot", *ids), "occurred_at": rfc3339_from_ms(note.get("occurredAt")), "lead_id": contact}
+    event_id = join_id("hubspot", "contact", contact, meaning["type"], *filter(None, [meaning.get("stage")]))
+    event = {"event_id": event_id, "occurred_at": rfc3339_from_ms(note.get("occurredAt")), "lead_id": contact}
     event.update(meaning)
     if meaning["type"] == "lead.created":
         event["source"] = note.get("changeSource") or "unknown"

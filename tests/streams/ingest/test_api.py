@@ -60,11 +60,11 @@ class Answer:
 class RunningApi:
     """An app served on a free 127.0.0.1 port by an event loop in a background thread."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, **runner: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, **runner)
         self.port: int = self._call(self._start())
 
     def _call(self, coro: Any) -> Any:

@@ -54,15 +54,15 @@ HUBSPOT_BATCH = [
     hubspot_note(1005, "contact.propertyChange", 124, propertyName="hs_lead_status", propertyValue="UNQUALIFIED"),
 ]
 HUBSPOT_EVENTS = [
-    {"event_id": "hubspot:62515:contact.creation:123:1001", "type": "lead.created",
+    {"event_id": "hubspot:contact:123:lead.created", "type": "lead.created",
      "occurred_at": "2026-11-02T10:00:00.000Z", "lead_id": "123", "source": "FORM"},
-    {"event_id": "hubspot:62515:contact.propertyChange:123:1002", "type": "lead.qualified",
+    {"event_id": "hubspot:contact:123:lead.qualified:mql", "type": "lead.qualified",
      "occurred_at": "2026-11-03T10:00:00.000Z", "lead_id": "123", "stage": "mql"},
-    {"event_id": "hubspot:62515:contact.propertyChange:123:1003", "type": "lead.qualified",
+    {"event_id": "hubspot:contact:123:lead.qualified:sql", "type": "lead.qualified",
      "occurred_at": "2026-11-03T10:00:00.000Z", "lead_id": "123", "stage": "sql"},
-    {"event_id": "hubspot:62515:contact.propertyChange:123:1004", "type": "deal.won",
+    {"event_id": "hubspot:contact:123:deal.won", "type": "deal.won",
      "occurred_at": "2026-11-03T10:00:00.000Z", "lead_id": "123", "deal_id": "hubspot-contact-123"},
-    {"event_id": "hubspot:62515:contact.propertyChange:124:1005", "type": "lead.disqualified",
+    {"event_id": "hubspot:contact:124:lead.disqualified", "type": "lead.disqualified",
      "occurred_at": "2026-11-02T10:00:00.000Z", "lead_id": "124", "reason": "hs_lead_status UNQUALIFIED"},
 ]  # fmt: skip
 
@@ -101,7 +101,7 @@ def test_the_docs_v1_example_request_verifies_and_maps_to_a_lead() -> None:
     body = orjson.loads(ex.HUBSPOT_DOCS_V1_BODY)
     assert hubspot.recognise(body) is None
     assert mapped(hubspot.hubspot, body) == (
-        [{"event_id": "hubspot:62515:contact.creation:123:1", "occurred_at": "2019-07-26T04:00:00.000Z",
+        [{"event_id": "hubspot:contact:123:lead.created", "occurred_at": "2019-07-26T04:00:00.000Z",
           "lead_id": "123", "type": "lead.created", "source": "CRM"}],
         [], 0,
     )  # fmt: skip

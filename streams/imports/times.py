@@ -1,0 +1,123 @@
+"""The times CRM exports write, to one instant: pure, table-driven.
+
+Exports write times in many styles: RFC 3339 with `Z` or an offset (Salesforce's
+`2006-06-15T20:47:07.000Z`, REST's `+0000`), epoch milliseconds (HubSpot's API),
+naive `2025-04-08 17:19` (HubSpot's UI, in the portal's zone), a spreadsheet's US
+`4/8/2025 5:19 PM`, date-only cells, and Excel serial numbers. A time without an offset
+is only an instant once the operator names its zone (`--timezone`); guessing would
+shift every cohort boundary silently, so it is refused instead.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Final
+
+#: What a spreadsheet cell may hold once read (CSV cells are always text).
+Cell = str | datetime | date | float | int | bool | None
+
+#: Excel's day 0 (its 1900 leap-year bug is folded in: serial 60 is 1900-02-29).
+_EXCEL_EPOCH: Final = datetime(1899, 12, 30)
+_UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Serial numbers of 1970..2200: anything else is not an Excel date.
+_EXCEL_RANGE: Final = (25_569.0, 110_000.0)
+#: Epoch milliseconds of 1973-03-03 .. 2286: twelve or thirteen digits.
+_EPOCH_MS: Final = re.compile(r"\d{12,13}")
+_SERIAL: Final = re.compile(r"\d{5}(\.\d+)?")
+_ISO: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?",
+    re.IGNORECASE,
+)
+_US: Final = re.compile(
+    r"(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?:,?\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AP]\.?M\.?)?)?",
+    re.IGNORECASE,
+)
+
+
+class TimeError(ValueError):
+    """A cell is not a time this module reads, or needs a zone that was not given."""
+
+
+class NeedsTimezone(TimeError):
+    """A time without an offset and no `--timezone`."""
+
+
+def parse_time(cell: Cell, zone: tzinfo | None, *, calendar_date: bool = False) -> datetime:
+    """The instant `cell` names, in UTC.
+
+    `calendar_date`: the column holds a date without a time (Salesforce's CloseDate and
+    ConvertedDate), which becomes 00:00 UTC of that date whatever `zone` is, so the
+    same date means the same instant in every import and every live hook.
+    """
+    if isinstance(cell, bool) or cell is None:
+        raise TimeError(f"{cell!r} is not a time")
+    if isinstance(cell, datetime):
+        return _in_utc(cell, zone, calendar_date)
+    if isinstance(cell, date):
+        return _in_utc(datetime.combine(cell, time()), zone, calendar_date)
+    if isinstance(cell, (int, float)):
+        return _in_utc(_from_serial(float(cell), str(cell)), zone, calendar_date)
+    text = cell.strip()
+    if _EPOCH_MS.fullmatch(text):
+        return _UNIX_EPOCH + timedelta(milliseconds=int(text))
+    if _SERIAL.fullmatch(text):
+        return _in_utc(_from_serial(float(text), text), zone, calendar_date)
+    return _in_utc(_from_text(text), zone, calendar_date)
+
+
+def rfc3339(moment: datetime) -> str:
+    """An instant as the contract's `occurred_at`: UTC, milliseconds, `Z`."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _from_serial(serial: float, shown: str) -> datetime:
+    if not _EXCEL_RANGE[0] <= serial <= _EXCEL_RANGE[1]:
+        raise TimeError(f"{shown!r} is not a time")
+    # Round to the millisecond: a serial's float fraction of a day is never exact.
+    return _EXCEL_EPOCH + timedelta(milliseconds=round(serial * 86_400_000))
+
+
+def _from_text(text: str) -> datetime:
+    if match := _ISO.fullmatch(text):
+        year, month, day, hour, minute, second, fraction, offset = match.groups()
+        zone = None if offset is None else _offset(offset)
+    elif match := _US.fullmatch(text):
+        month, day, year, hour, minute, second, meridiem = match.groups()
+        year = f"20{year}" if len(year) == 2 else year
+        hour = _twelve_hour(hour, meridiem, text) if meridiem else hour
+        fraction, zone = None, None
+    else:
+        raise TimeError(f"{text!r} is not a time")
+    try:
+        return datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")), zone,
+        )  # fmt: skip
+    except ValueError:
+        raise TimeError(f"{text!r} is not a calendar time") from None
+
+
+def _offset(text: str) -> timezone:
+    if text.upper() == "Z":
+        return timezone.utc
+    digits = text[1:].replace(":", "")
+    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return timezone(-delta if text[0] == "-" else delta)
+
+
+def _twelve_hour(hour: str, meridiem: str, text: str) -> str:
+    value = int(hour)
+    if not 1 <= value <= 12:
+        raise TimeError(f"{text!r} is not a time")
+    return str(value % 12 + (12 if meridiem.upper().startswith("P") else 0))
+
+
+def _in_utc(moment: datetime, zone: tzinfo | None, calendar_date: bool) -> datetime:
+    if calendar_date:
+        return datetime.combine(moment.date(), time(), timezone.utc)
+    if moment.tzinfo is None:
+        if zone is None:
+            raise NeedsTimezone("has no UTC offset")
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(timezone.utc)

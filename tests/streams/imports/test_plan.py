@@ -1,0 +1,123 @@
+"""Import equals publish: one CRM history as HubSpot exports, as Salesforce exports and as events, through the real stack."""
+
+from __future__ import annotations
+
+import csv
+import random
+import signal
+import subprocess
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from streams.imports.ids import salesforce_18
+from streams.settings import Settings
+from tests.pipeline import LEADPULSE, Pipeline
+
+DAY0 = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=60)
+#: One lead: source, created (days, hours after DAY0), status (none/mql/sql/disqualified), deal outcome, close day, amount.
+LEADS = st.lists(
+    st.tuples(st.sampled_from("abc"), st.integers(0, 50), st.integers(0, 23), st.sampled_from(["", "mql", "sql", "dq"]),
+              st.sampled_from(["", "open", "won", "lost"]), st.integers(-5, 20), st.integers(0, 5000)),
+    min_size=1, max_size=12,
+)  # fmt: skip
+
+
+def _t(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _parts(rows: list[list[str]], header: list[str], folder: Path, name: str, rng: random.Random) -> list[str]:
+    """The rows shuffled into two overlapping files."""
+    rng.shuffle(rows)
+    cut = len(rows) // 2
+    paths = []
+    for i, part in enumerate((rows[: cut + 1], rows[max(cut - 1, 0) :])):
+        path = folder / f"{name}-{i}.csv"
+        with path.open("w", newline="", encoding="utf-8-sig") as stream:
+            csv.writer(stream).writerows([header, *part])
+        paths.append(str(path))
+    return paths
+
+
+def _render(history: list[tuple[str, int, int, str, str, int, int]], tag: str, folder: Path, rng: random.Random) -> list[list[str]]:
+    """The commands that import `history` as HubSpot and Salesforce exports, after writing the events file."""
+    contacts, deals, leads, opportunities, events = [], [], [], [], []
+    base = int(tag, 16) * 1000  # HubSpot ids are numbers: unique to this run
+    for i, (source, day, hour, status, outcome, close_after, amount) in enumerate(history):
+        created = DAY0 + timedelta(days=day, hours=hour)
+        closed = (created + timedelta(days=close_after)).replace(hour=0)
+        lead = f"pub-{tag}-{i}"
+        events.append({"event_id": f"{lead}:c", "type": "lead.created", "occurred_at": _t(created), "lead_id": lead,
+                       "source": f"pub-{tag}-{source}"})  # fmt: skip
+        if status in ("mql", "sql"):
+            events.append({"event_id": f"{lead}:q", "type": "lead.qualified", "occurred_at": _t(created), "lead_id": lead, "stage": status})
+        if status == "dq":
+            events.append({"event_id": f"{lead}:d", "type": "lead.disqualified", "occurred_at": _t(created), "lead_id": lead})
+        if outcome:
+            events.append({"event_id": f"{lead}:dc", "type": "deal.created", "occurred_at": _t(created), "lead_id": lead, "deal_id": "d"})
+        if outcome in ("won", "lost"):
+            events.append({"event_id": f"{lead}:do", "type": f"deal.{outcome}", "occurred_at": _t(closed), "lead_id": lead,
+                           "deal_id": "d", **({"amount": amount} if outcome == "won" else {})})  # fmt: skip
+        stamp = _t(created)
+        contacts.append([str(base + i), stamp, f"hs-{tag}-{source}", stamp if status == "mql" else "",
+                         stamp if status == "sql" else "", "UNQUALIFIED" if status == "dq" else ""])  # fmt: skip
+        sf_lead = salesforce_18(f"00Q{tag[:6]}{i:06d}")
+        sf_status = {"mql": "MQL", "sql": "Qualified", "dq": "Unqualified"}.get(status, "Open - Not Contacted")
+        leads.append([sf_lead, stamp, f"sf-{tag}-{source}", sf_status, "false"])
+        if outcome:
+            stage = {"won": ("closedwon", "Closed Won"), "lost": ("closedlost", "Closed Lost"), "open": ("contractsent", "Prospecting")}[outcome]
+            deals.append([str(base + 500 + i), stamp, _t(closed) if outcome != "open" else "", stage[0], str(amount), str(base + i)])
+            opportunities.append([f"006{tag[:6]}{i:06d}", stamp, closed.date().isoformat() if outcome != "open" else "", stage[1],
+                                  str(amount), sf_lead[:15]])  # fmt: skip
+    (folder / "events.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    hubspot = ["hubspot"]
+    for path in _parts(contacts, ["Record ID", "Create Date", "Original Source", "Became a Marketing Qualified Lead Date",
+                                  "Became a Sales Qualified Lead Date", "Lead Status"], folder, "contacts", rng):  # fmt: skip
+        hubspot += ["--contacts", path]
+    for path in _parts(deals, ["Record ID", "Create Date", "Close Date", "Deal Stage", "Amount", "Associated Contact IDs"],
+                       folder, "deals", rng) if deals else []:  # fmt: skip
+        hubspot += ["--deals", path]
+    salesforce = ["salesforce"]
+    for path in _parts(leads, ["Id", "CreatedDate", "LeadSource", "Status", "IsDeleted"], folder, "leads", rng):
+        salesforce += ["--leads", path]
+    for path in _parts(opportunities, ["Id", "CreatedDate", "CloseDate", "StageName", "Amount", "Lead_Id__c"],
+                       folder, "opportunities", rng) if opportunities else []:  # fmt: skip
+        salesforce += ["--opportunities", path]
+    return [hubspot, salesforce]
+
+
+def _by_source(report: list, prefix: str) -> dict[tuple[str, str], float]:
+    return {(s.name, orjson.dumps(s.labels, option=orjson.OPT_SORT_KEYS).decode().replace(prefix, "*")): s.value
+            for s in report if s.labels.get("dimension") == "source" and s.labels.get("segment", "").startswith(prefix)}  # fmt: skip
+
+
+@pytest.mark.timeout(600)
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(history=LEADS, seed=st.integers(0, 2**16))
+def test_a_history_imported_from_hubspot_and_from_salesforce_gives_exactly_the_aggregates_of_its_events_published(
+    stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+    history: list[tuple[str, int, int, str, str, int, int]], seed: int,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("LEADPULSE_MAX_SEGMENTS", "1000000")  # every tagged source keeps its own series
+    folder = tmp_path_factory.mktemp("history")
+    tag = uuid.uuid4().hex[:8]
+    pipeline = Pipeline(stack_settings, folder)
+    env = pipeline.env()
+    for command in _render(history, tag, folder, random.Random(seed)):
+        subprocess.run([LEADPULSE, "import", *command], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run([LEADPULSE, "publish", str(folder / "events.jsonl")], env=env, check=True, capture_output=True, timeout=120)
+    pipeline.start_worker()
+    try:
+        pipeline.wait_caught_up()
+    finally:
+        pipeline.stop_workers(signal.SIGTERM)
+    report = pipeline.report()
+    published = _by_source(report, f"pub-{tag}-")
+    assert published and any(name == "leadpulse_cohort_leads" for name, _ in published)
+    assert _by_source(report, f"hs-{tag}-") == published
+    assert _by_source(report, f"sf-{tag}-") == published

@@ -1,0 +1,74 @@
+"""Every time style CRM exports write reads as the same instant; no offset and no zone is refused."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, strategies as st
+
+from streams.imports.times import NeedsTimezone, TimeError, parse_time, rfc3339
+
+UTC = timezone.utc
+NY = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("cell", "zone", "expected"),
+    [
+        ("2006-06-15T20:47:07.000Z", None, "2006-06-15T20:47:07.000Z"),
+        ("2006-06-15T20:47:07.000+0000", None, "2006-06-15T20:47:07.000Z"),
+        ("2025-04-08T17:19:00+02:00", None, "2025-04-08T15:19:00.000Z"),
+        ("1744132740000", None, "2025-04-08T17:19:00.000Z"),
+        ("2025-04-08 17:19", NY, "2025-04-08T21:19:00.000Z"),
+        ("2025-04-08T17:19:00", UTC, "2025-04-08T17:19:00.000Z"),
+        ("4/8/2025 17:19", UTC, "2025-04-08T17:19:00.000Z"),
+        ("4/8/2025 5:19 PM", UTC, "2025-04-08T17:19:00.000Z"),
+        ("04/08/2025 05:19:07 PM", UTC, "2025-04-08T17:19:07.000Z"),
+        ("12/1/2025 12:05 AM", UTC, "2025-12-01T00:05:00.000Z"),
+        ("2025-04-08", NY, "2025-04-08T04:00:00.000Z"),
+        ("45755.5", UTC, "2025-04-08T12:00:00.000Z"),
+        (45755.5, UTC, "2025-04-08T12:00:00.000Z"),
+        (datetime(2025, 4, 8, 17, 19), NY, "2025-04-08T21:19:00.000Z"),
+        (date(2025, 4, 8), UTC, "2025-04-08T00:00:00.000Z"),
+    ],
+)
+def test_each_style_seen_in_real_exports_reads_as_its_instant(cell: object, zone: ZoneInfo | None, expected: str) -> None:
+    assert rfc3339(parse_time(cell, zone)) == expected  # type: ignore[arg-type]
+
+
+def test_a_calendar_date_column_is_midnight_utc_whatever_the_zone() -> None:
+    assert rfc3339(parse_time("2025-04-20", NY, calendar_date=True)) == "2025-04-20T00:00:00.000Z"
+
+
+@pytest.mark.parametrize("cell", ["2025-04-08 17:19", "4/8/2025", datetime(2025, 4, 8), 45755.5])
+def test_a_time_without_an_offset_needs_a_zone(cell: object) -> None:
+    with pytest.raises(NeedsTimezone):
+        parse_time(cell, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cell", ["yesterday", "2025-13-01", "13/40/2025 10:00", "4/8/2025 13:00 PM", "12", True, ""])
+def test_what_is_not_a_time_is_refused(cell: object) -> None:
+    with pytest.raises(TimeError):
+        parse_time(cell, UTC)  # type: ignore[arg-type]
+
+
+STYLES = [
+    lambda m: m.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    lambda m: m.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+    lambda m: str(int(m.timestamp() * 1000)),
+    lambda m: m.strftime("%Y-%m-%d %H:%M:%S"),
+    lambda m: f"{m.month}/{m.day}/{m.year} {m.hour}:{m.minute:02}:{m.second:02}",
+    lambda m: f"{m.month:02}/{m.day:02}/{m.year} {(m.hour % 12) or 12:02}:{m.minute:02}:{m.second:02} {'PM' if m.hour >= 12 else 'AM'}",
+    lambda m: m.replace(tzinfo=None),
+]
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1975, 1, 1), max_value=datetime(2200, 1, 1)).map(lambda m: m.replace(microsecond=0)),
+    style=st.sampled_from(STYLES),
+)
+def test_a_time_formatted_in_any_supported_style_parses_back_to_the_same_instant(moment: datetime, style: object) -> None:
+    utc = moment.replace(tzinfo=UTC)
+    assert parse_time(style(utc), UTC) == utc  # type: ignore[operator]
