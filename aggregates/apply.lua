@@ -8,7 +8,8 @@
 -- counters always equal the sum of the contributions of the stored states. A re-sent
 -- event changes no state, hence no counter. See docs/keys.md.
 --
--- KEYS[1]: the shard's health hash `<base>g`; every key touched shares its hash tag.
+-- KEYS[1]: the shard's health hash `<base>g`, KEYS[2] its offsets hash `<base>o`; every
+--   key touched shares its hash tag.
 -- ARGV[1..18]: base, lead retention (days), lead buckets per shard, key parts
 --   lead/cohort/day/segments/names/calendar/lag, leads topic, deals topic, histogram
 --   bounds (csv, milliseconds), attribute dimension keys (csv), longest stored lag
@@ -25,7 +26,9 @@
 --   d bucket lead ms                                                (deal.created)
 --   w bucket lead ms deal cents                                     (deal.won)
 --   l bucket lead ms deal                                           (deal.lost)
--- Returns {applied, duplicate}.
+-- ARGV[20..]: the batch's offset quadruples (advance.lua), moved after the events, in the
+--   same atomic call: nobody ever sees the shard's counters without their offsets.
+-- Returns {applied, duplicate, refused offsets (as advance.lua)}.
 
 local DAY_MS = 86400000
 local floor = math.floor

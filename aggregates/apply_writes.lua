@@ -145,4 +145,4 @@ for b = cursor - per_call + 1, cursor do
   end
 end
 
-return {applied, duplicate}
+return {applied, duplicate, advance(KEYS[2], ARGV, 20)}

@@ -31,7 +31,8 @@ SEGMENTS_NAME: Final = "seg"  # hash (dimension|segment) -> all-time leads
 HEALTH_NAME: Final = "g"  # hash: orphans, events|topic|type|outcome, last|topic
 NAMES_NAME: Final = "n"  # hash: dimension|segment <-> small id, so lead state stays short
 CALENDAR_NAME: Final = "cal"  # hash: UTC epoch day -> `week|month` cohort labels
-OFFSETS_NAME: Final = "o"  # hash: topic|partition -> last Kafka offset whose records this shard holds
+OFFSETS_NAME: Final = "o"  # hash: topic|partition -> last Kafka offset whose records this shard holds,
+FIRST_PREFIX: Final = "from|"  # and from|topic|partition -> the first (the log's start when it began)
 
 #: Shards of a Redis Cluster when `LEADPULSE_SHARDS` is 0 (`auto_shards`).
 CLUSTER_SHARDS: Final = 16
@@ -162,6 +163,9 @@ class KeyLayout:
     def segments(self, shard: int) -> str:
         return f"{self.base(shard)}{SEGMENTS_NAME}"
 
+    def names(self, shard: int) -> str:
+        return f"{self.base(shard)}{NAMES_NAME}"
+
     def health(self, shard: int) -> str:
         return f"{self.base(shard)}{HEALTH_NAME}"
 
@@ -186,6 +190,15 @@ def auto_shards(cluster: bool) -> int:
     counter keys a batch writes and a scrape sums; on a Cluster they spread the work over
     the masters (a shard is one hash slot, so 16 covers up to 16 masters)."""
     return CLUSTER_SHARDS if cluster else 1
+
+
+def verify_key(prefix: str) -> str:
+    """The last `leadpulse verify` result of a prefix (outside the shards: `rebuild` keeps it)."""
+    return f"{prefix}:verify"
+
+
+#: Fields of `verify_key`, each published as `leadpulse_verify_<field>` by the exporter.
+VERIFY_FIELDS: Final = ("mismatched_series", "checked_events", "last_success_timestamp_seconds")
 
 
 def health_field(topic: str, event_type: str, outcome: str) -> str:

@@ -10,18 +10,22 @@ Leads without a `lead.created` yet are skipped, as the counters skip them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import resources
 from typing import Final, NamedTuple
 
 import msgpack
 from redis.client import NEVER_DECODE
 
-from aggregates.connect import SyncRedis
+from aggregates.connect import SyncRedis, queue
 from aggregates.keys import KeyLayout
+from aggregates.read import ShardOffsets, parse_offsets
+from aggregates.reconcile import Buckets
 from streams.settings import Settings
 
 _CONVERSION, _CREATED = 2, 7  # positions in the msgpack core
 _KEYS_PER_ROUND_TRIP: Final = 512
+_BUCKETS_SCRIPT: Final = resources.files("aggregates").joinpath("buckets.lua").read_text(encoding="utf-8")
 
 
 class LeadTimes(NamedTuple):
@@ -60,3 +64,20 @@ def _pairs(reply: object) -> Iterator[tuple[bytes, bytes]]:
         yield from reply.items()
     elif isinstance(reply, list):
         yield from zip(reply[::2], reply[1::2])
+
+
+def read_buckets(
+    client: SyncRedis, layout: KeyLayout, chosen: Mapping[int, Sequence[int]]
+) -> dict[int, tuple[tuple[ShardOffsets, ShardOffsets], Buckets]]:
+    """Per shard of `chosen` (shard -> bucket numbers): its last and first applied offsets
+    (`parse_offsets`) and the lead state of those buckets, read by one script per shard (atomic: what a shard holds is
+    exactly the records up to the offsets read with it, docs/keys.md)."""
+    shards = sorted(chosen)
+    pipe = client.pipeline(transaction=False)
+    for shard in shards:
+        keys = [layout.offsets(shard), layout.names(shard), *(layout.leads(shard, b) for b in chosen[shard])]
+        queue(pipe, client, "EVAL", _BUCKETS_SCRIPT, len(keys), *keys, **{NEVER_DECODE: True})
+    read: dict[int, tuple[tuple[ShardOffsets, ShardOffsets], Buckets]] = {}
+    for shard, (offsets, names, *flats) in zip(shards, pipe.execute()):
+        read[shard] = parse_offsets(offsets), Buckets(dict(zip(names[::2], names[1::2])), flats)
+    return read

@@ -24,15 +24,20 @@ from redis.client import NEVER_DECODE
 from aggregates.checks import HISTORY_DAYS
 from aggregates.connect import SyncRedis, queue
 from aggregates.follow_up import STALL_HORIZON_DAYS, FollowUpView
-from aggregates.keys import ORPHANS_FIELD, KeyLayout
+from aggregates.keys import FIRST_PREFIX, ORPHANS_FIELD, VERIFY_FIELDS, KeyLayout, verify_key
 from aggregates.matured import span
 from aggregates.rules import DAY_MS, day_number, published_cohorts, window_day_range
 from aggregates.series import RawCounters, Segment, Series, Vectors, build_series
+from streams.positions import TopicPartition
 from streams.settings import DEALS_TOPIC, Settings
 
-__all__ = ["Health", "Series", "parse_counters", "parse_health", "read_aggregates", "read_health", "read_series"]
+__all__ = [
+    "Health", "Series", "ShardOffsets", "parse_counters", "parse_health", "parse_offsets", "parse_verified", "read_aggregates", "read_health",
+    "read_series", "read_snapshot",
+]  # fmt: skip
 
 Flat = Sequence[bytes]  # an HGETALL reply as Redis sends it: field, value, field, value...
+ShardOffsets = dict[TopicPartition, int]  # one shard's last applied offset per partition
 
 _READ_SCRIPT: Final = resources.files("aggregates").joinpath("read.lua").read_text(encoding="utf-8")
 _ORPHANS: Final = ORPHANS_FIELD.encode()
@@ -45,10 +50,33 @@ class Health:
 
     events: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (topic, type, outcome)
     last_event_seconds: dict[str, float] = field(default_factory=dict)  # topic -> newest applied
+    #: the last `leadpulse verify` run's figures by `VERIFY_FIELDS` name (empty: none ran)
+    verified: dict[str, float] = field(default_factory=dict)
 
 
 def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple[list[Series], Health]:
     """Every business series of CONTRACT section 3 as of day T, and the health, in one round trip."""
+    series, health, _ = _read(client, settings, as_of, with_offsets=False)
+    return series, health
+
+
+def read_snapshot(
+    client: SyncRedis, settings: Settings, as_of: date
+) -> tuple[list[Series], list[tuple[ShardOffsets, ShardOffsets]]]:
+    """The series as of day T and each shard's last and first applied offsets (`parse_offsets`),
+    each shard read by one script.
+
+    One script per shard is atomic, and a shard's counters and offsets only ever change
+    together (docs/keys.md): the shard's share of the series is exactly that of the
+    records up to its offsets, however busy the workers are (`leadpulse verify`).
+    """
+    series, _, offsets = _read(client, settings, as_of, with_offsets=True)
+    return series, offsets
+
+
+def _read(
+    client: SyncRedis, settings: Settings, as_of: date, with_offsets: bool
+) -> tuple[list[Series], Health, list[tuple[ShardOffsets, ShardOffsets]]]:
     layout = KeyLayout.from_settings(settings)
     cohorts = [label for _, label in published_cohorts(as_of)]
     windows, ages = settings.window_days, settings.maturity_days
@@ -66,16 +94,21 @@ def read_aggregates(client: SyncRedis, settings: Settings, as_of: date) -> tuple
                 *layout.awaiting(shard, horizon),
                 layout.segments(shard),
                 layout.health(shard),
+                *([layout.offsets(shard)] if with_offsets else []),
             ]
             for shard in range(layout.shards)
-        ],
+        ]
+        + [[verify_key(settings.key_prefix)]],
         paired=(len(cohorts) + 1, len(days)),  # a day without leads has no lags (read.lua)
     )
+    (verified,) = shards.pop()
+    offsets = [parse_offsets(hashes.pop()) for hashes in shards] if with_offsets else []
     raw = parse_counters(shards, cohorts, days, horizon)
     health = parse_health([hashes[-1] for hashes in shards])
+    health.verified.update(parse_verified(verified))
     newest_deal = health.last_event_seconds.get(DEALS_TOPIC)
     fresh_day = None if newest_deal is None else int(newest_deal // 86_400)
-    return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day, view), health
+    return build_series(raw, as_of, windows, settings.max_segments, ages, fresh_day, view), health, offsets
 
 
 def follow_up_view(settings: Settings, as_of: date) -> FollowUpView:
@@ -88,6 +121,19 @@ def follow_up_view(settings: Settings, as_of: date) -> FollowUpView:
         settings.follow_up_horizon_days,
         (settings.stall_days_mql, settings.stall_days_sql),
     )
+
+
+def parse_offsets(flat: Flat) -> tuple[ShardOffsets, ShardOffsets]:
+    """A shard's offsets hash as the last and the first applied offset of each partition
+    (fields `topic|partition` and `from|topic|partition`, see aggregates/keys.py)."""
+    last: ShardOffsets = {}
+    first: ShardOffsets = {}
+    for name, value in zip(flat[::2], flat[1::2]):
+        text = name.decode()
+        into = first if text.startswith(FIRST_PREFIX) else last
+        topic, _, partition = text.removeprefix(FIRST_PREFIX).rpartition("|")
+        into[(topic, int(partition))] = int(value)
+    return last, first
 
 
 def read_series(client: SyncRedis, settings: Settings, as_of: date) -> list[Series]:
@@ -159,6 +205,12 @@ def parse_counters(
         orphans=orphans,
         awaiting={day: lists for day, lists in awaiting.items() if lists},
     )
+
+
+def parse_verified(flat: Flat) -> dict[str, float]:
+    """The `<prefix>:verify` hash as figures by `VERIFY_FIELDS` name."""
+    stored = {name.decode(): float(value) for name, value in zip(flat[::2], flat[1::2])}
+    return {name: stored[name] for name in VERIFY_FIELDS if name in stored}
 
 
 def parse_health(hashes: Sequence[Flat]) -> Health:

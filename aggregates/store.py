@@ -5,16 +5,16 @@ round trip and receive their replies (sans-I/O); `AggregateStore` and
 `AsyncAggregateStore` only run those round trips, on one server or a Redis Cluster
 (where redis-py's pipeline sends them as one batch per master, by hash slot).
 
-A batch is one EVALSHA of `apply.lua` per touched shard, the rejected counts, then
-every shard's advance of its Kafka offsets (`offsets.lua`, on the shard's own `o`
-key) - all in one pipeline, offsets last. A shard's offsets share its slot, so they
-sit on the same server as the counters they cover: Redis executes a connection's
-commands in order, and an AOF or a promoted replica loses only a suffix, so offsets
-that survived imply their shard's share of the batch did (docs/keys.md). Both scripts
-run by EVALSHA, so after a restart or a failover (empty script cache) every script of
-a shard fails NOSCRIPT alike and its offsets cannot move without its counters; the
-failed commands are then retried after SCRIPT LOAD, which is safe because applying an
-event twice changes nothing.
+A batch is one pipeline: the rejected counts, then one EVALSHA of `apply.lua` per touched
+shard, which applies the shard's events and then advances the shard's Kafka offsets (its
+own `o` key) in the same atomic call, then `offsets.lua` for every untouched shard. A
+shard's offsets share its slot, so they sit on the same server as the counters they
+cover, and since they move in the same script no reader (`leadpulse verify`'s snapshot)
+and no lost suffix of an AOF or a promoted replica ever separates them: offsets that
+survived imply their shard's share of the batch did (docs/keys.md). Both scripts run by
+EVALSHA, so after a restart or a failover (empty script cache) they fail NOSCRIPT and
+are retried after SCRIPT LOAD, which is safe because applying an event twice changes
+nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from aggregates.keys import (
     AWAITING_PART,
     CALENDAR_NAME,
     COHORT_PART,
+    FIRST_PREFIX,
     DAY_PART,
     INVALID_TYPE,
     LAG_DAYS,
@@ -165,8 +166,10 @@ class StoreSteps:
     def __init__(self, settings: Settings) -> None:
         self.layout = KeyLayout.from_settings(settings)
         self._transient = TRANSIENT_ERRORS if settings.redis_cluster else CONNECTION_ERRORS
-        self._apply_body, self._apply_sha = _script("apply.lua", "apply_follow_up.lua", "apply_events.lua", "apply_writes.lua")
-        self._offsets_body, self._offsets_sha = _script("offsets.lua")
+        self._apply_body, self._apply_sha = _script(
+            "apply.lua", "advance.lua", "apply_follow_up.lua", "apply_events.lua", "apply_writes.lua"
+        )
+        self._offsets_body, self._offsets_sha = _script("advance.lua", "offsets.lua")
         retention = str(settings.lead_retention_days)
         parts = [LEAD_PART, COHORT_PART, DAY_PART, SEGMENTS_NAME, NAMES_NAME, CALENDAR_NAME, LAG_PART]
         bounds = ",".join(str(bound * 1000) for bound in TTC_BOUNDS)
@@ -203,37 +206,40 @@ class StoreSteps:
         layout = self.layout
         per_shard = (events if isinstance(events, EncodedBatch) else self.encode(events)).per_shard
         today = str(utc_today())
-        commands: list[Command] = [
-            ("EVALSHA", self._apply_sha, 1, layout.health(shard), *self._headers[shard], today, packed)
-            for shard, packed in sorted(per_shard.items())
-        ]
         rejected = {topic: n for topic, n in (rejected or {}).items() if n}
-        commands += [
+        commands: list[Command] = [
             ("HINCRBY", layout.health(0), health_field(topic, INVALID_TYPE, "rejected"), n)
             for topic, n in sorted(rejected.items())
         ]
-        triples = [
+        quads = [
             arg
             for (topic, partition), move in sorted((offsets or {}).items())
-            for arg in (f"{topic}|{partition}", move.expected, move.new)
+            for arg in (f"{topic}|{partition}", move.expected, move.new, move.first)
         ]
-        if triples:  # every shard, touched or not: a partition's offset is the least of its shards'
+        commands += [
+            ("EVALSHA", self._apply_sha, 2, layout.health(shard), layout.offsets(shard), *self._headers[shard], today, packed, *quads)
+            for shard, packed in sorted(per_shard.items())
+        ]
+        if quads:  # every shard, touched or not: a partition's offset is the least of its shards'
             commands += [
-                ("EVALSHA", self._offsets_sha, 1, layout.offsets(shard), *triples) for shard in range(layout.shards)
+                ("EVALSHA", self._offsets_sha, 1, layout.offsets(shard), *quads)
+                for shard in range(layout.shards)
+                if shard not in per_shard
             ]
-        replies = yield from self._run_scripts(commands)
+        replies = (yield from self._run_scripts(commands))[len(rejected) :]
         counts = {"applied": 0, "duplicate": 0, "rejected": sum(rejected.values())}
         for reply in replies[: len(per_shard)]:
             counts["applied"] += int(reply[0])
             counts["duplicate"] += int(reply[1])
-        return ApplyOutcome(counts, _refused(offsets or {}, replies[len(replies) - layout.shards :] if triples else []))
+        moves = [reply[2] for reply in replies[: len(per_shard)]] + replies[len(per_shard) :]
+        return ApplyOutcome(counts, _refused(offsets or {}, moves))
 
     def read_offsets(self) -> Steps[dict[TopicPartition, int]]:
         """Per partition, the last offset whose records every shard holds (absent: none stored)."""
         layout = self.layout
         replies = yield [("HGETALL", layout.offsets(shard)) for shard in range(layout.shards)]
         self._raise_first_error(replies)
-        held = [{_partition(name): int(offset) for name, offset in stored.items()} for stored in replies]
+        held = [{_partition(name): int(offset) for name, offset in stored.items() if not _is_first(name)} for stored in replies]
         return {tp: min(shard[tp] for shard in held) for tp in held[0] if all(tp in shard for shard in held)}
 
     def forget_layout(self) -> Steps[int]:
@@ -303,6 +309,11 @@ class StoreSteps:
                 replies[i] = reply
         self._raise_first_error(replies)
         return replies
+
+
+def _is_first(name: bytes | str) -> bool:
+    """Whether an offsets field is a partition's first applied offset (`from|topic|partition`)."""
+    return as_text(name).startswith(FIRST_PREFIX)
 
 
 def _partition(name: bytes | str) -> TopicPartition:

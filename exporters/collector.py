@@ -4,7 +4,8 @@ Each `collect()` reads Redis afresh through `aggregates.read` (the code behind
 `report --json`, so both publish the same numbers) and yields new metric families:
 nothing is cached between scrapes and no sample carries a timestamp, so a number on
 /metrics is never older than the scrape. A scrape costs one Redis pipeline round trip
-(two with consumer lag), however many segments exist. When Redis cannot be read,
+(two with consumer lag), however many segments exist; it reads the last `leadpulse
+verify` result too. When Redis cannot be read,
 the scrape says so with `leadpulse_redis_up 0` and publishes no business series, never
 stale ones.
 """
@@ -129,6 +130,7 @@ class LeadpulseCollector:
             if snapshot is not None:
                 yield from business_families(snapshot.series)
                 yield from health_families(snapshot.health)
+                yield from verify_families(snapshot.health.verified)
                 applied = snapshot.applied
             del snapshot
         if self._lag is not None and applied is not None:
@@ -218,6 +220,20 @@ def health_families(health: Health) -> Iterator[Metric]:
     for topic, seconds in sorted(health.last_event_seconds.items()):
         last.add_metric([topic], seconds)
     yield last
+
+
+#: HELP of the `leadpulse verify` gauges, by the field of `<prefix>:verify` each publishes.
+VERIFY_HELP: Final = {
+    "mismatched_series": "Series and leads the last `leadpulse verify` run found differing from a recount of the topics.",
+    "checked_events": "Events the last `leadpulse verify` run recounted.",
+    "last_success_timestamp_seconds": "When the last `leadpulse verify` run that reached a verdict finished.",
+}
+
+
+def verify_families(verified: dict[str, float]) -> Iterator[Metric]:
+    """`leadpulse_verify_*` from the last run's figures; nothing before the first run."""
+    for name, value in verified.items():
+        yield GaugeMetricFamily(f"leadpulse_verify_{name}", VERIFY_HELP[name], value=value)
 
 
 def lag_families(reader: EndOffsets, applied: dict[TopicPartition, int]) -> Iterator[Metric]:

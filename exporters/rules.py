@@ -393,8 +393,42 @@ def _pipeline_rules(config: MixinConfig) -> list[dict[str, Any]]:
     ]
 
 
+#: `leadpulse verify --every 24h` succeeds about daily: stale once a day's run is missed.
+VERIFY_STALE_SECONDS: Final = 36 * 3600
+
+
+def _verify_rules(config: MixinConfig) -> list[dict[str, Any]]:
+    """The reconciliation's alerts: damaged aggregates, and a reconciliation that stopped."""
+    s = config.selector
+    return [
+        {
+            "alert": "LeadpulseVerifyMismatch",
+            "expr": f"leadpulse_verify_mismatched_series{{{s}}} > 0",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "leadpulse verify found {{ $value }} series or leads that differ from a recount of the topics",
+                "description": "The live aggregates no longer equal what the Kafka topics say. The verify run's output "
+                "names each differing series and lead; docs/operations.md says when `leadpulse rebuild` is needed.",
+                "runbook_url": config.runbook_url("leadpulseverifymismatch"),
+            },
+        },
+        {
+            "alert": "LeadpulseVerifyStale",
+            "expr": f"time() - leadpulse_verify_last_success_timestamp_seconds{{{s}}} > {VERIFY_STALE_SECONDS}",
+            "for": "10m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "No leadpulse verify run reached a verdict for {{ $value | humanizeDuration }}",
+                "description": "The aggregates are not being checked: `leadpulse verify --every` stopped, or its runs fail "
+                "(their one-line reason is in its output).",
+                "runbook_url": config.runbook_url("leadpulseverifystale"),
+            },
+        },
+    ]
+
+
 def rules(config: MixinConfig = CONFIG) -> dict[str, Any]:
-    """The rule file as data: the business alerts, then the pipeline's."""
+    """The rule file as data: the business alerts, then the pipeline's, then the reconciliation's."""
     return {
         "groups": [
             {"name": "leadpulse-conversion", "rules": [_business_rule(a, config) for a in (*CONVERSION_ALERTS, QUALITY_ALERT)]},
@@ -405,6 +439,7 @@ def rules(config: MixinConfig = CONFIG) -> dict[str, Any]:
                 "rules": [*_stalled_records(config), _business_rule(STALLED_ALERT, config)],
             },
             {"name": "leadpulse-pipeline", "rules": _pipeline_rules(config)},
+            {"name": "leadpulse-verify", "rules": _verify_rules(config)},
         ]
     }
 

@@ -20,10 +20,16 @@ TopicPartition = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class OffsetAdvance:
-    """Move Redis's offset of one partition from `expected` (-1: none stored) to `new`."""
+    """Move Redis's offset of one partition from `expected` (-1: none stored) to `new`.
+
+    `first` is the batch's first offset of the partition: where a shard that held none
+    of it starts holding it, kept so `leadpulse verify` knows which records the
+    aggregates were built from (the log may have started later than offset 0).
+    """
 
     expected: int
     new: int
+    first: int = 0
 
 
 @dataclass(slots=True)
@@ -73,7 +79,7 @@ class PartitionPositions:
                 continue
             self.pending.pop(tp, None)
             if last > self.known[tp]:
-                advances[tp] = OffsetAdvance(self.known[tp], last)
+                advances[tp] = OffsetAdvance(self.known[tp], last, first)
         return advances, seeks
 
     def settle(

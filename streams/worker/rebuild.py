@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from rich.console import Console
 from rich.progress import Progress
 
 from aggregates.connect import redis_client
@@ -63,13 +65,12 @@ def _rebuild(settings: Settings) -> tuple[int, int]:
         if not partitions:
             raise RebuildRefused(f"no input topics on {settings.kafka_bootstrap}: run `leadpulse stack up` first")
         consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         starts = consumer.beginning_offsets(partitions)
         store = AggregateStore(redis_client(settings), settings)
         cleared = store.clear()
         log.info("cleared %d keys with prefix %r", cleared, settings.key_prefix)
-        return _replay(consumer, store, starts, ends)
+        return replay(consumer, store, starts, ends)
     finally:
         consumer.close()
 
@@ -92,19 +93,37 @@ def _refuse_if_workers_run(settings: Settings) -> None:
         )
 
 
-def _replay(
+#: Whether to apply an event read at (topic, partition, offset): all of them by default.
+Keep = Callable[[str, int, int, Event], bool]
+
+
+def replay(
     consumer: KafkaConsumer,
     store: AggregateStore,
-    starts: dict[TopicPartition, int],
-    ends: dict[TopicPartition, int],
+    starts: Mapping[TopicPartition, int],
+    ends: Mapping[TopicPartition, int],
+    keep: Keep | None = None,
+    label: str = "rebuilding",
 ) -> tuple[int, int]:
+    """Apply the records of each assigned partition from `starts` up to `ends` (exclusive)
+    through the workers' validation and batch apply; `leadpulse verify` recounts with it.
+
+    Returns the records read and how many of them were rejected.
+    """
     positions = PartitionPositions()
     positions.load({}, {(tp.topic, tp.partition): offset for tp, offset in starts.items()})
     remaining = {tp for tp, end in ends.items() if end > starts[tp]}
+    for tp in consumer.assignment():
+        if tp in remaining:
+            consumer.seek(tp, starts[tp])
+            consumer.resume(tp)
+        else:
+            consumer.pause(tp)
     total = sum(ends[tp] - starts[tp] for tp in remaining)
     records = rejected = 0
-    with Progress(transient=True) as progress:
-        task = progress.add_task("rebuilding", total=total)
+    console = Console(stderr=True)  # a bar on a terminal only
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(label, total=total)
         while remaining:
             now_ms = int(time.time() * 1000)
             valid: list[Event] = []
@@ -119,7 +138,7 @@ def _replay(
                     parsed = parse_record(record.value or b"", now_ms)
                     if isinstance(parsed, Rejection):
                         rejects[tp.topic] += 1
-                    else:
+                    elif keep is None or keep(tp.topic, tp.partition, record.offset, parsed):
                         valid.append(parsed)
                 if batch[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aggregates.keys import KeyLayout
+from aggregates.keys import VERIFY_FIELDS, KeyLayout
 from aggregates.read import read_series
 from aggregates.store import AggregateStore
 from exporters.collector import LeadpulseCollector
@@ -39,6 +39,7 @@ OPERATIONAL = {
     "leadpulse_last_event_timestamp_seconds",
     "leadpulse_kafka_up",
     "leadpulse_consumer_lag_messages",
+    *(f"leadpulse_verify_{name}" for name in VERIFY_FIELDS),
 }
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
@@ -339,3 +340,24 @@ def test_kafka_down_drops_only_the_lag_and_stays_fast(examples_settings: Setting
     reader.close()
     assert attempts == 1, "the second scrape does not ask Kafka again within retry_after_s"
     assert len(kafka_waits) == 2 and kafka_waits[0] < 3, kafka_waits  # bounded by the 0.5 s timeout, not a hang
+
+
+def collected(client: redis.Redis, settings: Settings) -> dict[Sample, float]:
+    registry = CollectorRegistry()
+    registry.register(LeadpulseCollector(client, settings))
+    return samples(generate_latest(registry).decode())
+
+
+def test_the_last_verify_result_is_published_once_a_run_left_one(redis_client: redis.Redis, key_prefix: str) -> None:
+    settings = Settings(key_prefix=key_prefix, as_of=AS_OF)
+    assert not [s for s in collected(redis_client, settings) if s[0].startswith("leadpulse_verify_")]
+    redis_client.hset(f"{key_prefix}:verify", mapping=dict(zip(VERIFY_FIELDS, (3, 1200, 1796662692.5))))
+    try:
+        published = {s[0]: v for s, v in collected(redis_client, settings).items() if s[0].startswith("leadpulse_verify_")}
+    finally:
+        redis_client.delete(f"{key_prefix}:verify")
+    assert published == {
+        "leadpulse_verify_mismatched_series": 3,
+        "leadpulse_verify_checked_events": 1200,
+        "leadpulse_verify_last_success_timestamp_seconds": 1796662692.5,
+    }

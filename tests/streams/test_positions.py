@@ -14,7 +14,7 @@ def test_fresh_partition_starts_just_before_the_earliest_retained_offset() -> No
     positions = PartitionPositions()
     positions.load({}, {TP: 40})
     advances, seeks = positions.plan({TP: (40, 49)})
-    assert advances == {TP: OffsetAdvance(-1, 49)} and seeks == {}
+    assert advances == {TP: OffsetAdvance(-1, 49, first=40)} and seeks == {}
     assert positions.plan({TP: (60, 69)}) == ({}, {TP: 40})
 
 
@@ -30,7 +30,7 @@ def test_records_fetched_before_the_seek_do_not_ask_for_it_again() -> None:
     positions.load({TP: 9}, {TP: 0})
     positions.plan({TP: (20, 29)})
     assert positions.plan({TP: (30, 39)}) == ({}, {})
-    assert positions.plan({TP: (10, 19)}) == ({TP: OffsetAdvance(9, 19)}, {})
+    assert positions.plan({TP: (10, 19)}) == ({TP: OffsetAdvance(9, 19, first=10)}, {})
 
 
 def test_refused_compare_and_set_adopts_redis_value_and_rereads_after_it() -> None:

@@ -147,6 +147,13 @@ def test_two_workers_over_sasl_ssl_give_exactly_the_reference_series(pipeline: P
     assert_same_series(pipeline.report(), pipeline.expected())
 
 
+def test_verify_recounts_over_sasl_ssl_and_tls_redis_and_finds_everything_equal(pipeline: Pipeline) -> None:
+    done = run_command(["verify"], pipeline.env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("verify: 0 of ") and " 0 of " in done.stdout
+    assert KAFKA_PASSWORD not in done.stdout + done.stderr and REDIS_PASSWORD not in done.stdout + done.stderr
+
+
 def test_report_carries_the_contract_examples_numbers(pipeline: Pipeline) -> None:
     got = {(s.name, tuple(sorted((k, str(v)) for k, v in s.labels.items()))): s.value for s in pipeline.report()}
     checked = 0
