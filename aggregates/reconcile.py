@@ -17,7 +17,9 @@ import msgpack
 
 from aggregates.series import Series
 
-_FIRST_SEGMENT: Final = 6  # the core's segment name ids start here (0-based): see apply.lua
+#: A created lead's core holds its segment name ids from here (0-based), then its touch
+#: deadline: see apply.lua.
+_FIRST_SEGMENT: Final = 9
 
 
 class Mismatch(NamedTuple):
@@ -79,7 +81,10 @@ class Buckets:
         out: dict[str, tuple[Any, ...]] = {}
         for lead in cores.keys() | deals.keys():
             core = cores.get(lead, [])
-            named = [*core[:_FIRST_SEGMENT], *(self.names.get(b"#%d" % i, b"?") for i in core[_FIRST_SEGMENT:])]
+            named = list(core)
+            if len(core) > _FIRST_SEGMENT:  # created: segment names for their ids
+                ids = core[_FIRST_SEGMENT:-1]
+                named[_FIRST_SEGMENT:-1] = [self.names.get(b"#%d" % i, b"?") for i in ids]
             out[lead] = (tuple(named), tuple(sorted(deals.get(lead, []), key=repr)))
         return out
 

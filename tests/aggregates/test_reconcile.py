@@ -38,6 +38,8 @@ def test_a_mismatch_reads_as_name_labels_live_recounted() -> None:
 
 
 def core(day: int, *state: object) -> bytes:
+    """A stored core: mql, disqualified, conversion, deal count, sql, first touch, any deal,
+    then (created) created ms, event id, segment name ids, touch deadline."""
     return day.to_bytes(2, "big") + msgpack.packb(list(state), use_bin_type=False)
 
 
@@ -48,19 +50,19 @@ def deal(deal_id: str, ms: int, won: bool, cents: int) -> bytes:
 def test_lead_state_is_the_same_whatever_the_change_day_the_name_ids_and_the_deal_order() -> None:
     live = Buckets(
         {b"#1": b"source|ads", b"#2": b"campaign|none"},
-        [[b"cL", core(20400, 2, 0, 1000, 2, 500, "e1", 1, 2), b"d1|L", deal("D1", 900, True, 100), b"d2|L", deal("D2", 950, False, 0)]],
+        [[b"cL", core(20400, 2, False, 1000, 2, 3, False, 1, 500, "e1", 1, 2, 86400000), b"d1|L", deal("D1", 900, True, 100), b"d2|L", deal("D2", 950, False, 0)]],
     )
     recounted = Buckets(
         {b"#7": b"source|ads", b"#3": b"campaign|none"},
-        [[b"d1|L", deal("D2", 950, False, 0), b"cL", core(20431, 2, 0, 1000, 2, 500, "e1", 7, 3), b"d2|L", deal("D1", 900, True, 100)]],
+        [[b"d1|L", deal("D2", 950, False, 0), b"cL", core(20431, 2, False, 1000, 2, 3, False, 1, 500, "e1", 7, 3, 86400000), b"d2|L", deal("D1", 900, True, 100)]],
     )
     assert compare_leads(live, recounted) == []
 
 
 def test_a_lead_whose_state_or_presence_differs_is_named_once() -> None:
     names = {b"#1": b"source|ads"}
-    live = Buckets(names, [[b"cL", core(1, 1, 0, False, 0, 500, "e1", 1), b"cM", core(1, 0, 0, False, 0, 600, "e2", 1)]])
-    recounted = Buckets(names, [[b"cL", core(1, 2, 0, False, 0, 500, "e1", 1), b"cN", core(1, 0, 0, False, 0, 700, "e3", 1)]])
+    live = Buckets(names, [[b"cL", core(1, 1, False, False, 0, False, False, 0, 500, "e1", 1, 86400000), b"cM", core(1, False, False, False, 0, False, False, 0, 600, "e2", 1, 86400000)]])
+    recounted = Buckets(names, [[b"cL", core(1, 2, False, False, 0, False, False, 0, 500, "e1", 1, 86400000), b"cN", core(1, False, False, False, 0, False, False, 0, 700, "e3", 1, 86400000)]])
     found = compare_leads(live, recounted)
     assert [m.lead_id for m in found] == ["L", "M", "N"]
     assert found[1] == LeadMismatch("M", found[1].live, None) and found[2].live is None
