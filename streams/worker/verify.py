@@ -142,11 +142,14 @@ class _Run:
 
     def compare(self, sample: int | None, rng: random.Random) -> Outcome:
         as_of = self.settings.today()
+        # Both sides are read as of one instant, the end of day T: the follow-up series that
+        # depend on the clock (ages, overdue leads) would differ between two reads minutes apart.
+        live_view, scratch_view = (s.model_copy(update={"as_of": as_of}) for s in (self.settings, self.scratch))
         chosen = self._buckets(sample, rng)
         first = read_buckets(self.client, self.layout, chosen)  # 1. offsets A and lead state
         held = {shard: offsets[0] for shard, (offsets, _) in first.items()}
         since = {shard: offsets[1] for shard, (offsets, _) in first.items()}
-        live, second = read_snapshot(self.client, self.settings, as_of) if sample is None else ([], [])  # 2. B
+        live, second = read_snapshot(self.client, live_view, as_of) if sample is None else ([], [])  # 2. B
         starts, ends = self._extent()
         problem = unrecountable([*(offsets for offsets, _ in first.values()), *second], starts, ends)
         if problem:
@@ -176,7 +179,7 @@ class _Run:
 
         resume = {tp: max(start, min(h.get(tp, -1) for h in held.values()) + 1) for tp, start in starts.items()}
         self._replay(resume, [offsets for offsets, _ in second], a_to_b)
-        series = compare_series(live, read_series(self.client, self.scratch, as_of))
+        series = compare_series(live, read_series(self.client, scratch_view, as_of))
         return Outcome(series, leads, len(live), compared_leads, self.kept)
 
     def _count(self) -> bool:

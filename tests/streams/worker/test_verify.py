@@ -194,7 +194,8 @@ def test_verify_finds_an_offset_lowered_by_hand_naming_the_series_of_the_records
         outcome = verify(settings)
     finally:
         redis_client.hset(key, field, offsets[tp])
-    want = compare_series(read_series(redis_client, settings, settings.today()), _aggregates_of(built, redis_client, lowered))
+    pinned = settings.model_copy(update={"as_of": settings.today()})  # as verify reads both sides: at one instant
+    want = compare_series(read_series(redis_client, pinned, settings.today()), _aggregates_of(built, redis_client, lowered))
     assert want, "the 40 records uncovered changed no series: pick more"
     assert labelled(outcome.series) == labelled(want)
     assert outcome.leads  # their leads' state holds more than the recount, too
@@ -204,7 +205,7 @@ def _aggregates_of(pipe: Pipeline, client: redis.Redis, offsets: dict[tuple[str,
     """The series of exactly the records up to `offsets`, applied at once under a prefix of their own."""
     now = now_ms()
     events = [e for e in (parse_record(r, now) for r in pipe.records_up_to(offsets)) if isinstance(e, Event)]
-    settings = pipe.settings.model_copy(update={"key_prefix": f"{pipe.settings.key_prefix}x"})
+    settings = pipe.settings.model_copy(update={"key_prefix": f"{pipe.settings.key_prefix}x", "as_of": pipe.settings.today()})
     store = AggregateStore(client, settings)
     try:
         store.apply(events)
