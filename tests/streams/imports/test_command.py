@@ -15,6 +15,7 @@ from tests.pipeline import LEADPULSE
 FIXTURES = Path(__file__).with_name("fixtures")
 CONTACTS, DEALS = str(FIXTURES / "hubspot-contacts.csv"), str(FIXTURES / "hubspot-deals.csv")
 LEADS, OPPORTUNITIES = str(FIXTURES / "salesforce-leads.csv"), str(FIXTURES / "salesforce-opportunities.csv")
+LEAD_HISTORY, OPPORTUNITY_HISTORY = str(FIXTURES / "salesforce-lead-history.csv"), str(FIXTURES / "salesforce-opportunity-history.csv")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -81,12 +82,42 @@ def test_salesforce_fixture_joins_converted_leads_skips_deleted_rows_and_counts_
     assert lost["lead_id"] == "00Q000000000004EAA"  # joined through a 15-character ConvertedOpportunityId
 
 
+def test_salesforce_history_files_give_the_exact_time_each_status_and_stage_was_entered(tmp_path: Path) -> None:
+    events = events_of(tmp_path, "salesforce", "--leads", LEADS, "--opportunities", OPPORTUNITIES,
+                       "--history", LEAD_HISTORY, "--history", OPPORTUNITY_HISTORY)  # fmt: skip
+    times = {(e["lead_id"][-4:-3], e["type"], e.get("stage")): e["occurred_at"] for e in events}
+    assert times == {
+        ("1", "lead.created", None): "2025-03-01T10:00:00.000Z",
+        ("1", "lead.qualified", "mql"): "2025-03-03T09:30:00.000Z",  # passed through MQL, now Closed - Converted
+        ("1", "lead.qualified", "sql"): "2025-03-06T14:15:00.000Z",
+        ("1", "deal.created", None): "2025-03-10T12:00:00.000Z",  # the opportunity's CreatedDate (the lead's: 03-10 00:00)
+        ("1", "deal.won", None): "2025-03-18T15:45:00.000Z",  # entered Closed Won, not the CloseDate 2025-03-05
+        ("2", "lead.created", None): "2025-03-02T10:00:00.000Z",
+        ("2", "lead.disqualified", None): "2025-03-04T08:00:00.000Z",  # a Rating change to 'Qualified' is not a status
+        ("4", "lead.created", None): "2025-03-04T10:00:00.000Z",
+        ("4", "lead.qualified", "sql"): "2025-03-15T11:00:00.000Z",  # history names it by its 15-character id
+        ("4", "deal.created", None): "2025-03-20T12:00:00.000Z",
+        ("4", "deal.lost", None): "2025-04-02T17:20:00.000Z",  # the last entry into Closed Lost, after a reopening
+    }  # a deleted history row (lead 4 to MQL) and a lead absent from the leads file (9) add nothing
+    assert count(events) == {"lead.created": 3, "lead.qualified": 3, "lead.disqualified": 1,
+                             "deal.created": 4, "deal.won": 1, "deal.lost": 1}  # fmt: skip
+
+
+def test_salesforce_history_rows_are_counted_in_the_summary_and_a_history_alone_is_refused() -> None:
+    code, stdout, _ = run("salesforce", "--leads", LEADS, "--history", LEAD_HISTORY, "--dry-run")
+    assert code == 0 and "salesforce-lead-history.csv: 9 rows read" in stdout
+    code, _, stderr = run("salesforce", "--history", LEAD_HISTORY)
+    assert code == 2 and "give salesforce at least one export: --leads, --opportunities" in stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["hubspot", "--contacts", CONTACTS], "row 2, column 'Create Date': '2025-04-08 17:19' has no UTC offset: pass --timezone"),
         (["hubspot", "--contacts", DEALS, "--timezone", "UTC"], "looks like a deals export (it has Deal Name, Deal Stage, Pipeline), not contacts"),
         (["salesforce", "--leads", OPPORTUNITIES], "looks like a opportunities export"),
+        (["salesforce", "--leads", LEADS, "--history", OPPORTUNITIES], "not a history export: it needs the columns LeadId, Field, NewValue, CreatedDate; or OpportunityId"),
+        (["salesforce", "--leads", LEAD_HISTORY], "looks like a lead_history export (it has LEADID, OLDVALUE), not leads"),
         (["salesforce", "--opportunities", OPPORTUNITIES], "the opportunities cannot reach their leads: export the column 'Lead_Id__c'"),
         (["hubspot", "--leads", LEADS], "--leads is not a hubspot flag"),
         (["hubspot", "--contacts", "missing.csv"], "missing.csv: cannot read"),
