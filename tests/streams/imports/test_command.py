@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import date, datetime
 from pathlib import Path
 
 import orjson
@@ -189,3 +190,35 @@ def test_the_console_script_refuses_in_a_real_process_and_sends_nothing() -> Non
     done = subprocess.run([LEADPULSE, "import", "hubspot", "--contacts", CONTACTS], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("Error: ") and "pass --timezone" in done.stderr
+
+
+def test_xlsx_exports_as_excel_stores_them_real_datetimes_a_date_cell_serials_and_number_formatted_ids(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    contacts, deals = Workbook(), Workbook()
+    sheet = contacts.active
+    sheet.append(["Record ID", "Create Date", "Original Source", "Became a Marketing Qualified Lead Date",
+                  "Became a Sales Qualified Lead Date", "Lead Status"])  # fmt: skip
+    sheet.append([101, datetime(2025, 4, 8, 17, 19), "Paid Search", date(2025, 4, 9), 45757.25, None])
+    sheet.append([102.0, datetime(2025, 1, 15, 9, 0), "Referrals", None, None, "UNQUALIFIED"])  # an id Excel made a float
+    for cell in ("A2", "A3"):
+        sheet[cell].number_format = "0"
+    contacts.save(tmp_path / "contacts.xlsx")
+    sheet = deals.active
+    sheet.append(["Record ID", "Create Date", "Close Date", "Deal Stage", "Amount", "Associated Contact IDs"])
+    sheet.append([5001, datetime(2025, 4, 11, 10, 0), date(2025, 4, 20), "closedwon", 1234.5, 101])
+    sheet["E2"].number_format = "#,##0.00"
+    deals.save(tmp_path / "deals.xlsx")
+    events = events_of(tmp_path, "hubspot", "--contacts", str(tmp_path / "contacts.xlsx"), "--deals", str(tmp_path / "deals.xlsx"),
+                       "--timezone", "Europe/Berlin")  # fmt: skip
+    found = {(e["lead_id"], e["type"], e.get("stage")): (e["occurred_at"], e.get("amount")) for e in events}
+    assert found == {  # Berlin is UTC+2 from 30 March 2025, UTC+1 before
+        ("101", "lead.created", None): ("2025-04-08T15:19:00.000Z", None),
+        ("101", "lead.qualified", "mql"): ("2025-04-08T22:00:00.000Z", None),  # the date cell: midnight in Berlin
+        ("101", "lead.qualified", "sql"): ("2025-04-10T04:00:00.000Z", None),  # serial 45757.25: 10 April 06:00
+        ("102", "lead.created", None): ("2025-01-15T08:00:00.000Z", None),
+        ("102", "lead.disqualified", None): ("2025-01-15T08:00:00.000Z", None),
+        ("101", "deal.created", None): ("2025-04-11T08:00:00.000Z", None),
+        ("101", "deal.won", None): ("2025-04-19T22:00:00.000Z", 1234.5),
+    }
+    assert {e["deal_id"] for e in events if "deal_id" in e} == {"5001"}
