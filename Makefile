@@ -32,7 +32,7 @@ help:
 	@echo "make typecheck  mypy over the product code (part of make test)"
 	@echo "make bench    run the benchmarks (docs/bench.md), after installing quixstreams and"
 	@echo "              building the Kafka Streams peer; make bench-NAME runs one:"
-	@echo "              bench-memory, bench-scrape, bench-alerts (docs/alerts.md), bench-pipeline, bench-api,"
+	@echo "              bench-memory, bench-scrape, bench-alerts (docs/alerts.md), bench-pipeline, bench-api, bench-publish,"
 	@echo "              bench-import (docs/import.md)"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
 	@echo "make clean    make down, then remove .venv and the stacks' data"
@@ -158,6 +158,11 @@ $(KSTREAMS_JAR): $(KSTREAMS_PEER)/pom.xml $(shell find $(KSTREAMS_PEER)/src -nam
 bench: bench-deps
 	@echo "==> bench: python -m tests.bench (about 15 minutes; figures against targets, never pass/fail)"
 	$(VENV)/bin/python -m tests.bench
+
+# The alert figures of docs/alerts.md: the conversion alerts and the follow-up alerts.
+bench-alerts: bench-deps
+	@echo "==> bench: python -m tests.bench alerts followup"
+	$(VENV)/bin/python -m tests.bench alerts followup
 
 bench-%: bench-deps
 	@echo "==> bench: python -m tests.bench $*"

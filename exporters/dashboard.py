@@ -10,8 +10,9 @@ matcher, datasource, uid, tags and refresh come from the one configuration the a
 rules use too (exporters/mixin.py).
 
 Reading order follows a marketing-ops review: the headline rate with its interval and
-trend, the comparison by source (or any dimension), the age-matched conversion, cohorts
-and funnel, deals, then the pipeline behind the numbers.
+trend, the comparison by source (or any dimension), the follow-up of the leads (the
+leading sign), the age-matched conversion, cohorts and funnel, deals, then the pipeline
+behind the numbers.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from exporters.grafana import (
     timeseries,
 )
 from exporters.mixin import CONFIG, MixinConfig
-from exporters.rules import QUIET_SECONDS
+from exporters.rules import QUIET_SECONDS, RECENT_SHARE, STALLED_USUAL, USUAL_SHARE
 
 OUTPUT: Final = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards" / "leadpulse.json"
 #: LeadRejectedSurge fires above this share of a topic's records over 15 minutes.
@@ -141,6 +142,52 @@ def by_segment(y: int) -> Iterator[JSON]:
                          override("byRegexp", "^95% (low|high)$", color={"mode": "fixed", "fixedColor": "light-blue"}, custom_lineWidth=0),
                          override("byName", "95% high", custom_fillBelowTo="95% low", custom_fillOpacity=25),
                      ])
+
+
+def follow_up(y: int, config: MixinConfig = CONFIG) -> Iterator[JSON]:
+    yield row("Follow-up: speed to lead, the SLA, stalled stages", y)
+    y += 1
+    yield timeseries("Speed to lead by $dimension: median and 90th percentile", "Time from a lead's creation to its first sales touch, for the leads created in the last $window that were touched, estimated from the histogram's buckets (linear within a bucket: 5 min, 15 min, 1 h, 4 h, 1, 3, 7 days). Segments without a touched lead are left out.",
+                     [target(q.first_touch_quantile(0.5), "{{segment}} median"), target(q.first_touch_quantile(0.9), "{{segment}} 90th")], (0, y, 12, 8), unit="s", from_zero=True,
+                     overrides=[override("byRegexp", " 90th$", custom_lineStyle={"fill": "dash", "dash": [6, 4]}, custom_lineWidth=1)])
+    recorded = f"{q.PICKED}, check=\"follow_up\""
+    yield timeseries("Touched within the SLA by $dimension", f"Of the leads created in the last $window whose touch deadline has passed, the share touched by it. Dotted: what LeadFollowUpSlow compares, the share of the last {config.follow_up_recent_window} against the segment's usual share (the rest of {config.follow_up_usual_window}); it fires when the first falls well below the second.",
+                     [target(q.one("leadpulse_window_follow_up_met_ratio", q.PICKED, q.WINDOW), "{{segment}}"),
+                      target(q.one(RECENT_SHARE, recorded), f"{{{{segment}}}} last {config.follow_up_recent_window}"),
+                      target(q.one(USUAL_SHARE, recorded), "{{segment}} usual")], (12, y, 12, 8), unit="percentunit", from_zero=True,
+                     overrides=[override("byRegexp", " (last \\d+d|usual)$", custom_lineStyle={"fill": "dot", "dash": [2, 4]}, custom_lineWidth=1)])
+    y += 8
+    now = [("awaiting", "leadpulse_leads_awaiting_touch"), ("overdue", "leadpulse_leads_overdue_touch")]
+    yield bargauge("Awaiting a touch and overdue now by $dimension", "Leads created in the follow-up horizon with no touch yet (not disqualified, not customers), and those of them past their deadline: the queue sales has to work now.",
+                   [target(f"max by (job, segment) ({q.one(metric, q.PICKED)})", f"{{{{segment}}}} {name}", instant=True) for name, metric in now], (0, y, 8, 8), unit="short", orientation="horizontal",
+                   overrides=[override("byRegexp", " overdue$", color={"mode": "fixed", "fixedColor": "orange"})])
+    yield stat("Oldest awaiting a touch", "Age of the oldest lead of the selected segments still waiting for a first touch.",
+               [target(f"max({q.one('leadpulse_oldest_awaiting_touch_age_seconds', q.PICKED)})", "oldest", instant=True)], (8, y, 4, 8), unit="s",
+               steps=thresholds("text"), no_value="none waiting")
+    yield timeseries("Stalled leads by stage", "Leads of the selected segments sitting at mql (14 days by default) or sql (30 days, no deal) without moving on, and dotted the usual level LeadStageStalled learns: it fires when the count piles up a quarter and 3 standard deviations above it.",
+                     [target(q.stalled("leadpulse_leads_stalled"), "{{stage}}"), target(q.stalled(STALLED_USUAL), "{{stage}} usual")], (12, y, 12, 8), unit="short", from_zero=True,
+                     overrides=[override("byRegexp", " usual$", custom_lineStyle={"fill": "dot", "dash": [2, 4]}, custom_lineWidth=1)])
+    y += 8
+    owner = q.owners(config.owner_dimension)
+
+    def per_owner(metric: str, *matchers: str) -> str:
+        return f"max by (job, segment) ({q.one(metric, owner, *matchers)})"
+
+    columns = {
+        "A": ("within SLA", per_owner("leadpulse_window_follow_up_met_ratio", q.WINDOW)),
+        "B": ("met", per_owner("leadpulse_window_follow_up_leads", q.WINDOW, 'outcome="met"')),
+        "C": ("breached", per_owner("leadpulse_window_follow_up_leads", q.WINDOW, 'outcome="breached"')),
+        "D": ("median speed to lead", q.first_touch_quantile(0.5, owner)),  # already one per (job, segment)
+        "E": ("awaiting", per_owner("leadpulse_leads_awaiting_touch")),
+        "F": ("overdue", per_owner("leadpulse_leads_overdue_touch")),
+    }
+    yield table(f"Owners ({config.owner_dimension}), last $window", f"One row per sales owner, when `{config.owner_dimension}` is a configured dimension (LEADPULSE_DIMENSIONS; empty otherwise): the share of their leads touched within the SLA, the counts behind it, their median speed to lead, and their queue now. Most breached first.",
+                [target(expr, instant=True, fmt="table") for _, expr in columns.values()], (0, y, 24, 8), unit="short", sort_by="breached",
+                transformations=[
+                    {"id": "merge", "options": {}},
+                    {"id": "organize", "options": {"excludeByName": {"Time": True, "job": True}, "renameByName": {"segment": "owner", **{f"Value #{ref}": name for ref, (name, _) in columns.items()}}}},
+                ],
+                overrides=[override("byName", "within SLA", unit="percentunit", decimals=1), override("byName", "median speed to lead", unit="s")])
 
 
 def check_panel(title: str, check: str, description: str, grid: tuple[int, int, int, int]) -> JSON:
@@ -279,7 +326,7 @@ def variables(config: MixinConfig) -> list[JSON]:
 
 def dashboard(config: MixinConfig = CONFIG) -> JSON:
     """The whole dashboard as Grafana's JSON model (schema 39, Grafana 11.3)."""
-    sections = [headline, by_segment, matured, cohorts, deals, health]
+    sections = [headline, by_segment, lambda y: follow_up(y, config), matured, cohorts, deals, health]
     panels: list[JSON] = []
     for section in sections:
         y = max((p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels), default=0)

@@ -17,6 +17,11 @@ class MixinConfig:
     refresh: str = "1m"
     grafana_url: str = "http://localhost:3000"  # base of the alerts' dashboard_url
     docs_url: str = "https://github.com/leadpulse/leadpulse/blob/main/docs"  # base of runbook_url
+    # LeadFollowUpSlow compares the within-SLA share of the shortest window with the rest of
+    # the longest (days 8-90 by default): both must be among the exporter's LEADPULSE_WINDOWS.
+    follow_up_recent_window: str = "7d"
+    follow_up_usual_window: str = "90d"
+    owner_dimension: str = "owner"  # the attribute key of the sales owner, for the dashboard's owners table
 
     @property
     def selector(self) -> str:

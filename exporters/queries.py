@@ -72,13 +72,33 @@ def ttc_buckets(labels: str = PICKED) -> str:
     return f"sum by (le) ({one('leadpulse_window_time_to_convert_seconds_bucket', labels, WINDOW)})"
 
 
+def histogram_quantile(histogram: str, quantile: float, by: str, labels: str, unit: int = 1) -> str:
+    """A quantile of a window histogram in `unit` seconds, only for groups with at least one
+    observation (histogram_quantile of empty buckets is NaN)."""
+    buckets = f"sum by ({by}, le) ({one(f'{histogram}_bucket', labels, WINDOW)})"
+    count = f"sum by ({by}) ({one(f'{histogram}_count', labels, WINDOW)})"
+    scaled = f" / {unit}" if unit != 1 else ""
+    return f"histogram_quantile({quantile}, {buckets}){scaled} and on ({by}) ({count} > 0)"
+
+
 def ttc_quantile(quantile: float, by: str) -> str:
-    """A quantile of time to convert in days, only for groups with at least one customer
-    (histogram_quantile of empty buckets is NaN)."""
-    labels = ALL if by == "job" else PICKED
-    buckets = f"sum by ({by}, le) ({one('leadpulse_window_time_to_convert_seconds_bucket', labels, WINDOW)})"
-    count = f"sum by ({by}) ({one('leadpulse_window_time_to_convert_seconds_count', labels, WINDOW)})"
-    return f"histogram_quantile({quantile}, {buckets}) / {DAY} and on ({by}) ({count} > 0)"
+    """A quantile of time to convert in days, only for groups with at least one customer."""
+    return histogram_quantile("leadpulse_window_time_to_convert_seconds", quantile, by, ALL if by == "job" else PICKED, DAY)
+
+
+def first_touch_quantile(quantile: float, labels: str = PICKED) -> str:
+    """A quantile of speed to lead in seconds per segment, only for segments with a touched lead."""
+    return histogram_quantile("leadpulse_window_first_touch_seconds", quantile, "job, segment", labels)
+
+
+def owners(owner_dimension: str) -> str:
+    """The segments of the owner dimension (no data, and an empty table, where it is not configured)."""
+    return f'{JOB}, dimension="{owner_dimension}", segment=~".+"'
+
+
+def stalled(metric: str) -> str:
+    """Stalled leads of the selected segments per stage: the exported count, or the alert's learnt usual level."""
+    return f"sum by (job, stage) ({one(metric, PICKED)})"
 
 
 def bucket_names() -> list[tuple[str, str]]:

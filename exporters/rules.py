@@ -6,10 +6,14 @@ bench-alerts`), which evaluates the same `Alert.conditions` in Python (`Alert.ho
 held to promtool by tests/exporters/test_rules.py). Every expression selects the
 mixin's job (`exporters.mixin.CONFIG`), every alert links its runbook and the dashboard.
 
-The business alerts compare published numbers with thresholds and nothing else: the
+The conversion alerts compare published numbers with thresholds and nothing else: the
 exporter computes observed and expected customers, the drop and the z score from the
 per-day counters in Redis (`aggregates.checks`), so no rule needs `offset` or a long
-range, and a new or restarted Prometheus alerts within `for:`.
+range, and a new or restarted Prometheus alerts within `for:`. The follow-up alerts read
+the contract's follow-up series through recording rules (`_follow_up_records`,
+`_stalled_records`) that publish the same shape of check series (`check="follow_up"`,
+`check="stalled"`), so one `Alert` type, one harness evaluation and one promtool
+agreement test serve all of them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ import yaml
 
 from aggregates.checks import CONVERSION, QUALITY
 from exporters.mixin import CONFIG, MixinConfig
+
+FOLLOW_UP: Final = "follow_up"
+STALLED: Final = "stalled"
 
 OUTPUT: Final = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules" / "leadpulse.yml"
 
@@ -106,15 +113,91 @@ CONVERSION_ALERTS: Final = (
 QUALITY_ALERT: Final = Alert(
     "LeadQualityDrop", QUALITY, "warning", (Condition(DROP, ">=", MIN_DROP), *_gates(QUALITY_Z)), QUALITY_FOR
 )
-BUSINESS_ALERTS: Final = (*CONVERSION_ALERTS, QUALITY_ALERT)
 
-_TEXT: Final = {
+# LeadFollowUpSlow: the recent window's within-SLA share against the segment's usual share
+# (the rest of the long window), from the contract's `leadpulse_window_follow_up_leads`.
+RECENT_LEADS: Final = "leadpulse:follow_up_recent_leads"
+RECENT_MET: Final = "leadpulse:follow_up_recent_met"
+USUAL_LEADS: Final = "leadpulse:follow_up_usual_leads"
+USUAL_MET: Final = "leadpulse:follow_up_usual_met"
+RECENT_SHARE: Final = "leadpulse:follow_up_recent_met_ratio"
+USUAL_SHARE: Final = "leadpulse:follow_up_usual_met_ratio"
+SHORTFALL: Final = "leadpulse:follow_up_shortfall_ratio"
+VOLUME: Final = "leadpulse:follow_up_volume_ratio"
+FOLLOW_UP_ZSCORE: Final = "leadpulse:follow_up_zscore"
+#: What moves the recent share besides binomial noise, one sd: the team's week-to-week
+#: wobble (a sick day, a trade show: 2 points) and, under a 24 x 7 SLA, which weekend
+#: days the recent window holds as the days roll over (up to 8 points at Monday midnight,
+#: measured by `make bench-alerts`).
+FOLLOW_UP_VARIATION: Final = 0.05
+#: Stricter than the conversion checks (p <= 0.0001): the share is tested every hour, not
+#: once a day, and a small segment's binomial tail is longer than the normal one.
+FOLLOW_UP_Z: Final = -3.72
+#: A shortfall worth a look: 15 points of the within-SLA share (85% -> 70%).
+MIN_SHORTFALL: Final = 0.15
+#: Leads whose deadline passed: in the recent window, and in the usual one to learn the share from.
+MIN_RECENT_LEADS: Final = 20.0
+MIN_USUAL_LEADS: Final = 60.0
+#: Leads a day in the recent window against the usual: a holiday week (few leads, and the
+#: team away, so under a 24 x 7 SLA nearly all of them breach) is below half, a working
+#: week at 0.7 to 0.9 (the recent window holds only the leads whose deadline passed).
+MIN_VOLUME: Final = 0.5
+#: The share moves as deadlines pass, hour by hour: an hour keeps a single late batch of
+#: touches (a CRM sync) from alerting, and is short next to the SLA itself.
+FOLLOW_UP_FOR: Final = "1h"
+
+# LeadStageStalled: the stalled count against the segment's usual count, a level the
+# recording rule `STALLED_USUAL` learns (an exponential average, STALL_MEMORY_DAYS of memory).
+STALLED_NOW: Final = "leadpulse:leads_stalled_now"
+STALLED_USUAL: Final = "leadpulse:leads_stalled_usual"
+STALLED_RISE: Final = "leadpulse:leads_stalled_rise_ratio"
+STALLED_Z: Final = "leadpulse:leads_stalled_zscore"
+#: Stalled counts move by days, and they hold up to a year of leads nobody closed: a
+#: memory of 90 days lets a pile-up growing by the stage's intake a day stand out within
+#: weeks (a shorter one follows the pile-up up and never sees it; `make bench-alerts`).
+STALL_MEMORY_DAYS: Final = 90
+#: The usual level's evaluation interval, fixed so the average's weight does not depend
+#: on the server's global evaluation_interval.
+STALLED_INTERVAL_SECONDS: Final = 60
+#: The stalled count wobbles with the flow into the stage: 10% of the level, one sd, beyond Poisson.
+STALLED_VARIATION: Final = 0.1
+#: A quarter above the usual level, and at least 10 stalled leads.
+MIN_RISE: Final = 0.25
+MIN_STALLED: Final = 10.0
+STALLED_FOR: Final = "6h"
+
+FOLLOW_UP_ALERT: Final = Alert(
+    "LeadFollowUpSlow",
+    FOLLOW_UP,
+    "warning",
+    (
+        Condition(SHORTFALL, ">=", MIN_SHORTFALL),
+        Condition(FOLLOW_UP_ZSCORE, "<=", FOLLOW_UP_Z),
+        Condition(RECENT_LEADS, ">=", MIN_RECENT_LEADS),
+        Condition(USUAL_LEADS, ">=", MIN_USUAL_LEADS),
+        Condition(VOLUME, ">=", MIN_VOLUME),
+    ),
+    FOLLOW_UP_FOR,
+)
+STALLED_ALERT: Final = Alert(
+    "LeadStageStalled",
+    STALLED,
+    "warning",
+    (Condition(STALLED_RISE, ">=", MIN_RISE), Condition(STALLED_Z, ">=", -CONVERSION_Z), Condition(STALLED_NOW, ">=", MIN_STALLED)),
+    STALLED_FOR,
+)
+FOLLOW_UP_ALERTS: Final = (FOLLOW_UP_ALERT, STALLED_ALERT)
+BUSINESS_ALERTS: Final = (*CONVERSION_ALERTS, QUALITY_ALERT, *FOLLOW_UP_ALERTS)
+
+_CUSTOMERS: Final = {"observed": (OBSERVED, "%.0f"), "expected": (EXPECTED, "%.1f"), "z": (ZSCORE, "%.2f")}
+_TEXT: Final[dict[str, tuple[str, str, dict[str, tuple[str, str]]]]] = {
     CONVERSION: (
         "{{ $labels.dimension }}={{ $labels.segment }}: {{ $value | humanizePercentage }} fewer customers than its lead flow predicts",
         "{observed} customers won on the last 7 complete UTC days\n"
         "where the leads of the weeks they come from, at the segment's own conversion lags, predict\n"
         "{expected} (z = {z}).\n"
         "A change in lead volume alone does not move this: the prediction follows the lead flow.",
+        _CUSTOMERS,
     ),
     QUALITY: (
         "{{ $labels.dimension }}={{ $labels.segment }}: leads convert {{ $value | humanizePercentage }} less than its earlier leads at the same age",
@@ -122,24 +205,47 @@ _TEXT: Final = {
         "where the 16 weeks of leads before them, at the same ages, predict\n"
         "{expected} (z = {z}).\n"
         "The leads arriving now are worse; the period rate will show it weeks later.",
+        _CUSTOMERS,
+    ),
+    FOLLOW_UP: (
+        "{{ $labels.dimension }}={{ $labels.segment }}: share of leads touched within the SLA {{ $value | humanizePercentage }} below its usual",
+        "{recent} of the {leads} leads of the recent window whose deadline has passed were touched in time,\n"
+        "against {usual} usually (z = {z}).\n"
+        "Leads are waiting: the conversion alerts will see this weeks from now.",
+        {"recent": (RECENT_SHARE, "%"), "leads": (RECENT_LEADS, "%.0f"), "usual": (USUAL_SHARE, "%"), "z": (FOLLOW_UP_ZSCORE, "%.2f")},
+    ),
+    STALLED: (
+        "{{ $labels.dimension }}={{ $labels.segment }}: {{ $value | humanizePercentage }} more leads stalled at {{ $labels.stage }} than usual",
+        "{now} leads sit at {{{{ $labels.stage }}}} past its stall time, where {usual} is usual (z = {z}).",
+        {"now": (STALLED_NOW, "%.0f"), "usual": (STALLED_USUAL, "%.0f"), "z": (STALLED_Z, "%.2f")},
     ),
 }
 
 
 def _value_of(series: str, check: str, config: MixinConfig, fmt: str) -> str:
-    """A template that queries one of the segment's check series at the alert's time."""
-    query = f"{series}{{{config.selector.replace(chr(34), chr(39))},check='{check}',dimension='%s',segment='%s'}}"
-    return f'{{{{ with printf "{query}" $labels.dimension $labels.segment | query }}}}{{{{ . | first | value | printf "{fmt}" }}}}{{{{ end }}}}'
+    """A template that queries one of the segment's check series at the alert's time.
+
+    The format `%` shows a share as a percentage. The stalled series also
+    match the alert's stage (the usual level has no `check` label).
+    """
+    matchers = [config.selector.replace(chr(34), chr(39)), "dimension='%s'", "segment='%s'"]
+    labels = "$labels.dimension $labels.segment"
+    if series != STALLED_USUAL:
+        matchers.insert(1, f"check='{check}'")
+    if check == STALLED:
+        matchers.append("stage='%s'")
+        labels += " $labels.stage"
+    query = f"{series}{{{','.join(matchers)}}}"
+    shown = "humanizePercentage" if fmt == "%" else f'printf "{fmt}"'
+    return f'{{{{ with printf "{query}" {labels} | query }}}}{{{{ . | first | value | {shown} }}}}{{{{ end }}}}'
 
 
 def _annotations(alert: Alert, config: MixinConfig) -> dict[str, str]:
-    summary, description = _TEXT[alert.check]
+    summary, description, values = _TEXT[alert.check]
     return {
         "summary": summary,
         "description": description.format(
-            observed=_value_of(OBSERVED, alert.check, config, "%.0f"),
-            expected=_value_of(EXPECTED, alert.check, config, "%.1f"),
-            z=_value_of(ZSCORE, alert.check, config, "%.2f"),
+            **{name: _value_of(series, alert.check, config, fmt) for name, (series, fmt) in values.items()}
         ),
         "runbook_url": config.runbook_url(alert.name.lower()),
         # No spaces inside the braces: the URL encoding would turn them into `+`.
@@ -155,6 +261,75 @@ def _business_rule(alert: Alert, config: MixinConfig) -> dict[str, Any]:
         "labels": {"severity": alert.severity},
         "annotations": _annotations(alert, config),
     }
+
+
+def _record(name: str, expr: str, check: str) -> dict[str, Any]:
+    return {"record": name, "expr": expr, "labels": {"check": check}}
+
+
+def _follow_up_records(config: MixinConfig) -> list[dict[str, Any]]:
+    """The check series of LeadFollowUpSlow, from the two windows' met and breached counts.
+
+    The usual share is the long window minus the recent one (days 8-90 by default), so
+    it needs no history in Prometheus: a new install alerts within `for:`. An outcome
+    with no lead may be absent from /metrics, hence `or 0 * ...` (no met lead is the worst
+    case, not a missing one).
+    """
+    s, w = config.selector, "leadpulse_window_follow_up_leads"
+
+    def counted(window: str, outcome: str) -> str:
+        matchers = f'{s}, window="{window}"'
+        if outcome == "all":
+            return f"sum without (window, outcome) ({w}{{{matchers}}})"
+        return f'sum without (window, outcome) ({w}{{{matchers}, outcome="{outcome}"}})\nor\n0 * {counted(window, "all")}'
+
+    def ours(name: str) -> str:
+        return f'{name}{{{s}, check="{FOLLOW_UP}"}}'
+
+    recent, usual = config.follow_up_recent_window, config.follow_up_usual_window
+    recent_days, usual_days = int(recent.removesuffix("d")), int(usual.removesuffix("d"))
+    n, met, p, n_b = ours(RECENT_LEADS), ours(RECENT_MET), ours(USUAL_SHARE), ours(USUAL_LEADS)
+    # The binomial sd of the recent met count at the usual share, widened by the usual
+    # share's own uncertainty (n / n_b) and by the week-to-week variation.
+    sd = f"sqrt({n} * {p} * (1 - {p}) * (1 + {n} / {n_b}) + ({FOLLOW_UP_VARIATION:g} * {n}) ^ 2)"
+    return [
+        _record(RECENT_LEADS, counted(recent, "all"), FOLLOW_UP),
+        _record(RECENT_MET, counted(recent, "met"), FOLLOW_UP),
+        _record(USUAL_LEADS, f"{counted(usual, 'all')}\n- ignoring (check)\n{n}", FOLLOW_UP),
+        _record(USUAL_MET, f"({counted(usual, 'met')})\n- ignoring (check)\n{met}", FOLLOW_UP),
+        _record(RECENT_SHARE, f"{met} / ({n} > 0)", FOLLOW_UP),
+        _record(USUAL_SHARE, f"{ours(USUAL_MET)} / ({n_b} > 0)", FOLLOW_UP),
+        _record(SHORTFALL, f"{p} - {ours(RECENT_SHARE)}", FOLLOW_UP),
+        _record(VOLUME, f"({n} / {recent_days})\n/\n({n_b} / {usual_days - recent_days})", FOLLOW_UP),
+        _record(FOLLOW_UP_ZSCORE, f"({met} + 0.5 - {n} * {p})\n/\n{sd}", FOLLOW_UP),
+    ]
+
+
+def _stalled_records(config: MixinConfig) -> list[dict[str, Any]]:
+    """The check series of LeadStageStalled: the stalled count against its learnt usual level.
+
+    The usual level is an exponential average updated every STALLED_INTERVAL_SECONDS from
+    its own last value (within `for:`, so no range is longer than the alert's wait); it
+    starts at the first count seen, so a new install learns the level it finds and alerts
+    on what piles up after.
+    """
+    s = config.selector
+    stalled = f"leadpulse_leads_stalled{{{s}}}"
+    weight = STALLED_INTERVAL_SECONDS / (STALL_MEMORY_DAYS * 86400)
+    usual = f"{STALLED_USUAL}{{{s}}}"
+    level = f"last_over_time({usual}[{STALLED_FOR}]) * {1 - weight:.9g} + {stalled} * {weight:.9g}\nor\n{stalled}"
+    now, floor = f'{STALLED_NOW}{{{s}, check="{STALLED}"}}', f"clamp_min({usual}, 1)"
+    return [
+        {"record": STALLED_USUAL, "expr": level},
+        _record(STALLED_NOW, stalled, STALLED),
+        _record(STALLED_RISE, f"{now}\n/ ignoring (check)\n{floor} - 1", STALLED),
+        # Poisson around the usual level (at least 1), widened by its usual wobble.
+        _record(
+            STALLED_Z,
+            f"({now} - ignoring (check) {usual})\n/ ignoring (check)\nsqrt({floor} + ({STALLED_VARIATION:g} * {usual}) ^ 2)",
+            STALLED,
+        ),
+    ]
 
 
 #: Quiet time per topic of LeadFeedStalled: leads arrive all day, deals close a few times a day.
@@ -222,7 +397,13 @@ def rules(config: MixinConfig = CONFIG) -> dict[str, Any]:
     """The rule file as data: the business alerts, then the pipeline's."""
     return {
         "groups": [
-            {"name": "leadpulse-conversion", "rules": [_business_rule(a, config) for a in BUSINESS_ALERTS]},
+            {"name": "leadpulse-conversion", "rules": [_business_rule(a, config) for a in (*CONVERSION_ALERTS, QUALITY_ALERT)]},
+            {"name": "leadpulse-follow-up", "rules": [*_follow_up_records(config), _business_rule(FOLLOW_UP_ALERT, config)]},
+            {
+                "name": "leadpulse-stalled",
+                "interval": f"{STALLED_INTERVAL_SECONDS}s",
+                "rules": [*_stalled_records(config), _business_rule(STALLED_ALERT, config)],
+            },
             {"name": "leadpulse-pipeline", "rules": _pipeline_rules(config)},
         ]
     }

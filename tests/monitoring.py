@@ -95,9 +95,11 @@ def exporter(env: Mapping[str, str], workdir: Path) -> Iterator[str]:
 
 
 def rules_with_short_for(dest: Path, duration: str = "2s") -> Path:
-    """The shipped rules with every `for:` set to `duration`; nothing else changes."""
+    """The shipped rules with every `for:` set to `duration`, and groups with an interval of
+    their own evaluated at Prometheus's 1 s too; nothing else changes."""
     config = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "leadpulse.yml").read_text())
     for group in config["groups"]:
+        group.pop("interval", None)
         for rule in group["rules"]:
             if "for" in rule:
                 rule["for"] = duration
@@ -173,6 +175,19 @@ def alertmanager(workdir: Path, webhook_url: str) -> Iterator[int]:
         yield port
 
 
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on a free port in a thread; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class WebhookReceiver:
     """An HTTP server that records every Alertmanager notification it is sent."""
@@ -192,14 +207,8 @@ class WebhookReceiver:
             def log_message(self, *_: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/alerts"
-        finally:
-            server.shutdown()
-            server.server_close()
+        with serving(Handler) as base:
+            yield f"{base}/alerts"
 
     def alerts(self, **labels: str) -> list[dict[str, Any]]:
         """Alerts received so far whose labels include `labels`."""
@@ -209,6 +218,26 @@ class WebhookReceiver:
             for alert in note["alerts"]
             if all(alert["labels"].get(k) == v for k, v in labels.items())
         ]
+
+
+@contextmanager
+def serving_metrics(text: str) -> Iterator[str]:
+    """A /metrics endpoint answering `text`: synthetic samples of series no exporter of this tree publishes yet."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = text.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    with serving(Handler) as base:
+        yield f"{base}/metrics"
 
 
 def conversion_feed(now: datetime, tag: str, source: str, baseline: tuple[int, int], recent: tuple[int, int]) -> list[dict[str, Any]]:

@@ -62,14 +62,11 @@ def feed_kafka(
     At most `rate` records per second: when that binds, the feed lags behind simulated
     time and catches up later; it never sends a record before its delivery time.
     """
-    from streams.ingest.publish import DELIVERY_TIMEOUT_MS, connect
+    from streams.ingest.publish import Deliveries, connect, produce
 
-    producer = connect(settings)
+    deliveries = Deliveries()
+    producer = connect(settings, deliveries)
     summary = FeedSummary()
-
-    def failed(_: Exception) -> None:  # runs on the producer's I/O thread, the only writer of `failed`
-        summary.failed += 1
-
     started = time.monotonic()
     deadline = started + duration_s if duration_s is not None else math.inf
     reported = started
@@ -81,15 +78,15 @@ def feed_kafka(
                     stop.wait(summary.sent / rate - (time.monotonic() - started))
                 if stop.is_set() or time.monotonic() >= deadline:
                     break
-                producer.send(message.topic, message.value, key=message.key).add_errback(failed)
+                produce(producer, deliveries, message.topic, message.value, message.key, None)
                 summary.sent += 1
+            producer.poll(0)  # count what Kafka answered so far
             if time.monotonic() - reported >= PROGRESS_EVERY_S:
                 reported = time.monotonic()
                 log.info("simulated time %s, %d records sent", rfc3339(horizon), summary.sent)
             stop.wait(TICK_S)
     finally:
-        producer.flush(timeout=DELIVERY_TIMEOUT_MS / 1000)
-        producer.close(timeout=DELIVERY_TIMEOUT_MS / 1000)
+        summary.failed = deliveries.settle(producer, summary.sent, 0).failed
     return summary
 
 

@@ -5,7 +5,7 @@ acknowledged every record of it (events to their topics keyed by `lead_id`, inva
 records to `leadpulse.rejected`). If Kafka cannot take them all within PRODUCE_TIMEOUT_S
 the answer is 503 and nothing counts as accepted; some records may still have reached
 Kafka, and a retry re-sends them under the same `event_id`s, which the workers count
-once. Validation is `parse_record`, the same as `publish` and the workers.
+once. Validation is `decode_record`, the same as `publish` and the workers.
 
 Salesforce's Outbound Messages are SOAP: their route answers an Ack or a SOAP fault
 (`streams.ingest.vendors.salesforce_outbound`), never JSON.
@@ -17,31 +17,27 @@ route pattern instead of the path.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import click
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.events import MAX_RECORD_BYTES, Event, Rejection, parse_record
+from streams.decoding import decode_record
+from streams.events import MAX_RECORD_BYTES, Rejection
 from streams.imports.salesforce import object_events
-from streams.ingest.publish import rejected_key
 from streams.ingest.records import Record, read_jsonl, wall_clock_ms
-from streams.kafka.clients import KafkaClientOptions, client_options
-from streams.kafka.diagnose import diagnose
-from streams.kafka.rejected import rejection_headers
-from streams.settings import INPUT_TOPICS, REJECTED_TOPIC, Settings
+from streams.kafka.clients import client_options
+from streams.settings import Settings
 from streams.ingest.openapi import document_json
+from streams.ingest.sink import KafkaSink, KafkaUnavailable
 from streams.ingest.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from streams.ingest.vendors import SECRET_SETTINGS, Hook, MisconfiguredHook, hooks, outbound_hook
 from streams.ingest.vendors import salesforce_outbound as outbound
@@ -53,31 +49,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES: Final = 1024 * 1024
 JSON: Final = "application/json"
 NDJSON: Final = "application/x-ndjson"
-# Kafka gets 10 s (connecting included) to acknowledge a request's records: enough to ride
-# out a leader election (a few seconds) while the sender waits; past that a 503 lets it
-# retry rather than hang. healthz gets 2 s, as probes time out quickly.
-PRODUCE_TIMEOUT_S: Final = 10.0
-HEALTH_TIMEOUT_S: Final = 2.0
 RETRY_AFTER_S: Final = 5
-#: After a failed produce, why Kafka refused is diagnosed (and logged with the 503) at most
-#: this often, within DIAGNOSE_TIMEOUT_S, so a flood of failing requests costs one check.
-DIAGNOSE_EVERY_S: Final = 30.0
-DIAGNOSE_TIMEOUT_S: Final = 5.0
-#: No lingering: records batch up anyway while a produce request is in flight (aiokafka keeps
-#: one per broker); in `tests/bench/api.py`, 5 ms doubled a lone event's latency and gained nothing
-#: at batch sizes 100 and 1,000.
-LINGER_MS: Final = 0
-BATCH_BYTES: Final = 256 * 1024
-#: Everything that means "Kafka did not take it": broker errors, connection errors, our timeouts.
-_KAFKA_FAILURES: Final = (KafkaError, OSError, asyncio.TimeoutError)
 
 
 class MissingSecret(Exception):
     """The API would accept unsigned requests. Set LEADPULSE_INGEST_SECRET (or pass --insecure-no-auth to test)."""
-
-
-class KafkaUnavailable(Exception):
-    """Kafka did not acknowledge every record in time; the client should retry the whole request."""
 
 
 class Refused(Exception):
@@ -113,89 +89,6 @@ class ApiMetrics:
             self.events.labels(outcome)
 
 
-class KafkaSink:
-    """The API's one idempotent producer, started on first use: the API serves (503s) while Kafka is down."""
-
-    def __init__(self, kafka: KafkaClientOptions) -> None:
-        self._kafka = kafka
-        self._producer: AIOKafkaProducer | None = None
-        self._cause: tuple[float, str | None] | None = None  # when the last diagnosis ran, and what it found
-        self._lock = asyncio.Lock()
-
-    async def send(self, records: Sequence[Record], origin: str) -> None:
-        """Produce every record and wait for all acknowledgements; `KafkaUnavailable` if any is missing."""
-        try:
-            await asyncio.wait_for(self._send(records, origin), PRODUCE_TIMEOUT_S)
-        except _KAFKA_FAILURES as exc:
-            raise KafkaUnavailable(await self._why(exc)) from exc
-
-    async def _why(self, exc: BaseException) -> str:
-        """The diagnosed cause (credentials, certificates, ACLs), at most one diagnosis per DIAGNOSE_EVERY_S."""
-        now = time.monotonic()
-        if self._cause is None or now - self._cause[0] > DIAGNOSE_EVERY_S:
-            try:
-                cause = await asyncio.wait_for(diagnose(self._kafka, [*INPUT_TOPICS, REJECTED_TOPIC]), DIAGNOSE_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                cause = None
-            self._cause = (now, cause)
-        return self._cause[1] or str(exc) or type(exc).__name__
-
-    async def reachable(self) -> bool:
-        """Whether Kafka answers a metadata request within HEALTH_TIMEOUT_S (connecting included)."""
-
-        async def metadata() -> None:
-            producer = await self._started()
-            await producer.client.fetch_all_metadata()
-
-        try:
-            await asyncio.wait_for(metadata(), HEALTH_TIMEOUT_S)
-        except _KAFKA_FAILURES:
-            return False
-        return True
-
-    async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-
-    async def _send(self, records: Sequence[Record], origin: str) -> None:
-        producer = await self._started()
-        acks = []
-        for record in records:
-            key: bytes | None
-            if isinstance(record.result, Event):
-                key, headers = record.result.lead_id.encode(), None
-                topic = record.result.topic
-            else:
-                key, headers = rejected_key(record.raw), rejection_headers(record.result, f"{origin}#{record.line}")
-                topic = REJECTED_TOPIC
-            acks.append(await producer.send(topic, record.raw, key=key, headers=headers))
-        # Wait for every outcome, so no refusal is left unobserved, then fail on the first.
-        outcomes = await asyncio.gather(*acks, return_exceptions=True)
-        failure = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
-        if failure is not None:
-            raise failure
-
-    async def _started(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    **self._kafka.kwargs(),
-                    client_id="leadpulse-api",
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=LINGER_MS,
-                    max_batch_size=BATCH_BYTES,
-                    request_timeout_ms=int(PRODUCE_TIMEOUT_S * 1000),
-                )
-                try:
-                    await producer.start()
-                except BaseException:  # cancelled by a timeout too: release its connections, retry next time
-                    await producer.stop()
-                    raise
-                self._producer = producer
-            return self._producer
-
-
 def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:
     """The records of a `POST /v1/events` body; a record's `line` is its 0-based index (JSON Lines: line).
 
@@ -211,7 +104,7 @@ def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:
         raise Refused(400, f"body is not JSON: {exc}") from exc
     raws = [orjson.dumps(item) for item in parsed] if isinstance(parsed, list) else [body]
     # A rejected record is sent as received but cut to the record limit, as `publish` does.
-    return [Record(raw[:MAX_RECORD_BYTES], parse_record(raw, now_ms), index) for index, raw in enumerate(raws)]
+    return [Record(raw[:MAX_RECORD_BYTES], decode_record(raw, now_ms), index) for index, raw in enumerate(raws)]
 
 
 class IngestApi:

@@ -4,7 +4,8 @@
 lag reader, the demo and the stack's own admin client all connect with what
 `client_options` returns, so a secured cluster needs its settings once and no command
 can forget one. kafka-python and aiokafka name their options alike
-(`security_protocol`, `ssl_context`, `sasl_*`); Faust takes `broker_credentials`.
+(`security_protocol`, `ssl_context`, `sasl_*`); Faust takes `broker_credentials`;
+`publish`'s librdkafka producer takes file paths (`librdkafka_config`).
 
 Trust: `LEADPULSE_KAFKA_SSL_CAFILE` when set; otherwise the system CAs plus the CA the
 local stack made under `$LEADPULSE_HOME/kafka/tls/`, if there is one, so a rehearsal on
@@ -17,7 +18,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import SecretStr
 
@@ -53,7 +54,9 @@ class KafkaClientOptions:
     sasl_username: str | None
     sasl_password: SecretStr | None
     ssl_context: ssl.SSLContext | None
-    certfile: Path | None = None  # the client certificate in `ssl_context`, for messages
+    certfile: Path | None = None  # the client certificate in `ssl_context`
+    keyfile: Path | None = None  # its key, when not in `certfile`
+    cafile: Path | None = None  # the CA `ssl_context` trusts beyond the system's, if any
 
     @property
     def principal(self) -> str:
@@ -72,6 +75,39 @@ class KafkaClientOptions:
             options["sasl_plain_username"] = self.sasl_username
             options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
         return options
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """The same options in librdkafka's terms (confluent-kafka), which reads certificates from files.
+
+        Hostnames are verified as with `ssl_context`; without a CA file librdkafka probes the
+        system's CA locations, as `ssl.create_default_context` does.
+        """
+        config = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
+        if self.security_protocol in TLS_PROTOCOLS:
+            config["ssl.endpoint.identification.algorithm"] = "https"
+            config["ssl.ca.location"] = str(self.cafile) if self.cafile else "probe"
+            if self.certfile is not None:
+                config["ssl.certificate.location"] = str(self.certfile)
+                config["ssl.key.location"] = str(self.keyfile or self.certfile)
+        if self.sasl_mechanism is not None:
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username or ""
+            config["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
+        return config
+
+    def durable_producer(self, client_id: str) -> dict[str, Any]:
+        """librdkafka options of a producer that loses and doubles nothing: `acks=all`, idempotent.
+
+        Its `murmur2_random` partitioner is the Java client's, kafka-python's and aiokafka's:
+        a lead's records land on one partition whichever command sent them.
+        """
+        return {
+            **self.librdkafka_config(),
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+        }
 
     def faust_credentials(self) -> CredentialsT | None:
         """Faust's `broker_credentials`: SASL (over TLS when there is a context), TLS only, or none."""
@@ -98,7 +134,7 @@ def client_options(settings: Settings) -> KafkaClientOptions:
                 "and LEADPULSE_KAFKA_SASL_PASSWORD"
             )
         mechanism = settings.kafka_sasl_mechanism
-    context, certfile = _ssl_context(settings) if protocol in TLS_PROTOCOLS else (None, None)
+    context, files = _ssl_context(settings) if protocol in TLS_PROTOCOLS else (None, _TlsFiles())
     return KafkaClientOptions(
         settings.kafka_bootstrap,
         protocol,
@@ -106,11 +142,19 @@ def client_options(settings: Settings) -> KafkaClientOptions:
         settings.kafka_sasl_username if mechanism else None,
         settings.kafka_sasl_password if mechanism else None,
         context,
-        certfile,
+        *files,
     )
 
 
-def _ssl_context(settings: Settings) -> tuple[ssl.SSLContext, Path | None]:
+class _TlsFiles(NamedTuple):
+    """The files an SSL context was loaded from: librdkafka needs the paths, not the context."""
+
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    cafile: Path | None = None
+
+
+def _ssl_context(settings: Settings) -> tuple[ssl.SSLContext, _TlsFiles]:
     """Verifying context (hostnames included) with the configured or the local stack's CA and client certificate."""
     local = settings.kafka_tls_dir
     context = ssl.create_default_context()
@@ -131,7 +175,7 @@ def _ssl_context(settings: Settings) -> tuple[ssl.SSLContext, Path | None]:
                 f"LEADPULSE_KAFKA_SSL_CERTFILE / LEADPULSE_KAFKA_SSL_KEYFILE: cannot load {certfile}"
                 f"{f' with {keyfile}' if keyfile else ''}: {exc}"
             ) from exc
-    return context, certfile
+    return context, _TlsFiles(certfile, keyfile if certfile is not None else None, cafile)
 
 
 def _existing(path: Path) -> Path | None:

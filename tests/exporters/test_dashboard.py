@@ -34,6 +34,18 @@ NOT_CHARTED = {
 }
 
 
+def in_row(prefix: str) -> list[dict[str, Any]]:
+    """The panels under the row whose title starts with `prefix`, up to the next row."""
+    found: list[dict[str, Any]] = []
+    inside = False
+    for item in BOARD["panels"]:
+        if item["type"] == "row":
+            inside = item["title"].startswith(prefix)
+        elif inside:
+            found.append(item)
+    return found
+
+
 def exprs(panel: dict[str, Any]) -> list[str]:
     return [t["expr"] for t in panel["targets"]]
 

@@ -94,6 +94,13 @@ def fresh(value: Any, old: str, new: str) -> Any:
     return orjson.loads(orjson.dumps(value).replace(old.encode(), new.encode()))
 
 
+def hubspot_examples(tag: str) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The vendor tests' batch and events for this run's own contacts (event ids are made of contact ids)."""
+    contacts = {123: int(f"{tag}1"), 124: int(f"{tag}2")}
+    batch = [{**note, "objectId": contacts[note["objectId"]]} for note in HUBSPOT_BATCH]
+    return [batch], fresh(fresh(HUBSPOT_EVENTS, "123", f"{tag}1"), "124", f"{tag}2")
+
+
 def segment_examples(tag: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The spec's identify example, and track calls shaped like its track example, with their events."""
     identify = {**ex.SEGMENT_SPEC_IDENTIFY, "messageId": f"{tag}-1", "userId": f"{tag}-u"}
@@ -115,7 +122,7 @@ def test_vendor_payloads_signed_the_vendors_way_reach_the_topics_as_the_expected
     tag = str(uuid.uuid4().int % 10**15)
     hook = vendor.split()[0]
     if hook == "hubspot":
-        bodies, expected = [fresh(HUBSPOT_BATCH, "62515", tag)], fresh(HUBSPOT_EVENTS, "62515", tag)
+        bodies, expected = hubspot_examples(tag)
     elif hook == "salesforce":
         key = "0004a3c1-5e1b-7f4d-9a3b-2c6d1e0f9a11"
         bodies, expected = [fresh(SALESFORCE_BATCH, key, tag)], fresh(SALESFORCE_EVENTS, key, tag)

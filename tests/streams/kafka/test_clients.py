@@ -23,11 +23,14 @@ from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
 from kafka.errors import KafkaError
 from pydantic import SecretStr
 
+from streams import stack
 from streams.cli import main
 from streams.ingest.api import create_app
 from streams.kafka.clients import KafkaSettingsError, client_options
 from streams.kafka.diagnose import diagnose_sync
-from streams.settings import INPUT_TOPICS, Settings
+from streams.events import Event, parse_record
+from streams.settings import INPUT_TOPICS, LEADS_TOPIC, Settings
+from streams.stack.acls import Grant, grant
 from streams.stack.probes import kafka_admin
 from tests import contract_examples
 from tests.aggregates.reference import assert_same_series
@@ -70,6 +73,22 @@ def test_sasl_ssl_options_verify_hostnames_and_hand_the_password_only_to_the_cli
     assert credentials is not None and credentials.protocol.value == "SASL_SSL"
     for shown in (repr(options), repr(credentials), str(settings), repr(settings)):
         assert KAFKA_PASSWORD not in shown
+
+
+def test_librdkafka_gets_the_same_security_under_its_own_names(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path, kafka_bootstrap="h:1", kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-256",
+        kafka_sasl_username="u", kafka_sasl_password=SecretStr(KAFKA_PASSWORD),
+    )  # fmt: skip
+    assert client_options(settings).librdkafka_config() == {
+        "bootstrap.servers": "h:1",
+        "security.protocol": "SASL_SSL",
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.ca.location": "probe",  # no CA file set and no local stack's: the system's CAs
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "u",
+        "sasl.password": KAFKA_PASSWORD,
+    }
 
 
 def test_an_unreadable_ca_file_names_its_setting(tmp_path: Path) -> None:
@@ -234,6 +253,56 @@ def test_an_authenticated_user_without_the_acls_cannot_read_the_topics(secured: 
         assert consumer.topics() == set()  # authenticated, yet it sees none of leadpulse's topics
     finally:
         consumer.close()
+
+
+def test_publish_refused_one_topic_mid_run_exits_1_saying_how_many_records_were_acknowledged(secured: Settings, tmp_path: Path) -> None:
+    """A producer error after partial delivery: a user who may write leadpulse.leads but no other topic."""
+    admin = kafka_admin(secured, 10)
+    try:
+        upsert = UserScramCredentialUpsertion("leads-only", ScramMechanism.SCRAM_SHA_512, "leads-only-pw")
+        assert admin.alter_user_scram_credentials([upsert]) == {"leads-only": None}
+        grant(admin, "leads-only", [Grant("TOPIC", LEADS_TOPIC, "WRITE")])
+    finally:
+        admin.close()
+    user = {"kafka_sasl_username": "leads-only", "kafka_sasl_password": SecretStr("leads-only-pw")}
+    leads_only = client_options(secured.model_copy(update=user))
+    deadline = time.monotonic() + 20  # the new credential reaches the broker's metadata in a moment
+    while (cause := diagnose_sync(leads_only, [LEADS_TOPIC])) is not None and "password" in cause and time.monotonic() < deadline:
+        time.sleep(0.5)
+    leads, deals, rejects = _feed_counts()
+    refused = deals + rejects
+    assert leads and refused  # the contract examples hold deals and rejects too
+    env = {**Pipeline(secured, tmp_path).env(), "LEADPULSE_KAFKA_SASL_USERNAME": "leads-only", "LEADPULSE_KAFKA_SASL_PASSWORD": "leads-only-pw"}
+
+    done = run_command(["publish", str(FEED)], env)
+
+    assert done.returncode == 1
+    assert done.stdout.strip() == f"sent {leads}, rejected 0, failed {refused}"
+    error = done.stderr.strip()
+    assert len(error.splitlines()) == 1
+    assert f"did not acknowledge {refused} records (first: TOPIC_AUTHORIZATION_FAILED" in error and "may not write there" in error
+
+
+def _feed_counts() -> tuple[int, int, int]:
+    """FEED's leads events, deals events and rejected records."""
+    results = [parse_record(raw, int(time.time() * 1000)) for raw in FEED.read_bytes().splitlines() if raw.strip()]
+    events = [r for r in results if isinstance(r, Event)]
+    leads = sum(e.topic == LEADS_TOPIC for e in events)
+    return leads, len(events) - leads, len(results) - len(events)
+
+
+@pytest.mark.parametrize(("protocol", "security"), [("SSL", {}), ("SASL_PLAINTEXT", {"kafka_sasl_mechanism": "PLAIN"})])
+def test_publish_reaches_a_broker_by_client_certificate_and_by_sasl_plain(protocol: str, security: dict[str, str], tmp_path: Path) -> None:
+    """librdkafka's options for the two other ways in: the stack's client certificate (SSL) and SASL PLAIN."""
+    settings = secured_settings(tmp_path / "home", protocol, **security)
+    try:
+        stack.up(settings, ["kafka"])
+        done = run_command(["publish", str(FEED)], Pipeline(settings, tmp_path).env())
+    finally:
+        stack.down(settings)
+    leads, deals, rejects = _feed_counts()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"sent {leads + deals}, rejected {rejects}"
 
 
 # --- secrets ---------------------------------------------------------------------------
