@@ -78,8 +78,10 @@ class Columns:
         keys = [column_key(name) for name in header]
         index: dict[str, tuple[int, ...]] = {}
         for role in mapping.columns:
-            wanted = {column_key(alias) for alias in mapping.aliases(role)}
-            found = tuple(i for i, key in enumerate(keys) if key in wanted)
+            # In the aliases' order, so where an export has two (HubSpot's `Associated Contact`
+            # names beside `Associated Contact IDs`), the first alias's column is read first.
+            wanted = dict.fromkeys(column_key(alias) for alias in mapping.aliases(role))
+            found = tuple(i for key in wanted for i, name in enumerate(keys) if name == key)
             if found:
                 index[role] = found
         return cls(mapping, tuple(header), index)

@@ -222,3 +222,41 @@ def test_xlsx_exports_as_excel_stores_them_real_datetimes_a_date_cell_serials_an
         ("101", "deal.won", None): ("2025-04-19T22:00:00.000Z", 1234.5),
     }
     assert {e["deal_id"] for e in events if "deal_id" in e} == {"5001"}
+
+
+def test_hubspot_newer_portal_export_every_field_quoted_date_entered_headers_ui_stage_labels_and_two_contacts_per_deal(
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    events = events_of(tmp_path, "hubspot", "--contacts", str(FIXTURES / "hubspot-contacts-date-entered.csv"),
+                       "--deals", str(FIXTURES / "hubspot-deals-ui-labels.csv"), "--timezone", "America/New_York")  # fmt: skip
+    found = {(e["lead_id"], e["type"], e.get("stage")): (e["occurred_at"], e.get("amount")) for e in events}
+    assert found == {  # New York is UTC-4 in September
+        ("201", "lead.created", None): ("2025-09-01T13:05:00.000Z", None),
+        ("201", "lead.qualified", "mql"): ("2025-09-02T14:00:00.000Z", None),  # Date entered "Marketing Qualified Lead (...)"
+        ("201", "lead.qualified", "sql"): ("2025-09-05T20:30:00.000Z", None),
+        ("202", "lead.created", None): ("2025-09-03T18:00:00.000Z", None),
+        ("202", "lead.qualified", "sql"): ("2025-09-04T12:00:00.000Z", None),
+        ("203", "lead.created", None): ("2025-09-10T22:45:00.000Z", None),
+        ("203", "lead.disqualified", None): ("2025-09-10T22:45:00.000Z", None),  # Lead Status label "Unqualified"
+        # deal 301: Deal Stage label "Closed Won", Amount "12,500.00", Associated Contact IDs "201;202" read
+        # before the Associated Contact names beside them; deal 302 names no contact and is skipped
+        ("201", "deal.created", None): ("2025-09-06T14:00:00.000Z", None),
+        ("201", "deal.won", None): ("2025-09-20T15:00:00.000Z", 12500.0),
+        ("202", "deal.created", None): ("2025-09-06T14:00:00.000Z", None),
+        ("202", "deal.won", None): ("2025-09-20T15:00:00.000Z", 12500.0),
+    }
+
+
+def test_salesforce_bulk_api_2_results_with_a_semicolon_delimiter_quoted_fields_and_rest_offsets(tmp_path: Path) -> None:
+    events = events_of(tmp_path, "salesforce", "--leads", str(FIXTURES / "salesforce-leads-bulk2-semicolon.csv"),
+                       "--opportunities", str(FIXTURES / "salesforce-opportunities-bulk2-semicolon.csv"))  # fmt: skip
+    found = {(e["lead_id"][-4:], e["type"], e.get("stage"), e.get("source")): (e["occurred_at"], e.get("amount")) for e in events}
+    assert found == {
+        ("1EAB", "lead.created", None, "Web"): ("2025-06-02T08:15:00.000Z", None),
+        ("1EAB", "deal.created", None, None): ("2025-06-20T09:00:00.000Z", None),  # the opportunity's (the lead's says 00:00)
+        ("2EAB", "lead.created", None, "Trade Show; Booth 4"): ("2025-06-03T23:30:00.000Z", None),  # a quoted delimiter
+        ("3EAB", "lead.created", None, "unknown"): ("2025-06-04T12:00:00.000Z", None),
+        ("3EAB", "lead.qualified", "mql", None): ("2025-06-04T12:00:00.000Z", None),
+        ("1EAB", "deal.won", None, None): ("2025-07-15T00:00:00.000Z", 48000.5),  # joined by ConvertedOpportunityId
+    }
+    assert count(events) == {"lead.created": 3, "lead.qualified": 1, "deal.created": 2, "deal.won": 1}
