@@ -32,7 +32,8 @@ help:
 	@echo "make typecheck  mypy over the product code (part of make test)"
 	@echo "make bench    run the benchmarks (docs/bench.md), after installing quixstreams and"
 	@echo "              building the Kafka Streams peer; make bench-NAME runs one:"
-	@echo "              bench-memory, bench-scrape, bench-alerts (docs/alerts.md), bench-pipeline, bench-api, bench-publish"
+	@echo "              bench-memory, bench-scrape, bench-alerts (docs/alerts.md), bench-pipeline, bench-api, bench-publish,"
+	@echo "              bench-import (docs/import.md)"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
 	@echo "make clean    make down, then remove .venv and the stacks' data"
 

@@ -14,14 +14,16 @@ import orjson
 
 from streams.events import parse_record
 from streams.imports.mapping import MappingError, load_mapping, preset
-from streams.imports.plan import ImportRefused, Source, events, links, prepare, summarise
+from streams.imports.plan import ImportRefused, Source, events, history_object, links, prepare, summarise
 from streams.ingest.publish import PublishError, report_outcome, send
 from streams.ingest.records import Record, wall_clock_ms
 from streams.settings import Settings
 
 #: Each preset's file flags -> the preset's object.
+#: A history file's object is told by its header: LeadHistory or OpportunityHistory.
+HISTORY = "history"
 PRESET_FLAGS = {"hubspot": {"contacts": "contacts", "deals": "deals"},
-                "salesforce": {"leads": "leads", "opportunities": "opportunities"}}  # fmt: skip
+                "salesforce": {"leads": "leads", "opportunities": "opportunities", "history": HISTORY}}  # fmt: skip
 PROGRESS_EVERY = 4096
 
 
@@ -37,6 +39,8 @@ class Refused(click.ClickException):
 @click.option("--deals", multiple=True, metavar="FILE", help="hubspot: a Deals export with Associated Contact IDs")
 @click.option("--leads", multiple=True, metavar="FILE", help="salesforce: a Lead extract or report export")
 @click.option("--opportunities", multiple=True, metavar="FILE", help="salesforce: an Opportunity extract or report export")
+@click.option("--history", multiple=True, metavar="FILE",
+              help="salesforce: a LeadHistory or OpportunityHistory extract, for the exact time each status or stage was entered")
 @click.option("--mapping", "mapping_path", type=click.Path(path_type=Path), help="a mapping file for any other CRM (docs/import.md)")
 @click.option("--timezone", "zone_name", metavar="ZONE", help="IANA zone of times written without an offset (e.g. Europe/Berlin)")
 @click.option("--dry-run", is_flag=True, help="print the summary and send nothing")
@@ -44,7 +48,7 @@ class Refused(click.ClickException):
 @click.option("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: LEADPULSE_KAFKA_BOOTSTRAP)")
 def import_command(
     specs: tuple[str, ...], contacts: tuple[str, ...], deals: tuple[str, ...], leads: tuple[str, ...],
-    opportunities: tuple[str, ...], mapping_path: Path | None, zone_name: str | None, dry_run: bool,
+    opportunities: tuple[str, ...], history: tuple[str, ...], mapping_path: Path | None, zone_name: str | None, dry_run: bool,
     output: Path | None, bootstrap: str | None,
 ) -> None:  # fmt: skip
     """Turn a CRM's own exports into lead and deal events and publish them (docs/import.md).
@@ -67,7 +71,7 @@ def import_command(
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
     try:
         mapping, files = _files(specs, mapping_path, settings, {"contacts": contacts, "deals": deals, "leads": leads,
-                                                                 "opportunities": opportunities})  # fmt: skip
+                                                                 "opportunities": opportunities, "history": history})  # fmt: skip
         sources, warnings = prepare(mapping, files, _zone(zone_name))
         found = links(sources)
         summary = summarise(sources, found, warnings)
@@ -106,10 +110,11 @@ def _files(
     wrong = sorted(set(given) - set(PRESET_FLAGS[crm]))
     if wrong:
         raise ImportRefused(f"--{wrong[0]} is not a {crm} flag; {crm} takes {', '.join('--' + f for f in PRESET_FLAGS[crm])}")
+    mapping = preset(crm, settings)
     files = [(PRESET_FLAGS[crm][flag], path) for flag, paths in given.items() for path in paths]
-    if not files:
-        raise ImportRefused(f"give {crm} at least one export: {', '.join('--' + f for f in PRESET_FLAGS[crm])}")
-    return preset(crm, settings), files
+    if not any(name != HISTORY for name, _ in files):
+        raise ImportRefused(f"give {crm} at least one export: {', '.join('--' + f for f in PRESET_FLAGS[crm] if f != HISTORY)}")
+    return mapping, [(history_object(mapping, path) if name == HISTORY else name, path) for name, path in files]
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

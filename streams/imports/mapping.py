@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from streams.settings import Settings
 
-Kind = Literal["lead", "deal"]
+Kind = Literal["lead", "deal", "history"]
 #: What a lead object's columns may hold.
 LEAD_ROLES: Final = (
     "id", "created", "source", "campaign", "owner", "mql", "sql", "customer", "disqualified",
@@ -29,6 +29,8 @@ LEAD_ROLES: Final = (
 )  # fmt: skip
 #: What a deal object's columns may hold.
 DEAL_ROLES: Final = ("id", "created", "closed", "lead", "stage", "won", "is_closed", "amount", "deleted")
+#: What a history object's columns may hold: one change of a record's status or stage per row.
+HISTORY_ROLES: Final = ("record", "field", "value", "at", "deleted")
 #: Values of a lead's status or stage column that mean something, and of a deal's stage.
 LEAD_VALUES: Final = ("mql", "sql", "customer", "disqualified", "ignored")
 DEAL_VALUES: Final = ("won", "lost", "ignored")
@@ -62,10 +64,17 @@ class ObjectMapping(BaseModel):
     export_hint: str = "add the column to the export"
     #: Per optional role: what the numbers will miss without it (the warning).
     missing: dict[str, str] = Field(default_factory=dict)
+    #: history: the object whose status or stage it records, whose `values` say what each means.
+    of: str | None = None
+    #: history: the `field` values of the rows that change that status or stage (`Status`).
+    tracked: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _roles_are_known(self) -> ObjectMapping:
-        roles, meanings = (LEAD_ROLES, LEAD_VALUES) if self.kind == "lead" else (DEAL_ROLES, DEAL_VALUES)
+        roles, meanings = {"lead": (LEAD_ROLES, LEAD_VALUES), "deal": (DEAL_ROLES, DEAL_VALUES),
+                           "history": (HISTORY_ROLES, ())}[self.kind]  # fmt: skip
+        if (self.kind == "history") != (self.of is not None):
+            raise ValueError("of: a history object, and only a history object, names the object it records (of: leads)")
         for key, names in (("columns", self.columns), ("required", self.required), ("calendar_dates", self.calendar_dates),
                            ("missing", self.missing)):  # fmt: skip
             unknown = sorted(set(names) - set(roles))
@@ -113,6 +122,10 @@ class CrmMapping(BaseModel):
     def _one_or_more(cls, objects: dict[str, ObjectMapping]) -> dict[str, ObjectMapping]:
         if not objects:
             raise ValueError("name at least one object")
+        for name, mapping in objects.items():
+            target = objects.get(mapping.of or "")
+            if mapping.of is not None and (target is None or target.kind == "history"):
+                raise ValueError(f"{name}.of: {mapping.of!r} is not a lead or deal object of this mapping")
         return objects
 
 

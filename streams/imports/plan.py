@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
-from streams.imports.mapping import CrmMapping, column_key
+from streams.imports.mapping import CrmMapping, ObjectMapping, column_key
 from streams.imports.rows import CellError, Columns, Links, RowMapper, Skip
 from streams.imports.summary import Summary
 from streams.imports.tables import TableError, is_readable, open_table
@@ -39,6 +39,8 @@ class Source:
     object_name: str
     path: str
     mapper: RowMapper
+    #: A history file's: the object whose statuses or stages it records.
+    records: ObjectMapping | None = None
 
 
 def prepare(mapping: CrmMapping, files: Sequence[tuple[str, str]], zone: tzinfo | None) -> tuple[list[Source], list[str]]:
@@ -62,8 +64,9 @@ def prepare(mapping: CrmMapping, files: Sequence[tuple[str, str]], zone: tzinfo 
         _check_object(mapping, object_name, path, columns)
         warnings += [f"{path}: no {role} column, so {what}" for role, what in columns.mapping.missing.items()
                      if role not in columns.index]  # fmt: skip
-        sources.append(Source(object_name, path, RowMapper(mapping.crm, columns, zone, mapping.salesforce_ids)))
-    sources.sort(key=lambda source: source.mapper.mapping.kind != "lead")
+        records = mapping.objects[columns.mapping.of] if columns.mapping.of else None
+        sources.append(Source(object_name, path, RowMapper(mapping.crm, columns, zone, mapping.salesforce_ids), records))
+    sources.sort(key=lambda source: ("history", "lead", "deal").index(source.mapper.mapping.kind))
     _check_deals_reach_leads(sources)
     return sources, warnings
 
@@ -96,11 +99,28 @@ def _check_deals_reach_leads(sources: Sequence[Source]) -> None:
             )
 
 
+def history_object(mapping: CrmMapping, path: str) -> str:
+    """Which of the mapping's history objects the file at `path` is (LeadHistory or OpportunityHistory), by its header."""
+    histories = {name: m for name, m in mapping.objects.items() if m.kind == "history"}
+    try:
+        with open_table(path) as (header, _):
+            for name, history in histories.items():
+                if all(role in Columns.resolve(history, header).index for role in history.required):
+                    return name
+    except (TableError, OSError) as exc:
+        raise ImportRefused(str(exc)) from exc
+    wanted = "; or ".join(", ".join(h.aliases(role)[0] for role in h.required) for h in histories.values())
+    raise ImportRefused(f"{path}: not a history export: it needs the columns {wanted}")
+
+
 def links(sources: Sequence[Source]) -> Links:
-    """Pass 1: merged ids and converted deals from the lead files; `lead_wins` unless deals are imported."""
+    """Pass 1: stage times from history files, merged ids and converted deals from the lead files."""
     found = Links(lead_wins=not any(s.mapper.mapping.kind == "deal" for s in sources))
     for source in sources:
         mapper = source.mapper
+        if source.records is not None:
+            _read_history(source, source.records, found)
+            continue
         if mapper.mapping.kind != "lead" or not {"merged", "converted_deal"} & set(mapper.columns.index):
             continue
         with open_table(source.path) as (_, rows):
@@ -116,9 +136,29 @@ def links(sources: Sequence[Source]) -> Links:
     return found
 
 
+def _read_history(source: Source, records: ObjectMapping, found: Links) -> None:
+    """Each record's first entry into a lead status, or last into a deal stage, of each meaning."""
+    later = max if records.kind == "deal" else min
+    rows = 0
+    with open_table(source.path) as (_, table):
+        for row in table:
+            rows += 1
+            try:
+                entry = source.mapper.history_entry(row)
+            except CellError as exc:
+                raise ImportRefused(f"{source.path}: {exc}") from None
+            meaning = records.meaning(entry[1]) if entry else None
+            if entry is None or meaning is None:
+                continue
+            key = (records.singular, entry[0], meaning)
+            found.stage_times[key] = later(found.stage_times.get(key, entry[2]), entry[2])
+    found.history_rows[source.path] = rows
+
+
 def summarise(sources: Sequence[Source], found: Links, warnings: Sequence[str]) -> Summary:
     """Pass 2: every row mapped and counted; `ImportRefused` at the first unreadable cell."""
     summary = Summary(warnings=list(warnings))
+    summary.rows.update(found.history_rows)
     for source, number, result in _results(sources, found, summary):
         summary.add_row(source.path, number, result)
     return summary
@@ -138,6 +178,8 @@ def _results(
     seen: set[int] = set()
     for source in sources:
         mapper = source.mapper
+        if source.records is not None:
+            continue
         with open_table(source.path) as (_, rows):
             for row in rows:
                 try:

@@ -55,6 +55,14 @@ class Links:
     deal_leads: dict[str, str] = field(default_factory=dict)
     #: Whether a lead's customer date is its conversion: only when no deals are imported.
     lead_wins: bool = True
+    #: (object singular, record id, meaning) -> when the record entered a status or stage of
+    #: that meaning, from a history file: a lead's first time, a deal's last.
+    stage_times: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    #: History files' rows read, by path (they yield no events of their own).
+    history_rows: dict[str, int] = field(default_factory=dict)
+
+    def stage_time(self, singular: str, record: str, meaning: str) -> datetime | None:
+        return self.stage_times.get((singular, record, meaning))
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,10 @@ class Columns:
         keys = [column_key(name) for name in header]
         index: dict[str, tuple[int, ...]] = {}
         for role in mapping.columns:
-            wanted = {column_key(alias) for alias in mapping.aliases(role)}
-            found = tuple(i for i, key in enumerate(keys) if key in wanted)
+            # In the aliases' order, so where an export has two (HubSpot's `Associated Contact`
+            # names beside `Associated Contact IDs`), the first alias's column is read first.
+            wanted = dict.fromkeys(column_key(alias) for alias in mapping.aliases(role))
+            found = tuple(i for key in wanted for i, name in enumerate(keys) if name == key)
             if found:
                 index[role] = found
         return cls(mapping, tuple(header), index)
@@ -111,6 +121,16 @@ class RowMapper:
             return None
         return self._id(self._cell(row, "converted_deal"))
 
+    def history_entry(self, row: Row) -> tuple[str, str, datetime] | None:
+        """A history row's (record, new status or stage, when): None for other fields' changes and deleted rows."""
+        record, value = self._id(self._cell(row, "record")), cell_text(self._cell(row, "value"))
+        field_name = cell_text(self._cell(row, "field"))
+        tracked = field_name is None or column_key(field_name) in {column_key(name) for name in self.mapping.tracked}
+        if record is None or value is None or not tracked or self._flag(row, "deleted"):
+            return None
+        moment = self._time(row, "at")
+        return None if moment is None else (record, value, moment)
+
     def unmapped(self, row: Row) -> list[tuple[str, str]]:
         """(column, value) of status and stage values that no setting or mapping value covers."""
         found = []
@@ -140,11 +160,14 @@ class RowMapper:
     def _lead_events(self, row: Row, lead: str, created: datetime, links: Links) -> list[dict[str, Any]]:
         events = [self._lead_created(row, lead, created)]
         meanings = {self.mapping.meaning(v) for v in (cell_text(self._cell(row, r)) for r in ("status", "stage")) if v}
-        for stage in _QUALIFYING:
-            moment = self._time(row, stage) or (created if stage in meanings else None)
+        singular = self.mapping.singular
+        for stage in _QUALIFYING:  # a stage the history shows it passed through counts, whatever its status now
+            found = [t for t in (self._time(row, stage), links.stage_time(singular, lead, stage)) if t is not None]
+            moment = min(found, default=created if stage in meanings else None)
             if moment is not None:
                 events.append(self._lead_event(lead, "lead.qualified", moment, stage=stage))
-        moment = self._time(row, "disqualified") or (created if "disqualified" in meanings else None)
+        entered = links.stage_time(singular, lead, "disqualified") or created  # only while it still is disqualified
+        moment = self._time(row, "disqualified") or (entered if "disqualified" in meanings else None)
         if moment is not None:
             reason = " ".join(filter(None, (cell_text(self._cell(row, r)) for r in ("status", "stage"))))
             events.append(self._lead_event(lead, "lead.disqualified", moment, reason=reason or "disqualified"))
@@ -178,7 +201,8 @@ class RowMapper:
         if not leads:
             return Skip(f"no lead ({self.columns.label('lead')})")
         outcome = self._outcome(row)
-        closed = self._time(row, "closed") or created
+        entered = links.stage_time(self.mapping.singular, deal, outcome.removeprefix("deal.")) if outcome else None
+        closed = entered or self._time(row, "closed") or created
         amount = self._amount(row) if outcome == "deal.won" else None
         events = []
         for lead in leads:

@@ -2,12 +2,16 @@
 
 A row's number is the one a spreadsheet shows for it (the header is row 1), so a
 refusal that names row 5012 points at what the operator sees when opening the file,
-even where a quoted cell spans several lines of the CSV.
+even where a quoted cell spans several lines of the CSV. The delimiter is the header
+line's: a comma, or one of the others Salesforce's Bulk API 2.0 writes when a job asks
+for it (`columnDelimiter` semicolon, tab, pipe, caret, backquote), as do spreadsheets
+saved in locales whose decimal mark is a comma (semicolon).
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +22,8 @@ from typing import Final
 from streams.imports.times import Cell
 
 SPREADSHEET_SUFFIXES: Final = frozenset({".xlsx", ".xlsm"})
+#: Delimiters a CRM's CSV may use, the default first (a header without any is one column).
+DELIMITERS: Final = (",", ";", "\t", "|", "^", "`")
 #: A CRM note can be long; Python's default of 128 KiB per cell would refuse the row.
 _CELL_LIMIT: Final = 16 * 1024 * 1024
 
@@ -53,11 +59,19 @@ def _csv(path: str) -> Iterator[tuple[list[str], Iterator[Row]]]:
     except OSError as exc:
         raise TableError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     with stream:
-        reader = csv.reader(stream)
+        first = stream.readline()
+        reader = csv.reader(itertools.chain([first], stream), delimiter=delimiter(first))
         header = next(reader, None)
         if header is None:
             raise TableError(f"{path}: the file is empty, not an export with a header row")
         yield [name.strip() for name in header], _csv_rows(reader)
+
+
+def delimiter(header_line: str) -> str:
+    """The delimiter a header line uses: the candidate it holds most of outside quotes (a comma on a tie)."""
+    unquoted = header_line.split('"')[::2]
+    counts = [sum(part.count(candidate) for part in unquoted) for candidate in DELIMITERS]
+    return DELIMITERS[counts.index(max(counts))]
 
 
 def _csv_rows(reader: Iterator[list[str]]) -> Iterator[Row]:

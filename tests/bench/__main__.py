@@ -4,7 +4,7 @@ Figures, not a test: every run prints every figure with its range over a few run
 where the project set a target, whether the median meets it. The benchmarks that need
 Kafka run on a bench stack (.leadpulse-bench, Kafka 29092, Redis 26380), started empty
 and stopped at the end: `scaling` on one of its own, with a Redis Cluster beside it;
-pipeline, api and publish share one, pipeline first so its topics hold only its feed.
+pipeline, api, publish and import share one, pipeline first so its topics hold only its feed.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from streams.settings import Settings
-from tests.bench import alerts, api, followup, memory, pipeline, publish, scaling, scrape
+from tests.bench import alerts, api, followup, import_, memory, pipeline, publish, scaling, scrape
 from tests.bench.common import BenchError, Section, bench_stack, targeted
 
 #: Benchmarks on private Redis servers, then those on the bench stack, in running order.
 STANDALONE: dict[str, Callable[[], Section]] = {
     "memory": memory.run, "scrape": scrape.run, "alerts": alerts.run, "followup": followup.run, "scaling": scaling.run,
 }
-ON_STACK: dict[str, Callable[[Settings], Section]] = {"pipeline": pipeline.run, "api": api.run, "publish": publish.run}
+ON_STACK: dict[str, Callable[[Settings], Section]] = {
+    "pipeline": pipeline.run, "api": api.run, "publish": publish.run, "import": import_.run,
+}
 NAMES = (*STANDALONE, *ON_STACK)
 
 

@@ -68,12 +68,13 @@ def hooks(settings: Settings, *, insecure_no_auth: bool = False) -> dict[str, Ho
             settings.segment_events or segment.DEFAULT_EVENTS, settings.segment_identify_as_lead, settings.segment_properties
         )
         form_config = form.FormConfig(settings.form_fields)
+        salesforce_config = salesforce.SalesforceConfig.from_settings(settings)
     except ValueError as exc:
         raise MisconfiguredHook(str(exc)) from exc
     vendors: dict[str, tuple[Mapper, Recogniser, Verifier, SecretStr | None]] = {
         "form": (form_config.map, form.recognise, form.verify, settings.form_secret),
         "hubspot": (hubspot.hubspot, hubspot.recognise, hubspot.verify, settings.hubspot_client_secret),
-        "salesforce": (salesforce.salesforce, salesforce.recognise, _leadpulse_signature, settings.ingest_secret),
+        "salesforce": (salesforce_config.map, salesforce.recognise, _leadpulse_signature, settings.ingest_secret),
         "segment": (segment_config.map, segment.recognise, segment.verify, settings.segment_shared_secret),
     }
     served = {}

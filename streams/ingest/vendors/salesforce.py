@@ -15,15 +15,19 @@ each id in ``ChangeEventHeader.recordIds`` is one record::
      "LeadSource": "Web", "Status": "New"}}
 
 - Lead ``CREATE`` -> ``lead.created`` (source: ``LeadSource``), plus the status event below;
-- a Lead ``Status`` of ``MQL``/``Marketing Qualified`` -> ``lead.qualified`` mql,
-  ``Qualified``/``SQL``/``Sales Qualified`` -> sql, ``Unqualified``/``Closed - Not Converted``
-  -> ``lead.disqualified`` (case-insensitive);
+- a Lead ``Status`` that ``LEADPULSE_SALESFORCE_MQL_STATUSES`` lists -> ``lead.qualified`` mql,
+  ``_SQL_STATUSES`` -> sql, ``_DISQUALIFIED_STATUSES`` -> ``lead.disqualified``;
 - a Lead ``UPDATE`` with ``IsConverted`` and ``ConvertedOpportunityId`` -> ``deal.created``;
-- an Opportunity ``CREATE``/``UPDATE`` with ``IsWon``/``IsClosed`` or ``StageName`` ``Closed Won``/
-  ``Closed Lost`` -> ``deal.won``/``deal.lost`` (amount: ``Amount``). An opportunity does
-  not name its lead, so its lead comes from the custom field `LEAD_FIELD`, which the org
-  fills at lead conversion and adds to the change event as an enriched field;
+- an Opportunity ``CREATE``/``UPDATE`` with ``IsWon``/``IsClosed``, or a ``StageName`` that
+  ``LEADPULSE_SALESFORCE_WON_STAGES``/``_LOST_STAGES`` lists -> ``deal.won``/``deal.lost``
+  (amount: ``Amount``). An opportunity does not name its lead, so its lead comes from the
+  custom field ``LEADPULSE_SALESFORCE_LEAD_FIELD``, which the org fills at lead conversion
+  and adds to the change event as an enriched field;
 - anything else is ignored.
+
+The values are read as `leadpulse import salesforce` reads them (the preset's value lists,
+compared ignoring case, spaces and punctuation), so a status means the same in a relayed
+change, an outbound message and an import.
 
 Event id: ``salesforce:<transactionKey>:<sequenceNumber>:<recordId>:<type>``, the same
 for every re-delivery of the change.
@@ -31,27 +35,16 @@ for every re-delivery of the change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from streams.events import Rejection
+from streams.imports.mapping import ObjectMapping, preset
 from streams.ingest.vendors.common import any_note_has, join_id, rfc3339_from_ms
+from streams.settings import Settings
 
 SECRET_SETTING: Final = "LEADPULSE_INGEST_SECRET"  # the relay signs with leadpulse's own scheme
-LEAD_FIELD: Final = "Lead_Id__c"
-_QUALIFIED_MQL: Final = {"type": "lead.qualified", "stage": "mql"}
-_QUALIFIED_SQL: Final = {"type": "lead.qualified", "stage": "sql"}
-_DISQUALIFIED: Final = {"type": "lead.disqualified"}
 _IDS: Final = ("transactionKey", "sequenceNumber")
-_STATUSES: Final[Mapping[str, Mapping[str, str]]] = {
-    "mql": _QUALIFIED_MQL,
-    "marketing qualified": _QUALIFIED_MQL,
-    "qualified": _QUALIFIED_SQL,
-    "sql": _QUALIFIED_SQL,
-    "sales qualified": _QUALIFIED_SQL,
-    "unqualified": _DISQUALIFIED,
-    "closed - not converted": _DISQUALIFIED,
-}
 
 
 def _payload(message: dict[str, Any]) -> dict[str, Any] | None:
@@ -66,32 +59,51 @@ def recognise(body: Any) -> str | None:
     return "not a Salesforce change event: no message has a ChangeEventHeader"
 
 
-def salesforce(message: dict[str, Any], now_ms: int) -> list[dict[str, Any]] | Rejection:
-    """A Salesforce Change Data Capture event of a Lead or an Opportunity (see the module docstring)."""
-    payload = _payload(message)
-    if payload is None:
-        return Rejection("missing_field", "ChangeEventHeader")
-    header = payload["ChangeEventHeader"]
-    record_ids = header.get("recordIds")
-    if not isinstance(record_ids, list):
-        return Rejection("missing_field", "ChangeEventHeader.recordIds")
-    entity, change = header.get("entityName"), header.get("changeType")
-    events = [
-        (record_id, fields)
-        for record_id in record_ids
-        for fields in _events(entity, change, payload, record_id)
-    ]
-    ids = [header.get(name) for name in _IDS]
-    if events and None in ids:
-        return Rejection("missing_field", f"ChangeEventHeader.{_IDS[ids.index(None)]}")
-    occurred_at = rfc3339_from_ms(header.get("commitTimestamp"))
-    return [
-        {"event_id": join_id("salesforce", *ids, record_id, fields["type"]), "occurred_at": occurred_at, **fields}
-        for record_id, fields in events
-    ]
+@dataclass(frozen=True)
+class SalesforceConfig:
+    """What Lead statuses and Opportunity stages mean, and the lead field: the import's preset and settings."""
+
+    leads: ObjectMapping
+    opportunities: ObjectMapping
+    lead_field: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SalesforceConfig:
+        objects = preset("salesforce", settings).objects
+        return cls(objects["leads"], objects["opportunities"], settings.salesforce_lead_field)
+
+    def map(self, message: dict[str, Any], now_ms: int) -> list[dict[str, Any]] | Rejection:
+        """A Salesforce Change Data Capture event of a Lead or an Opportunity (see the module docstring)."""
+        payload = _payload(message)
+        if payload is None:
+            return Rejection("missing_field", "ChangeEventHeader")
+        header = payload["ChangeEventHeader"]
+        record_ids = header.get("recordIds")
+        if not isinstance(record_ids, list):
+            return Rejection("missing_field", "ChangeEventHeader.recordIds")
+        entity, change = header.get("entityName"), header.get("changeType")
+        events = [
+            (record_id, fields)
+            for record_id in record_ids
+            for fields in _events(entity, change, payload, record_id, self)
+        ]
+        ids = [header.get(name) for name in _IDS]
+        if events and None in ids:
+            return Rejection("missing_field", f"ChangeEventHeader.{_IDS[ids.index(None)]}")
+        occurred_at = rfc3339_from_ms(header.get("commitTimestamp"))
+        return [
+            {"event_id": join_id("salesforce", *ids, record_id, fields["type"]), "occurred_at": occurred_at, **fields}
+            for record_id, fields in events
+        ]
 
 
-def _events(entity: object, change: object, payload: dict[str, Any], record_id: object) -> list[dict[str, Any]]:
+def _meaning(mapping: ObjectMapping, value: object) -> str | None:
+    return mapping.meaning(value) if isinstance(value, str) else None
+
+
+def _events(
+    entity: object, change: object, payload: dict[str, Any], record_id: object, config: SalesforceConfig
+) -> list[dict[str, Any]]:
     """The events (without id and time) that one record's change means."""
     if change not in ("CREATE", "UPDATE"):
         return []
@@ -101,23 +113,23 @@ def _events(entity: object, change: object, payload: dict[str, Any], record_id: 
             source = payload.get("LeadSource") or "unknown"
             events.append({"type": "lead.created", "lead_id": record_id, "source": source})
         status = payload.get("Status")
-        meaning = _STATUSES.get(status.strip().lower()) if isinstance(status, str) else None
-        if meaning is _DISQUALIFIED:
-            events.append({**meaning, "lead_id": record_id, "reason": f"Status {status}"})
-        elif meaning is not None:
-            events.append({**meaning, "lead_id": record_id})
+        meaning = _meaning(config.leads, status)
+        if meaning == "disqualified":
+            events.append({"type": "lead.disqualified", "lead_id": record_id, "reason": f"Status {status}"})
+        elif meaning in ("mql", "sql"):
+            events.append({"type": "lead.qualified", "stage": meaning, "lead_id": record_id})
         if payload.get("IsConverted") is True and payload.get("ConvertedOpportunityId") is not None:
             events.append({"type": "deal.created", "lead_id": record_id, "deal_id": payload["ConvertedOpportunityId"]})
         return events
     if entity == "Opportunity":
-        stage_name, won, closed = payload.get("StageName"), payload.get("IsWon"), payload.get("IsClosed")
-        if won is True or stage_name == "Closed Won":
+        stage, won, closed = _meaning(config.opportunities, payload.get("StageName")), payload.get("IsWon"), payload.get("IsClosed")
+        if won is True or stage == "won":
             kind = "deal.won"
-        elif (won is False and closed is True) or stage_name == "Closed Lost":
+        elif (won is False and closed is True) or stage == "lost":
             kind = "deal.lost"
         else:
             return []
-        deal = {"type": kind, "lead_id": payload.get(LEAD_FIELD), "deal_id": record_id}
+        deal = {"type": kind, "lead_id": payload.get(config.lead_field), "deal_id": record_id}
         if payload.get("Amount") is not None:
             deal["amount"] = payload["Amount"]
         return [deal]

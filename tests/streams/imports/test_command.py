@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import date, datetime
 from pathlib import Path
 
 import orjson
@@ -15,6 +16,7 @@ from tests.pipeline import LEADPULSE
 FIXTURES = Path(__file__).with_name("fixtures")
 CONTACTS, DEALS = str(FIXTURES / "hubspot-contacts.csv"), str(FIXTURES / "hubspot-deals.csv")
 LEADS, OPPORTUNITIES = str(FIXTURES / "salesforce-leads.csv"), str(FIXTURES / "salesforce-opportunities.csv")
+LEAD_HISTORY, OPPORTUNITY_HISTORY = str(FIXTURES / "salesforce-lead-history.csv"), str(FIXTURES / "salesforce-opportunity-history.csv")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -81,12 +83,42 @@ def test_salesforce_fixture_joins_converted_leads_skips_deleted_rows_and_counts_
     assert lost["lead_id"] == "00Q000000000004EAA"  # joined through a 15-character ConvertedOpportunityId
 
 
+def test_salesforce_history_files_give_the_exact_time_each_status_and_stage_was_entered(tmp_path: Path) -> None:
+    events = events_of(tmp_path, "salesforce", "--leads", LEADS, "--opportunities", OPPORTUNITIES,
+                       "--history", LEAD_HISTORY, "--history", OPPORTUNITY_HISTORY)  # fmt: skip
+    times = {(e["lead_id"][-4:-3], e["type"], e.get("stage")): e["occurred_at"] for e in events}
+    assert times == {
+        ("1", "lead.created", None): "2025-03-01T10:00:00.000Z",
+        ("1", "lead.qualified", "mql"): "2025-03-03T09:30:00.000Z",  # passed through MQL, now Closed - Converted
+        ("1", "lead.qualified", "sql"): "2025-03-06T14:15:00.000Z",
+        ("1", "deal.created", None): "2025-03-10T12:00:00.000Z",  # the opportunity's CreatedDate (the lead's: 03-10 00:00)
+        ("1", "deal.won", None): "2025-03-18T15:45:00.000Z",  # entered Closed Won, not the CloseDate 2025-03-05
+        ("2", "lead.created", None): "2025-03-02T10:00:00.000Z",
+        ("2", "lead.disqualified", None): "2025-03-04T08:00:00.000Z",  # a Rating change to 'Qualified' is not a status
+        ("4", "lead.created", None): "2025-03-04T10:00:00.000Z",
+        ("4", "lead.qualified", "sql"): "2025-03-15T11:00:00.000Z",  # history names it by its 15-character id
+        ("4", "deal.created", None): "2025-03-20T12:00:00.000Z",
+        ("4", "deal.lost", None): "2025-04-02T17:20:00.000Z",  # the last entry into Closed Lost, after a reopening
+    }  # a deleted history row (lead 4 to MQL) and a lead absent from the leads file (9) add nothing
+    assert count(events) == {"lead.created": 3, "lead.qualified": 3, "lead.disqualified": 1,
+                             "deal.created": 4, "deal.won": 1, "deal.lost": 1}  # fmt: skip
+
+
+def test_salesforce_history_rows_are_counted_in_the_summary_and_a_history_alone_is_refused() -> None:
+    code, stdout, _ = run("salesforce", "--leads", LEADS, "--history", LEAD_HISTORY, "--dry-run")
+    assert code == 0 and "salesforce-lead-history.csv: 9 rows read" in stdout
+    code, _, stderr = run("salesforce", "--history", LEAD_HISTORY)
+    assert code == 2 and "give salesforce at least one export: --leads, --opportunities" in stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["hubspot", "--contacts", CONTACTS], "row 2, column 'Create Date': '2025-04-08 17:19' has no UTC offset: pass --timezone"),
         (["hubspot", "--contacts", DEALS, "--timezone", "UTC"], "looks like a deals export (it has Deal Name, Deal Stage, Pipeline), not contacts"),
         (["salesforce", "--leads", OPPORTUNITIES], "looks like a opportunities export"),
+        (["salesforce", "--leads", LEADS, "--history", OPPORTUNITIES], "not a history export: it needs the columns LeadId, Field, NewValue, CreatedDate; or OpportunityId"),
+        (["salesforce", "--leads", LEAD_HISTORY], "looks like a lead_history export (it has LEADID, OLDVALUE), not leads"),
         (["salesforce", "--opportunities", OPPORTUNITIES], "the opportunities cannot reach their leads: export the column 'Lead_Id__c'"),
         (["hubspot", "--leads", LEADS], "--leads is not a hubspot flag"),
         (["hubspot", "--contacts", "missing.csv"], "missing.csv: cannot read"),
@@ -158,3 +190,73 @@ def test_the_console_script_refuses_in_a_real_process_and_sends_nothing() -> Non
     done = subprocess.run([LEADPULSE, "import", "hubspot", "--contacts", CONTACTS], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("Error: ") and "pass --timezone" in done.stderr
+
+
+def test_xlsx_exports_as_excel_stores_them_real_datetimes_a_date_cell_serials_and_number_formatted_ids(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    contacts, deals = Workbook(), Workbook()
+    sheet = contacts.active
+    sheet.append(["Record ID", "Create Date", "Original Source", "Became a Marketing Qualified Lead Date",
+                  "Became a Sales Qualified Lead Date", "Lead Status"])  # fmt: skip
+    sheet.append([101, datetime(2025, 4, 8, 17, 19), "Paid Search", date(2025, 4, 9), 45757.25, None])
+    sheet.append([102.0, datetime(2025, 1, 15, 9, 0), "Referrals", None, None, "UNQUALIFIED"])  # an id Excel made a float
+    for cell in ("A2", "A3"):
+        sheet[cell].number_format = "0"
+    contacts.save(tmp_path / "contacts.xlsx")
+    sheet = deals.active
+    sheet.append(["Record ID", "Create Date", "Close Date", "Deal Stage", "Amount", "Associated Contact IDs"])
+    sheet.append([5001, datetime(2025, 4, 11, 10, 0), date(2025, 4, 20), "closedwon", 1234.5, 101])
+    sheet["E2"].number_format = "#,##0.00"
+    deals.save(tmp_path / "deals.xlsx")
+    events = events_of(tmp_path, "hubspot", "--contacts", str(tmp_path / "contacts.xlsx"), "--deals", str(tmp_path / "deals.xlsx"),
+                       "--timezone", "Europe/Berlin")  # fmt: skip
+    found = {(e["lead_id"], e["type"], e.get("stage")): (e["occurred_at"], e.get("amount")) for e in events}
+    assert found == {  # Berlin is UTC+2 from 30 March 2025, UTC+1 before
+        ("101", "lead.created", None): ("2025-04-08T15:19:00.000Z", None),
+        ("101", "lead.qualified", "mql"): ("2025-04-08T22:00:00.000Z", None),  # the date cell: midnight in Berlin
+        ("101", "lead.qualified", "sql"): ("2025-04-10T04:00:00.000Z", None),  # serial 45757.25: 10 April 06:00
+        ("102", "lead.created", None): ("2025-01-15T08:00:00.000Z", None),
+        ("102", "lead.disqualified", None): ("2025-01-15T08:00:00.000Z", None),
+        ("101", "deal.created", None): ("2025-04-11T08:00:00.000Z", None),
+        ("101", "deal.won", None): ("2025-04-19T22:00:00.000Z", 1234.5),
+    }
+    assert {e["deal_id"] for e in events if "deal_id" in e} == {"5001"}
+
+
+def test_hubspot_newer_portal_export_every_field_quoted_date_entered_headers_ui_stage_labels_and_two_contacts_per_deal(
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    events = events_of(tmp_path, "hubspot", "--contacts", str(FIXTURES / "hubspot-contacts-date-entered.csv"),
+                       "--deals", str(FIXTURES / "hubspot-deals-ui-labels.csv"), "--timezone", "America/New_York")  # fmt: skip
+    found = {(e["lead_id"], e["type"], e.get("stage")): (e["occurred_at"], e.get("amount")) for e in events}
+    assert found == {  # New York is UTC-4 in September
+        ("201", "lead.created", None): ("2025-09-01T13:05:00.000Z", None),
+        ("201", "lead.qualified", "mql"): ("2025-09-02T14:00:00.000Z", None),  # Date entered "Marketing Qualified Lead (...)"
+        ("201", "lead.qualified", "sql"): ("2025-09-05T20:30:00.000Z", None),
+        ("202", "lead.created", None): ("2025-09-03T18:00:00.000Z", None),
+        ("202", "lead.qualified", "sql"): ("2025-09-04T12:00:00.000Z", None),
+        ("203", "lead.created", None): ("2025-09-10T22:45:00.000Z", None),
+        ("203", "lead.disqualified", None): ("2025-09-10T22:45:00.000Z", None),  # Lead Status label "Unqualified"
+        # deal 301: Deal Stage label "Closed Won", Amount "12,500.00", Associated Contact IDs "201;202" read
+        # before the Associated Contact names beside them; deal 302 names no contact and is skipped
+        ("201", "deal.created", None): ("2025-09-06T14:00:00.000Z", None),
+        ("201", "deal.won", None): ("2025-09-20T15:00:00.000Z", 12500.0),
+        ("202", "deal.created", None): ("2025-09-06T14:00:00.000Z", None),
+        ("202", "deal.won", None): ("2025-09-20T15:00:00.000Z", 12500.0),
+    }
+
+
+def test_salesforce_bulk_api_2_results_with_a_semicolon_delimiter_quoted_fields_and_rest_offsets(tmp_path: Path) -> None:
+    events = events_of(tmp_path, "salesforce", "--leads", str(FIXTURES / "salesforce-leads-bulk2-semicolon.csv"),
+                       "--opportunities", str(FIXTURES / "salesforce-opportunities-bulk2-semicolon.csv"))  # fmt: skip
+    found = {(e["lead_id"][-4:], e["type"], e.get("stage"), e.get("source")): (e["occurred_at"], e.get("amount")) for e in events}
+    assert found == {
+        ("1EAB", "lead.created", None, "Web"): ("2025-06-02T08:15:00.000Z", None),
+        ("1EAB", "deal.created", None, None): ("2025-06-20T09:00:00.000Z", None),  # the opportunity's (the lead's says 00:00)
+        ("2EAB", "lead.created", None, "Trade Show; Booth 4"): ("2025-06-03T23:30:00.000Z", None),  # a quoted delimiter
+        ("3EAB", "lead.created", None, "unknown"): ("2025-06-04T12:00:00.000Z", None),
+        ("3EAB", "lead.qualified", "mql", None): ("2025-06-04T12:00:00.000Z", None),
+        ("1EAB", "deal.won", None, None): ("2025-07-15T00:00:00.000Z", 48000.5),  # joined by ConvertedOpportunityId
+    }
+    assert count(events) == {"lead.created": 3, "lead.qualified": 1, "deal.created": 2, "deal.won": 1}

@@ -11,8 +11,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.ingest.vendors.salesforce import LEAD_FIELD, recognise, salesforce
+from streams.ingest.vendors.salesforce import SalesforceConfig, recognise
+from streams.settings import Settings
 from tests.streams.ingest.vendors.mapping import JSON_VALUES, T1, assert_total, mapped
+
+salesforce = SalesforceConfig.from_settings(Settings()).map
+LEAD_FIELD = Settings().salesforce_lead_field
 
 
 def change_event(entity: str, change: str, record_ids: list[str], sequence: int = 1, **fields: Any) -> dict[str, Any]:
@@ -87,6 +91,18 @@ def test_statuses_map_case_insensitively_and_a_lost_opportunity_is_a_lost_deal()
         ("lead.disqualified", None, "Status Closed - Not Converted"),
         ("deal.lost", None, None),
     ]
+
+
+def test_statuses_stages_and_the_lead_field_come_from_the_settings_the_import_reads() -> None:
+    custom = Settings(salesforce_mql_statuses="Hot Lead", salesforce_won_stages="Signed", salesforce_lead_field="Origin_Lead__c")
+    body = [
+        change_event("Lead", "UPDATE", ["00QA"], 1, Status="HOT-LEAD"),  # compared as the import compares
+        change_event("Lead", "UPDATE", ["00QB"], 2, Status="MQL"),  # no longer an mql status
+        change_event("Opportunity", "UPDATE", ["006"], 3, StageName="Signed", Origin_Lead__c="00QA"),
+    ]
+    events, _, ignored = mapped(SalesforceConfig.from_settings(custom).map, body)
+    assert [(e["type"], e["lead_id"], e.get("stage")) for e in events] == [("lead.qualified", "00QA", "mql"), ("deal.won", "00QA", None)]
+    assert ignored == 1
 
 
 def test_an_opportunity_without_its_lead_is_rejected_with_the_reason() -> None:
