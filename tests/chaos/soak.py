@@ -1,0 +1,229 @@
+"""The chaos soak: steady traffic through every way in while faults hit the pipeline, then an exact count.
+
+A stack of its own (three brokers and Redis under `Options.home`, on free ports; or a
+Redis Cluster of local servers) with workers, the ingest API and the exporter. For
+`Options.minutes`, each second's traffic is offered through signed API batches, the
+form hook and `leadpulse publish`, retried until acknowledged; every 20-60 s a fault
+from `tests.chaos.faults` breaks something and repairs it. Then the traffic drains, the
+workers catch up and stop, and `report --json` is held against the reference model over
+exactly the events that were acknowledged. Everything started is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from aggregates.series import Series
+from streams import stack
+from streams.events import Event as Parsed
+from streams.events import parse_record
+from streams.settings import Settings
+from tests.aggregates.reference import reference_series
+from tests.chaos import faults as f
+from tests.chaos.clients import Clients, session
+from tests.chaos.figures import FaultRecord, Figures, render, summarise
+from tests.chaos.traffic import Feed, kinds, tallies
+from tests.pipeline import LEADPULSE, Pipeline
+from tests.services import free_port, free_port_run, redis_cluster
+
+BROKERS: Final = 3
+STACK_START_TIMEOUT_S: Final = 300.0
+#: Traffic is offered in ticks of this length; publish takes each tick's share as one file.
+TICK_S: Final = 1.0
+PUBLISH_EVERY_TICKS: Final = 5
+SIGNED_BATCH: Final = 10
+#: The freshness probe scrapes the exporter this often.
+PROBE_S: Final = 1.0
+#: After the traffic stops: how long offers may still retry, and how long the workers may take to catch up.
+DRAIN_TIMEOUT_S: Final = 180.0
+CATCH_UP_TIMEOUT_S: Final = 300.0
+
+
+@dataclass(frozen=True)
+class Options:
+    minutes: float
+    home: Path
+    rate: int = 40  # events per second offered
+    gap_s: tuple[float, float] = (20.0, 60.0)
+    cluster: bool = False
+    workers: int = 2
+    seed: int | None = None
+
+
+@dataclass
+class Run:
+    figures: Figures
+    text: str
+
+
+def run(options: Options) -> Run:
+    """One soak, start to stop; prints progress as it goes and returns its figures."""
+    rng = random.Random(options.seed)
+    started = datetime.now(timezone.utc)
+    with _cast(options) as cast:
+        clients = Clients(f"http://127.0.0.1:{cast.api_port}", cast.secrets["LEADPULSE_INGEST_SECRET"].encode(),
+                          cast.secrets["LEADPULSE_FORM_SECRET"].encode(), cast.pipe.env())  # fmt: skip
+        records: list[FaultRecord] = []
+        asyncio.run(_soak(options, cast, clients, records, rng))
+        end = time.monotonic()
+        _progress("traffic drained; waiting for the workers to catch up")
+        cast.pipe.wait_caught_up(CATCH_UP_TIMEOUT_S)
+        cast.stop()
+        report = cast.pipe.report()
+        s = cast.pipe.settings
+        now_ms = int(time.time() * 1000)
+        events = [parse_record(orjson.dumps(e), now_ms) for e in clients.ledger.acknowledged.values()]
+        expected = reference_series([e for e in events if isinstance(e, Parsed)], s.today(), s.window_days,
+                                    s.max_segments, s.attribute_keys)  # fmt: skip
+        verdict = verify(cast.pipe)
+    figures = summarise(
+        offered=len(clients.ledger.offered), acknowledged=clients.ledger.acknowledged.values(), report=report,
+        expected=expected, faults=records, api=clients.api, publish=clients.publish, refusals=clients.refusals,
+        end=end, verify=verdict,
+    )  # fmt: skip
+    minutes = (datetime.now(timezone.utc) - started).total_seconds() / 60
+    redis = "a Redis Cluster (3 masters, 3 replicas)" if options.cluster else "Redis with its AOF"
+    header = (f"leadpulse chaos soak {started:%Y-%m-%d %H:%M} UTC: {options.minutes:g} min of traffic "
+              f"({minutes:.0f} min in all), {options.rate} events/s offered, {BROKERS} brokers, {redis}, "
+              f"{options.workers} workers; {f.load()} at the end")  # fmt: skip
+    return Run(figures, render(figures, header))
+
+
+def verify(pipe: Pipeline) -> str:
+    """`leadpulse verify` over the soak's aggregates, where this checkout has the command."""
+    env = pipe.env()
+    known = subprocess.run([LEADPULSE, "verify", "--help"], env=env, capture_output=True, timeout=60)
+    if known.returncode != 0:
+        return "not run: this checkout has no `leadpulse verify`"
+    done = subprocess.run([LEADPULSE, "verify"], env=env, capture_output=True, timeout=1800)
+    last = (done.stdout or done.stderr).decode(errors="replace").strip().splitlines()[-1:] or [""]
+    return f"exit {done.returncode}: {last[0]}"
+
+
+async def _soak(options: Options, cast: f.Cast, clients: Clients, records: list[FaultRecord], rng: random.Random) -> None:
+    deadline = time.monotonic() + options.minutes * 60
+    feed = Feed(uuid.uuid4().hex[:8], random.Random(rng.random()))
+    async with session() as http:
+        probe = asyncio.create_task(_probe(http, cast, records))
+        injector = asyncio.create_task(_inject(options, cast, clients, records, rng, deadline))
+        pending = await _traffic(options, feed, clients, http, deadline)
+        _progress(f"traffic stopped; {len(pending)} offers still retrying")
+        await injector
+        await asyncio.wait_for(asyncio.gather(*pending), DRAIN_TIMEOUT_S)
+        await asyncio.sleep(2 * PROBE_S)  # the probe sees the numbers fresh after the last repair
+        probe.cancel()
+
+
+async def _traffic(options: Options, feed: Feed, clients: Clients, http: aiohttp.ClientSession,
+                   deadline: float) -> set[asyncio.Task[None]]:  # fmt: skip
+    """Offer `options.rate` events per second until `deadline`; the offers still in flight."""
+    tasks: set[asyncio.Task[None]] = set()
+    publish: list[dict[str, object]] = []
+    ticks = 0
+    next_tick = time.monotonic()
+    while next_tick < deadline:
+        tick = feed.tick(options.rate, int(time.time() * 1000))
+        offers = [clients.post_events(http, tick.api[i : i + SIGNED_BATCH]) for i in range(0, len(tick.api), SIGNED_BATCH)]
+        offers += [clients.post_form(http, submission) for submission in tick.hook]
+        publish += tick.publish
+        ticks += 1
+        if ticks % PUBLISH_EVERY_TICKS == 0 and publish:
+            offers.append(clients.run_publish(publish))
+            publish = []
+        for offer in offers:
+            task = asyncio.create_task(offer)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        next_tick += TICK_S
+        await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+    if publish:
+        tasks.add(asyncio.create_task(clients.run_publish(publish)))
+    return tasks
+
+
+async def _inject(options: Options, cast: f.Cast, clients: Clients, records: list[FaultRecord], rng: random.Random,
+                  deadline: float) -> None:  # fmt: skip
+    """One fault every `options.gap_s`, each kind once per round in random order, until `deadline`."""
+    kinds_of = f.faults(options.cluster)
+    round_: list[str] = []
+    while True:
+        await asyncio.sleep(rng.uniform(*options.gap_s))
+        if time.monotonic() >= deadline:
+            return
+        round_ = round_ or f.schedule(list(kinds_of), rng)
+        kind = round_.pop()
+        record = FaultRecord(kind, time.monotonic())
+        records.append(record)
+        _progress(f"fault: {kind}")
+        await kinds_of[kind](cast, rng)
+        record.target = kinds(clients.ledger.acknowledged.values())["lead.created"]
+        record.repaired = time.monotonic()
+
+
+async def _probe(http: aiohttp.ClientSession, cast: f.Cast, records: list[FaultRecord]) -> None:
+    """Scrape the exporter: a repaired fault is over once it counts every lead acknowledged by the repair."""
+    url = f"http://127.0.0.1:{cast.exporter_port}/metrics"
+    while True:
+        await asyncio.sleep(PROBE_S)
+        waiting = [r for r in records if r.repaired is not None and r.fresh is None]
+        if not waiting:
+            continue
+        try:
+            async with http.get(url) as response:
+                page = await response.text()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            continue
+        series = [Series(s.name, s.labels, s.value) for family in text_string_to_metric_families(page) for s in family.samples]
+        counted = tallies(series)["lead.created"]
+        now = time.monotonic()
+        for record in waiting:
+            if counted >= record.target:
+                record.fresh = now
+
+
+@contextmanager
+def _cast(options: Options) -> Iterator[f.Cast]:
+    """The soak's own stack and processes, started empty under `options.home` and stopped at the end."""
+    bootstrap = ",".join(f"127.0.0.1:{free_port()}" for _ in range(BROKERS))
+    settings = Settings(home=options.home, kafka_bootstrap=bootstrap, kafka_controller_port=free_port_run(BROKERS),
+                        redis_url=f"redis://127.0.0.1:{free_port()}/0")  # fmt: skip
+    stack.down(settings)  # leftovers of an interrupted run in this home
+    shutil.rmtree(options.home, ignore_errors=True)
+    options.home.mkdir(parents=True)
+    with ExitStack() as cleanup:
+        cleanup.callback(stack.down, settings)
+        cluster = None
+        if options.cluster:
+            cluster = cleanup.enter_context(redis_cluster())
+            settings = settings.model_copy(update={"redis_url": cluster.url, "redis_cluster": True})
+        _progress(f"starting {BROKERS} brokers{'' if cluster else ' and Redis'} in {options.home}")
+        stack.up(settings, ["kafka"] if cluster else ["kafka", "redis"], timeout=STACK_START_TIMEOUT_S)
+        logs = options.home / "logs"
+        logs.mkdir()
+        secret_env = {"LEADPULSE_INGEST_SECRET": secrets.token_hex(16), "LEADPULSE_FORM_SECRET": secrets.token_hex(16)}
+        cast = f.Cast(settings, Pipeline(settings, logs), options.workers, free_port(), free_port(), secret_env, cluster)
+        cleanup.callback(cast.stop)
+        cast.start_workers()
+        cast.start_api()
+        cast.start_exporter()
+        yield cast
+
+
+def _progress(message: str) -> None:
+    print(f"  .. {datetime.now(timezone.utc):%H:%M:%S} {message}", flush=True)
