@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tests import REPO
+from tests.chaos.faults import FAULTS
 from tests.chaos.soak import Options, run
 
 CHAOS_HOME = REPO / ".leadpulse-chaos"
@@ -24,11 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=40, help="events offered per second (default 40)")
     parser.add_argument("--cluster", action="store_true", help="a Redis Cluster whose masters are killed, not one Redis")
     parser.add_argument("--home", default=str(CHAOS_HOME), help=f"the soak stack's home, wiped first (default {CHAOS_HOME.name})")
+    parser.add_argument("--faults", default=",".join(FAULTS), metavar="KIND,...",
+                        help=f"the faults to pick from (default all: {', '.join(FAULTS)})")
     parser.add_argument("--seed", type=int, help="seed of the fault schedule and the traffic")
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("--minutes (CHAOS_MINUTES) must be above 0")
-    result = run(Options(args.minutes, Path(args.home), args.rate, cluster=args.cluster, seed=args.seed))
+    chosen = tuple(k.strip() for k in args.faults.split(",") if k.strip())
+    unknown = sorted(set(chosen) - set(FAULTS))
+    if unknown or not chosen:
+        parser.error(f"--faults: unknown {', '.join(unknown) or 'none given'}; choose from {', '.join(FAULTS)}")
+    result = run(Options(args.minutes, Path(args.home), args.rate, cluster=args.cluster, seed=args.seed, faults=chosen))
     print(result.text)
     return 0 if result.figures.exact else 1
 

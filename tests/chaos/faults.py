@@ -13,7 +13,7 @@ import os
 import random
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -143,20 +143,19 @@ async def group_restart(cast: Cast, rng: random.Random) -> None:
     cast.start_workers()
 
 
-def faults(cluster: bool) -> dict[str, Fault]:
-    """The faults by the name the figures give them."""
-    return {
-        "worker SIGKILL": worker_sigkill,
-        "worker SIGSTOP": worker_sigstop,
-        "Redis Cluster master SIGKILL" if cluster else "Redis SIGKILL (AOF)": redis_sigkill,
-        "broker SIGKILL": broker_sigkill,
-        "exporter SIGKILL": exporter_sigkill,
-        "API SIGKILL": api_sigkill,
-        "consumer group restart": group_restart,
-    }
+#: Every fault by the name the figures and `--faults` give it.
+FAULTS: Final[dict[str, Fault]] = {
+    "worker-kill": worker_sigkill,  # SIGKILL a worker, start another
+    "worker-stop": worker_sigstop,  # SIGSTOP a worker past the session timeout, then SIGCONT
+    "redis-kill": redis_sigkill,  # SIGKILL Redis (restart from its AOF) or a Cluster master (failover)
+    "broker-kill": broker_sigkill,  # SIGKILL one of the three brokers, restart it
+    "exporter-kill": exporter_sigkill,
+    "api-kill": api_sigkill,
+    "group-restart": group_restart,  # SIGTERM every worker, start a new group
+}
 
 
-def schedule(names: list[str], rng: random.Random) -> list[str]:
+def schedule(names: Sequence[str], rng: random.Random) -> list[str]:
     """The next round of faults: every kind once, in random order, so a short soak still meets each."""
     return rng.sample(names, len(names))
 

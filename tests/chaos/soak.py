@@ -64,12 +64,14 @@ class Options:
     cluster: bool = False
     workers: int = 2
     seed: int | None = None
+    faults: tuple[str, ...] = tuple(f.FAULTS)  # the kinds to inject
 
 
 @dataclass
 class Run:
     figures: Figures
     text: str
+    stack: Settings  # the soak stack's, to check it was left stopped
 
 
 def run(options: Options) -> Run:
@@ -102,7 +104,7 @@ def run(options: Options) -> Run:
     header = (f"leadpulse chaos soak {started:%Y-%m-%d %H:%M} UTC: {options.minutes:g} min of traffic "
               f"({minutes:.0f} min in all), {options.rate} events/s offered, {BROKERS} brokers, {redis}, "
               f"{options.workers} workers; {f.load()} at the end")  # fmt: skip
-    return Run(figures, render(figures, header))
+    return Run(figures, render(figures, header), cast.stack)
 
 
 def verify(pipe: Pipeline) -> str:
@@ -160,18 +162,17 @@ async def _traffic(options: Options, feed: Feed, clients: Clients, http: aiohttp
 async def _inject(options: Options, cast: f.Cast, clients: Clients, records: list[FaultRecord], rng: random.Random,
                   deadline: float) -> None:  # fmt: skip
     """One fault every `options.gap_s`, each kind once per round in random order, until `deadline`."""
-    kinds_of = f.faults(options.cluster)
     round_: list[str] = []
     while True:
         await asyncio.sleep(rng.uniform(*options.gap_s))
         if time.monotonic() >= deadline:
             return
-        round_ = round_ or f.schedule(list(kinds_of), rng)
+        round_ = round_ or f.schedule(options.faults, rng)
         kind = round_.pop()
         record = FaultRecord(kind, time.monotonic())
         records.append(record)
         _progress(f"fault: {kind}")
-        await kinds_of[kind](cast, rng)
+        await f.FAULTS[kind](cast, rng)
         record.target = kinds(clients.ledger.acknowledged.values())["lead.created"]
         record.repaired = time.monotonic()
 
