@@ -172,9 +172,10 @@ bench-%: bench-deps
 
 # The soak's own stack (free ports, .leadpulse-chaos) is started empty and stopped at the end.
 # CHAOS_ARGS passes more options, e.g. --cluster or --faults (python -m tests.chaos --help).
+# It needs the stack and the venv, not the dashboard checkers.
 CHAOS_MINUTES ?= 20
 CHAOS_ARGS ?=
-chaos: install
+chaos: system-packages kafka-libs venv
 	@echo "==> chaos: $(CHAOS_MINUTES) minutes of traffic and faults (python -m tests.chaos)"
 	$(VENV)/bin/python -m tests.chaos --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
 
