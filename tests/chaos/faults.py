@@ -9,12 +9,11 @@ once the repair is done, so the soak knows from when to wait for fresh numbers.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from streams import stack
@@ -45,7 +44,7 @@ class Cast:
     cluster: RedisCluster | None = None
     api: subprocess.Popen[bytes] | None = None
     exporter: subprocess.Popen[bytes] | None = None
-    started: int = field(default=0)
+    launches: int = 0  # numbers the API and exporter logs
 
     def start_api(self) -> None:
         self.api = self._start("api", "--host", "127.0.0.1", "--port", str(self.api_port))
@@ -69,8 +68,8 @@ class Cast:
         self.pipe.stop_workers()
 
     def _start(self, command: str, *args: str) -> subprocess.Popen[bytes]:
-        self.started += 1
-        log = (self.pipe.logs / f"{command}-{self.started}.log").open("wb")
+        self.launches += 1
+        log = (self.pipe.logs / f"{command}-{self.launches}.log").open("wb")
         env = {**self.pipe.env(), **self.secrets}
         return subprocess.Popen([LEADPULSE, command, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -158,8 +157,3 @@ FAULTS: Final[dict[str, Fault]] = {
 def schedule(names: Sequence[str], rng: random.Random) -> list[str]:
     """The next round of faults: every kind once, in random order, so a short soak still meets each."""
     return rng.sample(names, len(names))
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"

@@ -12,6 +12,7 @@ exactly the events that were acknowledged. Everything started is stopped at the 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
 import shutil
@@ -103,7 +104,7 @@ def run(options: Options) -> Run:
     redis = "a Redis Cluster (3 masters, 3 replicas)" if options.cluster else "Redis with its AOF"
     header = (f"leadpulse chaos soak {started:%Y-%m-%d %H:%M} UTC: {options.minutes:g} min of traffic "
               f"({minutes:.0f} min in all), {options.rate} events/s offered, {BROKERS} brokers, {redis}, "
-              f"{options.workers} workers; {f.load()} at the end")  # fmt: skip
+              f"{options.workers} workers; {_load()} at the end")  # fmt: skip
     return Run(figures, render(figures, header), cast.stack)
 
 
@@ -224,6 +225,12 @@ def _cast(options: Options) -> Iterator[f.Cast]:
         cast.start_api()
         cast.start_exporter()
         yield cast
+
+
+def _load() -> str:
+    """The load average: on a shared machine it says how much the timings were disturbed."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
 
 
 def _progress(message: str) -> None:
