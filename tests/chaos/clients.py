@@ -9,6 +9,7 @@ time and outcome for the figures (`tests.chaos.figures`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -118,15 +119,7 @@ class Clients:
         try:
             while True:
                 sent = time.monotonic()
-                process = await asyncio.create_subprocess_exec(
-                    LEADPULSE, "publish", str(path), env=self.env,
-                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                )  # fmt: skip
-                try:
-                    code = await asyncio.wait_for(process.wait(), PUBLISH_TIMEOUT_S)
-                except asyncio.TimeoutError:
-                    process.kill()
-                    code = await process.wait()
+                code = await _publish(path, self.env)
                 outcome.attempts.append(Attempt(sent, time.monotonic() - sent, 200 if code == 0 else 0))
                 if code == 0:
                     outcome.acknowledged_at = time.monotonic()
@@ -135,6 +128,23 @@ class Clients:
                 await asyncio.sleep(RECONNECT_S)
         finally:
             os.unlink(path)
+
+
+async def _publish(path: Path, env: dict[str, str]) -> int | None:
+    """One `leadpulse publish` run's exit code; None when it could not start or was killed after PUBLISH_TIMEOUT_S."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            LEADPULSE, "publish", str(path), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+    except OSError:  # no fork on a machine out of processes or memory: try again, as a cron job would
+        return None
+    try:
+        return await asyncio.wait_for(process.wait(), PUBLISH_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):  # it may have exited just now
+            process.kill()
+        await process.wait()
+        return None
 
 
 def session() -> aiohttp.ClientSession:

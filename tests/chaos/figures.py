@@ -64,8 +64,11 @@ class Figures:
 
     @property
     def exact(self) -> bool:
-        """Nothing lost, nothing counted twice, every series as the reference has it, no refusal, no bad 503."""
-        return not (self.lost or self.doubled or self.series_differing or self.refusals or self.api_503_not_retryable)
+        """Every offer acknowledged in the end, nothing lost or counted twice, every series as the reference
+        has it, no refusal, no bad 503. (An offer never acknowledged may or may not be counted, so it would
+        blur the count.)"""
+        bad = self.lost or self.doubled or self.series_differing or self.refusals or self.api_503_not_retryable
+        return self.accepted == self.offered and not bad
 
 
 def differing(actual: Sequence[Series], expected: Sequence[Series]) -> list[str]:

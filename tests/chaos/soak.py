@@ -52,8 +52,8 @@ SIGNED_BATCH: Final = 10
 #: The freshness probe scrapes the exporter this often.
 PROBE_S: Final = 1.0
 #: After the traffic stops: how long offers may still retry, and how long the workers may take to catch up.
-DRAIN_TIMEOUT_S: Final = 180.0
-CATCH_UP_TIMEOUT_S: Final = 300.0
+DRAIN_TIMEOUT_S: Final = 600.0
+CATCH_UP_TIMEOUT_S: Final = 600.0
 
 
 @dataclass(frozen=True)
@@ -125,18 +125,18 @@ async def _soak(options: Options, cast: f.Cast, clients: Clients, records: list[
     async with session() as http:
         probe = asyncio.create_task(_probe(http, cast, records))
         injector = asyncio.create_task(_inject(options, cast, clients, records, rng, deadline))
-        pending = await _traffic(options, feed, clients, http, deadline)
-        _progress(f"traffic stopped; {len(pending)} offers still retrying")
+        offers = await _traffic(options, feed, clients, http, deadline)
+        _progress(f"traffic stopped; {sum(not o.done() for o in offers)} offers still retrying")
         await injector
-        await asyncio.wait_for(asyncio.gather(*pending), DRAIN_TIMEOUT_S)
+        await asyncio.wait_for(asyncio.gather(*offers), DRAIN_TIMEOUT_S)  # raises what any offer raised
         await asyncio.sleep(2 * PROBE_S)  # the probe sees the numbers fresh after the last repair
         probe.cancel()
 
 
 async def _traffic(options: Options, feed: Feed, clients: Clients, http: aiohttp.ClientSession,
-                   deadline: float) -> set[asyncio.Task[None]]:  # fmt: skip
-    """Offer `options.rate` events per second until `deadline`; the offers still in flight."""
-    tasks: set[asyncio.Task[None]] = set()
+                   deadline: float) -> list[asyncio.Task[None]]:  # fmt: skip
+    """Offer `options.rate` events per second until `deadline`; every offer's task, done or not."""
+    tasks: list[asyncio.Task[None]] = []
     publish: list[dict[str, object]] = []
     ticks = 0
     next_tick = time.monotonic()
@@ -149,14 +149,11 @@ async def _traffic(options: Options, feed: Feed, clients: Clients, http: aiohttp
         if ticks % PUBLISH_EVERY_TICKS == 0 and publish:
             offers.append(clients.run_publish(publish))
             publish = []
-        for offer in offers:
-            task = asyncio.create_task(offer)
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        tasks += [asyncio.create_task(offer) for offer in offers]
         next_tick += TICK_S
         await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
     if publish:
-        tasks.add(asyncio.create_task(clients.run_publish(publish)))
+        tasks.append(asyncio.create_task(clients.run_publish(publish)))
     return tasks
 
 
