@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from aggregates.series import Series
 from tests.bench.common import number, percentile
@@ -33,6 +34,13 @@ class FaultRecord:
     fresh: float | None = None
 
 
+class Verify(NamedTuple):
+    """What `leadpulse verify` said: `ok` None when it did not run, and its last line."""
+
+    ok: bool | None
+    text: str
+
+
 @dataclass
 class Figures:
     faults: Counter[str]
@@ -51,7 +59,7 @@ class Figures:
     p99_acknowledged_s: float | None
     publish_runs: int
     publish_retried: int
-    verify: str
+    verify: Verify
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -68,7 +76,7 @@ class Figures:
         has it, no refusal, no bad 503. (An offer never acknowledged may or may not be counted, so it would
         blur the count.)"""
         bad = self.lost or self.doubled or self.series_differing or self.refusals or self.api_503_not_retryable
-        return self.accepted == self.offered and not bad
+        return self.accepted == self.offered and not bad and self.verify.ok is not False
 
 
 def differing(actual: Sequence[Series], expected: Sequence[Series]) -> list[str]:
@@ -106,7 +114,7 @@ def summarise(
     publish: Sequence[Outcome],
     refusals: Sequence[str],
     end: float,
-    verify: str,
+    verify: Verify,
 ) -> Figures:
     acked = list(acknowledged)
     attempts = [a for o in api for a in o.attempts]
@@ -150,7 +158,7 @@ def render(f: Figures, header: str) -> str:
         f"series of `report --json` against the reference over the acknowledged events: {f.series_compared:,} compared, "
         f"{len(f.series_differing)} differ",
         *(f"  differs: {line}" for line in f.series_differing[:20]),
-        f"leadpulse verify: {f.verify}",
+        f"leadpulse verify: {f.verify.text}",
         "longest time from a fault until the numbers were fresh again:",
     ]
     lines += [f"  {kind:<30} {'not fresh by the end' if s is None else f'{number(s)} s'}" for kind, s in sorted(f.freshness.items())]

@@ -38,7 +38,7 @@ from streams.settings import Settings
 from tests.aggregates.reference import reference_series
 from tests.chaos import faults as f
 from tests.chaos.clients import Clients, session
-from tests.chaos.figures import FaultRecord, Figures, render, summarise
+from tests.chaos.figures import FaultRecord, Figures, Verify, render, summarise
 from tests.chaos.traffic import Feed, kinds, tallies
 from tests.pipeline import LEADPULSE, Pipeline
 from tests.services import free_port, free_port_run, redis_cluster
@@ -108,15 +108,15 @@ def run(options: Options) -> Run:
     return Run(figures, render(figures, header), cast.stack)
 
 
-def verify(pipe: Pipeline) -> str:
+def verify(pipe: Pipeline) -> Verify:
     """`leadpulse verify` over the soak's aggregates, where this checkout has the command."""
     env = pipe.env()
-    known = subprocess.run([LEADPULSE, "verify", "--help"], env=env, capture_output=True, timeout=60)
+    known = subprocess.run([LEADPULSE, "verify", "--help"], env=env, capture_output=True, timeout=300)
     if known.returncode != 0:
-        return "not run: this checkout has no `leadpulse verify`"
+        return Verify(None, "not run: this checkout has no `leadpulse verify`")
     done = subprocess.run([LEADPULSE, "verify"], env=env, capture_output=True, timeout=1800)
     last = (done.stdout or done.stderr).decode(errors="replace").strip().splitlines()[-1:] or [""]
-    return f"exit {done.returncode}: {last[0]}"
+    return Verify(done.returncode == 0, f"exit {done.returncode}: {last[0]}")
 
 
 async def _soak(options: Options, cast: f.Cast, clients: Clients, records: list[FaultRecord], rng: random.Random) -> None:

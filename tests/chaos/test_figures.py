@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aggregates.series import Series
 from tests.chaos.clients import Attempt, Outcome
-from tests.chaos.figures import FaultRecord, differing, during, render, summarise
+from tests.chaos.figures import FaultRecord, Verify, differing, during, render, summarise
 
 LEADS = {"dimension": "all", "segment": "all", "period": "month", "cohort": "2026-12"}
 WON = {"dimension": "all", "segment": "all", "window": "7d"}
+NOT_RUN = Verify(None, "not run")
 
 
 def created(n: int) -> dict[str, object]:
@@ -19,7 +20,7 @@ def test_a_missing_lead_is_lost_an_extra_deal_is_doubled_and_both_series_differ(
     expected = [Series("leadpulse_cohort_leads", LEADS, 3.0)]
     figures = summarise(
         offered=3, acknowledged=[created(1), created(2), created(3)], report=report, expected=expected,
-        faults=[], api=[], publish=[], refusals=[], end=0.0, verify="not run",
+        faults=[], api=[], publish=[], refusals=[], end=0.0, verify=NOT_RUN,
     )  # fmt: skip
     assert (figures.lost, figures.doubled) == (1, 1)
     assert len(figures.series_differing) == 2 and not figures.exact
@@ -36,7 +37,7 @@ def test_freshness_is_the_longest_per_kind_and_none_when_one_never_got_fresh() -
               FaultRecord("api-kill", 200.0, 201.0, 9, None)]  # fmt: skip
     figures = summarise(
         offered=0, acknowledged=[], report=[], expected=[], faults=faults, api=[], publish=[], refusals=[], end=300.0,
-        verify="not run",
+        verify=NOT_RUN,
     )  # fmt: skip
     assert figures.freshness == {"broker-kill": 30.0, "api-kill": None}
 
@@ -53,6 +54,19 @@ def test_a_503_is_retryable_only_with_retry_after_and_a_later_acceptance() -> No
     abandoned = Outcome(0.0, [Attempt(0.0, 10.0, 503, retry_after=True)])
     figures = summarise(
         offered=0, acknowledged=[], report=[], expected=[], faults=[], api=[retried, bare, abandoned], publish=[],
-        refusals=[], end=30.0, verify="not run",
+        refusals=[], end=30.0, verify=NOT_RUN,
     )  # fmt: skip
     assert (figures.api_503, figures.api_503_not_retryable) == (3, 2)
+
+
+def test_a_verify_that_finds_a_mismatch_makes_an_otherwise_exact_run_not_exact() -> None:
+    def figures(verify: Verify) -> bool:
+        series = [Series("leadpulse_cohort_leads", LEADS, 1.0)]
+        return summarise(
+            offered=1, acknowledged=[created(1)], report=series, expected=series,
+            faults=[], api=[], publish=[], refusals=[], end=0.0, verify=verify,
+        ).exact  # fmt: skip
+
+    assert (figures(NOT_RUN), figures(Verify(True, "exit 0")), figures(Verify(False, "exit 1: 2 series differ"))) == (
+        True, True, False,
+    )  # fmt: skip
