@@ -1,4 +1,4 @@
-"""The soak's clients: signed API batches, form-hook posts and `publish` runs, each retried as a sender would.
+"""The soak's clients: signed API batches, form and Segment hook calls and `publish` runs, each retried as a sender would.
 
 A request answered 503, or not answered at all (the API being restarted, a timeout),
 is sent again until it is answered; a 202 acknowledges its events in the ledger. Any
@@ -24,8 +24,8 @@ import aiohttp
 import orjson
 
 from streams.ingest.signing import SIGNATURE_HEADER, sign
-from streams.ingest.vendors import form
-from tests.chaos.traffic import Event, Ledger, Submission
+from streams.ingest.vendors import form, segment
+from tests.chaos.traffic import Event, HookCall, Ledger
 from tests.pipeline import LEADPULSE
 
 #: How long a client waits for an answer: well past the API's own 10 s produce timeout.
@@ -63,6 +63,7 @@ class Clients:
     api_url: str
     secret: bytes
     form_secret: bytes
+    segment_secret: bytes
     env: dict[str, str]
     ledger: Ledger = field(default_factory=Ledger)
     api: list[Outcome] = field(default_factory=list)
@@ -75,12 +76,14 @@ class Clients:
         headers = {"Content-Type": "application/x-ndjson", SIGNATURE_HEADER: sign(self.secret, body)}
         await self._post(session, "/v1/events", body, headers, events)
 
-    async def post_form(self, session: aiohttp.ClientSession, submission: Submission) -> None:
-        """One submission to `/v1/hooks/form`, signed the form tool's way."""
-        body = orjson.dumps(submission.body)
-        digest = hmac.new(self.form_secret, body, hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", form.SIGNATURE_HEADER: f"sha256={digest}"}
-        await self._post(session, "/v1/hooks/form", body, headers, [submission.event])
+    async def post_hook(self, session: aiohttp.ClientSession, call: HookCall) -> None:
+        """One call to `/v1/hooks/<hook>`, signed the vendor's way (docs/api.md), not with leadpulse's code."""
+        body = orjson.dumps(call.body)
+        if call.hook == "form":
+            signature = {form.SIGNATURE_HEADER: "sha256=" + hmac.new(self.form_secret, body, hashlib.sha256).hexdigest()}
+        else:
+            signature = {segment.SIGNATURE_HEADER: hmac.new(self.segment_secret, body, hashlib.sha1).hexdigest()}
+        await self._post(session, f"/v1/hooks/{call.hook}", body, {"Content-Type": "application/json", **signature}, [call.event])
 
     async def _post(self, session: aiohttp.ClientSession, path: str, body: bytes, headers: dict[str, str],
                     events: Sequence[Event]) -> None:  # fmt: skip

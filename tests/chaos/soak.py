@@ -3,7 +3,7 @@
 A stack of its own (three brokers and Redis under `Options.home`, on free ports; or a
 Redis Cluster of local servers) with workers, the ingest API and the exporter. For
 `Options.minutes`, each second's traffic is offered through signed API batches, the
-form hook and `leadpulse publish`, retried until acknowledged; every 20-60 s a fault
+form and Segment hooks and `leadpulse publish`, retried until acknowledged; every 20-60 s a fault
 from `tests.chaos.faults` breaks something and repairs it. Then the traffic drains, the
 workers catch up and stop, and `report --json` is held against the reference model over
 exactly the events that were acknowledged. Everything started is stopped at the end.
@@ -80,8 +80,9 @@ def run(options: Options) -> Run:
     rng = random.Random(options.seed)
     started = datetime.now(timezone.utc)
     with _cast(options) as cast:
-        clients = Clients(f"http://127.0.0.1:{cast.api_port}", cast.secrets["LEADPULSE_INGEST_SECRET"].encode(),
-                          cast.secrets["LEADPULSE_FORM_SECRET"].encode(), cast.pipe.env())  # fmt: skip
+        secret = {name: value.encode() for name, value in cast.secrets.items()}
+        clients = Clients(f"http://127.0.0.1:{cast.api_port}", secret["LEADPULSE_INGEST_SECRET"],
+                          secret["LEADPULSE_FORM_SECRET"], secret["LEADPULSE_SEGMENT_SHARED_SECRET"], cast.pipe.env())  # fmt: skip
         records: list[FaultRecord] = []
         asyncio.run(_soak(options, cast, clients, records, rng))
         end = time.monotonic()
@@ -143,7 +144,7 @@ async def _traffic(options: Options, feed: Feed, clients: Clients, http: aiohttp
     while next_tick < deadline:
         tick = feed.tick(options.rate, int(time.time() * 1000))
         offers = [clients.post_events(http, tick.api[i : i + SIGNED_BATCH]) for i in range(0, len(tick.api), SIGNED_BATCH)]
-        offers += [clients.post_form(http, submission) for submission in tick.hook]
+        offers += [clients.post_hook(http, call) for call in tick.hook]
         publish += tick.publish
         ticks += 1
         if ticks % PUBLISH_EVERY_TICKS == 0 and publish:
@@ -215,7 +216,8 @@ def _cast(options: Options) -> Iterator[f.Cast]:
         stack.up(settings, ["kafka"] if cluster else ["kafka", "redis"], timeout=STACK_START_TIMEOUT_S)
         logs = options.home / "logs"
         logs.mkdir()
-        secret_env = {"LEADPULSE_INGEST_SECRET": secrets.token_hex(16), "LEADPULSE_FORM_SECRET": secrets.token_hex(16)}
+        secret_env = {name: secrets.token_hex(16) for name in
+                      ("LEADPULSE_INGEST_SECRET", "LEADPULSE_FORM_SECRET", "LEADPULSE_SEGMENT_SHARED_SECRET")}  # fmt: skip
         cast = f.Cast(settings, Pipeline(settings, logs), options.workers, free_port(), free_port(), secret_env, cluster)
         cleanup.callback(cast.stop)
         cast.start_workers()

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from streams.events import Event as Parsed
 from streams.events import parse_record
 from tests.aggregates.reference import reference_series
-from tests.chaos.traffic import KINDS, Feed, form_submission, kinds, tallies
+from streams.ingest.vendors.form import FormConfig
+from streams.ingest.vendors.segment import SegmentConfig
+from tests.chaos.traffic import KINDS, Feed, form_submission, kinds, segment_track, tallies
 
 
 @settings(max_examples=30, deadline=None)
@@ -37,13 +39,20 @@ def test_a_tick_offers_about_the_rate_asked_over_every_way_in_and_every_kind() -
     tick = Feed("t", random.Random(7)).tick(2000, int(time.time() * 1000))
     made = [*tick.api, *tick.publish, *(s.event for s in tick.hook)]
     assert 2000 <= len(made) < 2100  # whole lead lives, and a few re-sent events
-    assert tick.api and tick.publish and tick.hook
+    assert tick.api and tick.publish and {call.hook for call in tick.hook} == {"form", "segment"}
     assert all(kinds(made)[kind] > 0 for kind in KINDS)
 
 
 def test_a_form_submission_is_what_the_form_hook_maps_to_its_lead_created() -> None:
-    from streams.ingest.vendors.form import FormConfig
-
     created = Feed("f", random.Random(1)).lead(int(time.time() * 1000))[0]
-    submission = form_submission(created)
-    assert FormConfig().map(dict(submission.body), 0) == [submission.event]
+    call = form_submission(created)
+    assert FormConfig().map(dict(call.body), 0) == [call.event]
+    assert call.event == {**created, "event_id": f"form:{created['event_id']}"}
+
+
+def test_a_segment_track_call_is_what_the_segment_hook_maps_to_its_deal_lost() -> None:
+    lost = {"event_id": "s-1-deal.lost", "type": "deal.lost", "occurred_at": "2026-12-07T10:00:00Z",
+            "lead_id": "s-1@soak.example", "deal_id": "s-1-lost"}  # fmt: skip
+    call = segment_track(lost)
+    assert SegmentConfig().map(dict(call.body), 0) == [call.event]
+    assert call.event == {**lost, "event_id": "segment:s-1-deal.lost"}

@@ -32,7 +32,8 @@ COUNTED_BY: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = {
 }
 KINDS: Final = tuple(COUNTED_BY)
 SOURCES: Final = ("google", "linkedin", "referral", "partners", "events")
-#: The share of leads created through the form hook rather than a signed batch or `publish`.
+#: The share of leads created through the form hook, and of lost deals reported through the
+#: Segment hook, rather than through a signed batch or `publish`.
 HOOK_SHARE: Final = 0.25
 #: The share of events the API carries; the rest go to `publish`.
 API_SHARE: Final = 0.6
@@ -64,10 +65,11 @@ def kinds(events: Iterable[Event]) -> Counter[str]:
 
 
 @dataclass(frozen=True)
-class Submission:
-    """A form-tool submission for the form hook, and the event the API must make of it."""
+class HookCall:
+    """A vendor's webhook call (`hook` names it: form or segment), and the event the API must make of it."""
 
-    body: dict[str, str]
+    hook: str
+    body: dict[str, Any]
     event: Event
 
 
@@ -77,7 +79,7 @@ class Tick:
 
     api: list[Event] = field(default_factory=list)
     publish: list[Event] = field(default_factory=list)
-    hook: list[Submission] = field(default_factory=list)
+    hook: list[HookCall] = field(default_factory=list)
 
 
 @dataclass
@@ -120,6 +122,8 @@ class Feed:
             made += len(life)
             if self.rng.random() < HOOK_SHARE:
                 out.hook.append(form_submission(life.pop(0)))
+            if life and life[-1]["type"] == "deal.lost" and self.rng.random() < HOOK_SHARE:
+                out.hook.append(segment_track(life.pop()))
             for event in life:
                 (out.api if self.rng.random() < API_SHARE else out.publish).append(event)
             self.offered += life
@@ -129,12 +133,20 @@ class Feed:
         return out
 
 
-def form_submission(created: Event) -> Submission:
+def form_submission(created: Event) -> HookCall:
     """The submission a form tool posts for a `lead.created`, and the event the hook makes of it."""
     submission_id = str(created["event_id"])
     body = {"submission_id": submission_id, "email": created["lead_id"], "submitted_at": created["occurred_at"],
             "source": created["source"]}  # fmt: skip
-    return Submission(body, {**created, "event_id": f"form:{submission_id}"})
+    return HookCall("form", body, {**created, "event_id": f"form:{submission_id}"})
+
+
+def segment_track(lost: Event) -> HookCall:
+    """The Segment track call of a `deal.lost` (its default name, Opportunity Lost), and the event the hook makes of it."""
+    message_id = str(lost["event_id"])
+    body = {"type": "track", "event": "Opportunity Lost", "messageId": message_id, "userId": lost["lead_id"],
+            "timestamp": lost["occurred_at"], "properties": {"deal_id": lost["deal_id"]}}  # fmt: skip
+    return HookCall("segment", body, {**lost, "event_id": f"segment:{message_id}"})
 
 
 @dataclass
