@@ -12,6 +12,7 @@ exactly the events that were acknowledged. Everything started is stopped at the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -39,15 +40,15 @@ from tests.aggregates.reference import reference_series
 from tests.chaos import faults as f
 from tests.chaos.clients import Clients, session
 from tests.chaos.figures import FaultRecord, Figures, Verify, render, summarise
-from tests.chaos.traffic import Feed, kinds, tallies
+from tests.chaos.traffic import Event, Feed, kinds, tallies
 from tests.pipeline import LEADPULSE, Pipeline
 from tests.services import free_port, free_port_run, redis_cluster
 
 BROKERS: Final = 3
 STACK_START_TIMEOUT_S: Final = 300.0
-#: Traffic is offered in ticks of this length; publish takes each tick's share as one file.
+#: Traffic is offered in ticks of this length; `publish` runs at most this often, with what accumulated.
 TICK_S: Final = 1.0
-PUBLISH_EVERY_TICKS: Final = 5
+PUBLISH_EVERY_S: Final = 5.0
 SIGNED_BATCH: Final = 10
 #: The freshness probe scrapes the exporter this often.
 PROBE_S: Final = 1.0
@@ -137,25 +138,34 @@ async def _soak(options: Options, cast: f.Cast, clients: Clients, records: list[
 async def _traffic(options: Options, feed: Feed, clients: Clients, http: aiohttp.ClientSession,
                    deadline: float) -> list[asyncio.Task[None]]:  # fmt: skip
     """Offer `options.rate` events per second until `deadline`; every offer's task, done or not."""
-    tasks: list[asyncio.Task[None]] = []
-    publish: list[dict[str, object]] = []
-    ticks = 0
+    buffer: list[Event] = []
+    stopped = asyncio.Event()
+    tasks = [asyncio.create_task(_publisher(clients, buffer, stopped))]
     next_tick = time.monotonic()
     while next_tick < deadline:
         tick = feed.tick(options.rate, int(time.time() * 1000))
         offers = [clients.post_events(http, tick.api[i : i + SIGNED_BATCH]) for i in range(0, len(tick.api), SIGNED_BATCH)]
         offers += [clients.post_hook(http, call) for call in tick.hook]
-        publish += tick.publish
-        ticks += 1
-        if ticks % PUBLISH_EVERY_TICKS == 0 and publish:
-            offers.append(clients.run_publish(publish))
-            publish = []
         tasks += [asyncio.create_task(offer) for offer in offers]
+        buffer += tick.publish
         next_tick += TICK_S
         await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-    if publish:
-        tasks.append(asyncio.create_task(clients.run_publish(publish)))
+    stopped.set()
     return tasks
+
+
+async def _publisher(clients: Clients, buffer: list[Event], stopped: asyncio.Event) -> None:
+    """One `publish` at a time, of what accumulated meanwhile, like a job every PUBLISH_EVERY_S that never overlaps
+    itself: runs in parallel would pile up on a loaded machine and load it further."""
+    while True:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stopped.wait(), PUBLISH_EVERY_S)
+        if buffer:
+            events = list(buffer)
+            buffer.clear()
+            await clients.run_publish(events)
+        elif stopped.is_set():
+            return
 
 
 async def _inject(options: Options, cast: f.Cast, clients: Clients, records: list[FaultRecord], rng: random.Random,
