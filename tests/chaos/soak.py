@@ -42,7 +42,7 @@ from tests.chaos.clients import Clients, session
 from tests.chaos.figures import FaultRecord, Figures, Verify, render, summarise
 from tests.chaos.traffic import Event, Feed, kinds, tallies
 from tests.pipeline import LEADPULSE, Pipeline
-from tests.services import free_port, free_port_run, redis_cluster
+from tests.services import free_port_run, redis_cluster
 
 BROKERS: Final = 3
 STACK_START_TIMEOUT_S: Final = 300.0
@@ -210,9 +210,13 @@ async def _probe(http: aiohttp.ClientSession, cast: f.Cast, records: list[FaultR
 @contextmanager
 def _cast(options: Options) -> Iterator[f.Cast]:
     """The soak's own stack and processes, started empty under `options.home` and stopped at the end."""
-    bootstrap = ",".join(f"127.0.0.1:{free_port()}" for _ in range(BROKERS))
-    settings = Settings(home=options.home, kafka_bootstrap=bootstrap, kafka_controller_port=free_port_run(BROKERS),
-                        redis_url=f"redis://127.0.0.1:{free_port()}/0")  # fmt: skip
+    # Below the ephemeral range, so no outgoing connection takes a port that a process restarted
+    # by a fault binds again: the brokers', their controllers', Redis's, the API's and the exporter's.
+    first = free_port_run(2 * BROKERS + 3)
+    brokers, controllers, (redis, api, exporter) = first, first + BROKERS, range(first + 2 * BROKERS, first + 2 * BROKERS + 3)
+    bootstrap = ",".join(f"127.0.0.1:{brokers + n}" for n in range(BROKERS))
+    settings = Settings(home=options.home, kafka_bootstrap=bootstrap, kafka_controller_port=controllers,
+                        redis_url=f"redis://127.0.0.1:{redis}/0")  # fmt: skip
     stack.down(settings)  # leftovers of an interrupted run in this home
     shutil.rmtree(options.home, ignore_errors=True)
     options.home.mkdir(parents=True)
@@ -228,7 +232,7 @@ def _cast(options: Options) -> Iterator[f.Cast]:
         logs.mkdir()
         secret_env = {name: secrets.token_hex(16) for name in
                       ("LEADPULSE_INGEST_SECRET", "LEADPULSE_FORM_SECRET", "LEADPULSE_SEGMENT_SHARED_SECRET")}  # fmt: skip
-        cast = f.Cast(settings, Pipeline(settings, logs), options.workers, free_port(), free_port(), secret_env, cluster)
+        cast = f.Cast(settings, Pipeline(settings, logs), options.workers, api, exporter, secret_env, cluster)
         cleanup.callback(cast.stop)
         cast.start_workers()
         cast.start_api()
