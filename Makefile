@@ -23,7 +23,7 @@ GRAFANA_LINT := deploy/grafana/lint
 GRAFANA_SCHEMA_STAMP := $(GRAFANA_LINT)/schema/node_modules/.installed
 GRAFANA_SDK := $(GRAFANA_LINT)/sdk/bin/sdk
 
-.PHONY: help install system-packages kafka-libs venv grafana-lint test typecheck demo bench bench-deps kstreams-peer down clean
+.PHONY: help install system-packages kafka-libs venv grafana-lint test typecheck demo bench bench-deps kstreams-peer chaos down clean
 
 help:
 	@echo "make install  system packages, Kafka jars, .venv and the dashboard checkers (only what is missing)"
@@ -34,11 +34,19 @@ help:
 	@echo "              building the Kafka Streams peer; make bench-NAME runs one:"
 	@echo "              bench-memory, bench-scrape, bench-alerts (docs/alerts.md), bench-pipeline, bench-api, bench-publish,"
 	@echo "              bench-import (docs/import.md)"
+	@echo "make chaos    the chaos soak (docs/reliability.md): CHAOS_MINUTES (default 20) of traffic and random"
+	@echo "              faults on a stack of its own in .leadpulse-chaos, then an exact count; figures, never timing verdicts"
 	@echo "make down     stop the demo and test stacks (only processes they started)"
 	@echo "make clean    make down, then remove .venv and the stacks' data"
 
 install: system-packages kafka-libs venv grafana-lint
 	@echo "==> install: done"
+
+# Prometheus or Alertmanager daemons by their command line: `pgrep -x` matches the process
+# name, which the kernel cuts to 15 characters (prometheus-alertmanager), and warns about
+# longer patterns on some procps versions. Anchored at the start, so the shell running
+# this check, whose command line holds the pattern, never matches.
+SYSTEM_DAEMONS := ^([^ ]*/)?(prometheus|prometheus-alertmanager|alertmanager)( |$$)
 
 # apt-get runs only when something is missing. A temporary policy-rc.d keeps the
 # Debian prometheus/alertmanager packages from starting system daemons on 9090/9093,
@@ -73,7 +81,7 @@ system-packages:
 	    $(SUDO) systemctl disable --now "$$unit" >/dev/null 2>&1 || true; \
 	  done; \
 	fi; \
-	daemons=$$(pgrep -a -x 'prometheus(-aler)?' | grep -v -- '--web.listen-address=' || true); \
+	daemons=$$(pgrep -a -f '$(SYSTEM_DAEMONS)' | grep -v -- '--web.listen-address=' || true); \
 	if [ -n "$$daemons" ]; then \
 	  echo "$$daemons"; \
 	  echo "    warning: system daemons above may hold ports 9090/9093; stop them or set LEADPULSE_*_PORT"; \
@@ -167,6 +175,15 @@ bench-alerts: bench-deps
 bench-%: bench-deps
 	@echo "==> bench: python -m tests.bench $*"
 	$(VENV)/bin/python -m tests.bench $*
+
+# The soak's own stack (free ports, .leadpulse-chaos) is started empty and stopped at the end.
+# CHAOS_ARGS passes more options, e.g. --cluster or --faults (python -m tests.chaos --help).
+# It needs the stack and the venv, not the dashboard checkers.
+CHAOS_MINUTES ?= 20
+CHAOS_ARGS ?=
+chaos: system-packages kafka-libs venv
+	@echo "==> chaos: $(CHAOS_MINUTES) minutes of traffic and faults (python -m tests.chaos)"
+	$(VENV)/bin/python -m tests.chaos --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
 
 down:
 	@if [ ! -x $(LEADPULSE) ]; then echo "==> down: no $(LEADPULSE), nothing to stop"; exit 0; fi; \

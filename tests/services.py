@@ -55,6 +55,7 @@ class RedisCluster:
     ports: list[int]
     processes: dict[int, subprocess.Popen[bytes]]
     workdir: Path
+    commands: dict[int, list[str]]
 
     @property
     def url_port(self) -> int:
@@ -76,6 +77,12 @@ class RedisCluster:
         """SIGKILL one node, as a crash would."""
         self.processes[port].kill()
         self.processes[port].wait()
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again: its nodes.conf makes it rejoin, as a replica once another took over."""
+        node_dir = self.workdir / str(port)
+        self.processes[port] = subprocess.Popen(self.commands[port], stdout=(node_dir / "log").open("ab"), stderr=subprocess.STDOUT)
+        _wait_ping(port)
 
     def wait_healthy(self, timeout_s: float = CLUSTER_TIMEOUT_S) -> None:
         """Until every live node sees all slots served by live masters (after a kill: its replica
@@ -101,6 +108,7 @@ def redis_cluster(nodes: int = 6) -> Iterator[RedisCluster]:
     workdir = Path(tempfile.mkdtemp(prefix="leadpulse-cluster-"))
     ports = [free_port() for _ in range(nodes)]
     processes: dict[int, subprocess.Popen[bytes]] = {}
+    commands: dict[int, list[str]] = {}
     try:
         for port in ports:
             node_dir = workdir / str(port)
@@ -109,6 +117,7 @@ def redis_cluster(nodes: int = 6) -> Iterator[RedisCluster]:
                        "--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
                        "--repl-diskless-sync-delay", "0",
                        "--save", "", "--appendonly", "no", "--dir", str(node_dir)]  # fmt: skip
+            commands[port] = command
             processes[port] = subprocess.Popen(command, stdout=(node_dir / "log").open("wb"), stderr=subprocess.STDOUT)
         for port in ports:
             _wait_ping(port)
@@ -116,7 +125,7 @@ def redis_cluster(nodes: int = 6) -> Iterator[RedisCluster]:
             ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "1", "--cluster-yes"],
             check=True, capture_output=True, timeout=CLUSTER_TIMEOUT_S,
         )  # fmt: skip
-        cluster = RedisCluster(ports, processes, workdir)
+        cluster = RedisCluster(ports, processes, workdir, commands)
         cluster.wait_healthy()
         yield cluster
     finally:

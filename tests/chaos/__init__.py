@@ -1,0 +1,1 @@
+"""The chaos soak behind `make chaos`: traffic through every way in, random faults, then an exact count."""
