@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 import orjson
 
-from streams.events import parse_record
+from streams.decoding import decode_record
 from streams.imports.mapping import MappingError, load_mapping, preset
 from streams.imports.plan import ImportRefused, Source, events, history_object, links, prepare, summarise
 from streams.ingest.publish import PublishError, report_outcome, send
@@ -156,7 +156,7 @@ def _records(
             if on_progress is not None and rows % PROGRESS_EVERY == 0:
                 on_progress(rows)
         raw = orjson.dumps(event)
-        yield origin, Record(raw, parse_record(raw, wall_clock_ms()), number)
+        yield origin, Record(raw, decode_record(raw, wall_clock_ms()), number)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -100,11 +100,16 @@ class ObjectMapping(BaseModel):
 
     def meaning(self, value: str) -> str | None:
         """What a status, stage or deal stage value means (a key of `values`), compared loosely."""
-        key = column_key(value)
+        return self._meanings.get(column_key(value))
+
+    @cached_property
+    def _meanings(self) -> dict[str, str]:
+        """Value key -> meaning, built once: `meaning` runs for every status and stage cell of an import."""
+        table: dict[str, str] = {}
         for meaning, listed in self.values.items():
-            if any(column_key(item) == key for item in listed):
-                return meaning
-        return None
+            for item in listed:
+                table.setdefault(column_key(item), meaning)  # the first meaning listing a value wins
+        return table
 
 
 class CrmMapping(BaseModel):
@@ -129,6 +134,7 @@ class CrmMapping(BaseModel):
         return objects
 
 
+@lru_cache(maxsize=4096)  # an export repeats its statuses and stages on every row
 def column_key(name: str) -> str:
     """How column names and values compare: case, spaces and punctuation ignored.
 

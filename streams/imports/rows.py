@@ -23,7 +23,7 @@ from typing import Any, Final
 from streams.imports.ids import cell_text, id_list, salesforce_18
 from streams.imports.mapping import ObjectMapping, column_key
 from streams.imports.tables import Row
-from streams.imports.times import Cell, NeedsTimezone, TimeError, parse_time, rfc3339
+from streams.imports.times import Cell, ColumnTimes, NeedsTimezone, TimeError, rfc3339
 from streams.ingest.vendors.common import join_id
 
 _TRUE: Final = frozenset({"true", "1", "yes", "y", "t", "x"})
@@ -103,6 +103,8 @@ class RowMapper:
     columns: Columns
     zone: tzinfo | None
     salesforce_ids: bool = False
+    #: Column index -> its time reader, which remembers the column's format.
+    _times: dict[int, ColumnTimes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def mapping(self) -> ObjectMapping:
@@ -258,8 +260,9 @@ class RowMapper:
             cell = row.cells[i] if i < len(row.cells) else None
             if cell is None:
                 continue
+            reader = self._times.get(i) or self._times.setdefault(i, ColumnTimes(self.zone, calendar_date=calendar))
             try:
-                moment = parse_time(cell, self.zone, calendar_date=calendar)
+                moment = reader.read(cell)
             except NeedsTimezone:
                 raise CellError(row.number, self.columns.header[i],
                                 f"{cell_text(cell)!r} has no UTC offset: pass --timezone (an IANA name such as America/New_York)") from None  # fmt: skip

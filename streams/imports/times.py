@@ -11,6 +11,7 @@ shift every cohort boundary silently, so it is refused instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Final
 
@@ -58,12 +59,36 @@ def parse_time(cell: Cell, zone: tzinfo | None, *, calendar_date: bool = False) 
         return _in_utc(datetime.combine(cell, time()), zone, calendar_date)
     if isinstance(cell, (int, float)):
         return _in_utc(_from_serial(float(cell), str(cell)), zone, calendar_date)
-    text = cell.strip()
-    if _EPOCH_MS.fullmatch(text):
-        return _UNIX_EPOCH + timedelta(milliseconds=int(text))
-    if _SERIAL.fullmatch(text):
-        return _in_utc(_from_serial(float(text), text), zone, calendar_date)
-    return _in_utc(_from_text(text), zone, calendar_date)
+    return _read_text(cell.strip(), zone, calendar_date, list(_TEXT_READERS))
+
+
+class ColumnTimes:
+    """One column's times: its cells share one format, so the reader of the last cell is tried first.
+
+    Cuts the formats tried per cell to one in a large export; the formats never overlap,
+    so the order cannot change what a cell reads as.
+    """
+
+    def __init__(self, zone: tzinfo | None, *, calendar_date: bool = False) -> None:
+        self.zone, self.calendar_date = zone, calendar_date
+        self._readers = list(_TEXT_READERS)
+
+    def read(self, cell: Cell) -> datetime:
+        """As `parse_time(cell, zone, calendar_date=...)`."""
+        if not isinstance(cell, str):
+            return parse_time(cell, self.zone, calendar_date=self.calendar_date)
+        return _read_text(cell.strip(), self.zone, self.calendar_date, self._readers)
+
+
+def _read_text(text: str, zone: tzinfo | None, calendar_date: bool, readers: list[_TextReader]) -> datetime:
+    """The first reader's instant that reads `text`; that reader moves to the front of `readers`."""
+    for i, reader in enumerate(readers):
+        moment = reader(text, zone, calendar_date)
+        if moment is not None:
+            if i:
+                readers.insert(0, readers.pop(i))
+            return moment
+    raise TimeError(f"{text!r} is not a time")
 
 
 def rfc3339(moment: datetime) -> str:
@@ -78,17 +103,35 @@ def _from_serial(serial: float, shown: str) -> datetime:
     return _EXCEL_EPOCH + timedelta(milliseconds=round(serial * 86_400_000))
 
 
-def _from_text(text: str) -> datetime:
-    if match := _ISO.fullmatch(text):
-        year, month, day, hour, minute, second, fraction, offset = match.groups()
-        zone = None if offset is None else _offset(offset)
-    elif match := _US.fullmatch(text):
-        month, day, year, hour, minute, second, meridiem = match.groups()
-        year = f"20{year}" if len(year) == 2 else year
-        hour = _twelve_hour(hour, meridiem, text) if meridiem else hour
-        fraction, zone = None, None
-    else:
-        raise TimeError(f"{text!r} is not a time")
+def _epoch_ms(text: str, zone: tzinfo | None, calendar_date: bool) -> datetime | None:
+    return _UNIX_EPOCH + timedelta(milliseconds=int(text)) if _EPOCH_MS.fullmatch(text) else None
+
+
+def _serial(text: str, zone: tzinfo | None, calendar_date: bool) -> datetime | None:
+    return _in_utc(_from_serial(float(text), text), zone, calendar_date) if _SERIAL.fullmatch(text) else None
+
+
+def _iso(text: str, zone: tzinfo | None, calendar_date: bool) -> datetime | None:
+    match = _ISO.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    parsed = _calendar(text, year, month, day, hour, minute, second, fraction, None if offset is None else _offset(offset))
+    return _in_utc(parsed, zone, calendar_date)
+
+
+def _us(text: str, zone: tzinfo | None, calendar_date: bool) -> datetime | None:
+    match = _US.fullmatch(text)
+    if match is None:
+        return None
+    month, day, year, hour, minute, second, meridiem = match.groups()
+    year = f"20{year}" if len(year) == 2 else year
+    hour = _twelve_hour(hour, meridiem, text) if meridiem else hour
+    return _in_utc(_calendar(text, year, month, day, hour, minute, second, None, None), zone, calendar_date)
+
+
+def _calendar(text: str, year: str, month: str, day: str, hour: str | None, minute: str | None, second: str | None,
+              fraction: str | None, zone: tzinfo | None) -> datetime:  # fmt: skip
     try:
         return datetime(
             int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
@@ -111,6 +154,11 @@ def _twelve_hour(hour: str, meridiem: str, text: str) -> str:
     if not 1 <= value <= 12:
         raise TimeError(f"{text!r} is not a time")
     return str(value % 12 + (12 if meridiem.upper().startswith("P") else 0))
+
+
+_TextReader = Callable[[str, "tzinfo | None", bool], "datetime | None"]
+#: Every text format read, each returning None for text not in its format (they never overlap).
+_TEXT_READERS: Final[tuple[_TextReader, ...]] = (_iso, _epoch_ms, _serial, _us)
 
 
 def _in_utc(moment: datetime, zone: tzinfo | None, calendar_date: bool) -> datetime:
