@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     salesforce_disqualified_statuses: str = Field(
         "Unqualified,Closed - Not Converted", description="comma-separated Salesforce Lead Status values that mean disqualified"
     )
+    salesforce_contacted_statuses: str = Field(
+        "Working - Contacted",
+        description="comma-separated Salesforce Lead Status values whose first entry, in a LeadHistory extract, is the first touch",
+    )
     salesforce_won_stages: str = Field("Closed Won", description="comma-separated Salesforce Opportunity StageName values that mean won")
     salesforce_lost_stages: str = Field("Closed Lost", description="comma-separated Salesforce Opportunity StageName values that mean lost")
     salesforce_lead_field: str = Field(

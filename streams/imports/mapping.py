@@ -25,14 +25,14 @@ Kind = Literal["lead", "deal", "history"]
 #: What a lead object's columns may hold.
 LEAD_ROLES: Final = (
     "id", "created", "source", "campaign", "owner", "mql", "sql", "customer", "disqualified",
-    "status", "stage", "merged", "deleted", "converted", "converted_deal", "converted_at",
+    "status", "stage", "merged", "deleted", "converted", "converted_deal", "converted_at", "contacted",
 )  # fmt: skip
 #: What a deal object's columns may hold.
 DEAL_ROLES: Final = ("id", "created", "closed", "lead", "stage", "won", "is_closed", "amount", "deleted")
 #: What a history object's columns may hold: one change of a record's status or stage per row.
 HISTORY_ROLES: Final = ("record", "field", "value", "at", "deleted")
 #: Values of a lead's status or stage column that mean something, and of a deal's stage.
-LEAD_VALUES: Final = ("mql", "sql", "customer", "disqualified", "ignored")
+LEAD_VALUES: Final = ("mql", "sql", "customer", "disqualified", "contacted", "ignored")
 DEAL_VALUES: Final = ("won", "lost", "ignored")
 #: Lead roles whose aliases may hold `{stage}`: one alias per value of that meaning.
 STAGE_DATE_ROLES: Final = ("mql", "sql", "customer", "disqualified")

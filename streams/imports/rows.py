@@ -177,6 +177,11 @@ class RowMapper:
         if won is not None and links.lead_wins:
             deal = f"{self.crm}-{self.mapping.singular}-{lead}"
             events.append(self._lead_event(lead, "deal.won", won, deal_id=deal))
+        # The first touch: the earliest of the touch columns (Salesforce's first call and first
+        # email) and the record's first entry into a contacted status in its history.
+        found = [t for t in (self._time(row, "contacted"), links.stage_time(singular, lead, "contacted")) if t is not None]
+        if found:
+            events.append(self._lead_event(lead, "lead.contacted", min(found)))
         deal_id = self.converted_deal(row)
         if deal_id is not None:
             moment = self._time(row, "converted_at") or created

@@ -260,3 +260,30 @@ def test_salesforce_bulk_api_2_results_with_a_semicolon_delimiter_quoted_fields_
         ("1EAB", "deal.won", None, None): ("2025-07-15T00:00:00.000Z", 48000.5),  # joined by ConvertedOpportunityId
     }
     assert count(events) == {"lead.created": 3, "lead.qualified": 1, "deal.created": 2, "deal.won": 1}
+
+
+def test_first_touches_hubspot_first_engagement_date_and_salesforce_earliest_of_first_call_email_and_contacted_status(
+    tmp_path: Path,
+) -> None:
+    hubspot = events_of(tmp_path, "hubspot", "--contacts", str(FIXTURES / "hubspot-contacts-first-touch.csv"), "--timezone", "UTC")
+    touches = [(e["event_id"], e["occurred_at"]) for e in hubspot if e["type"] == "lead.contacted"]
+    # Contact 102 has no engagement; 103's date is in epoch milliseconds, as the API writes it.
+    assert touches == [("hubspot:contact:101:lead.contacted", "2025-04-02T10:30:00.000Z"),
+                       ("hubspot:contact:103:lead.contacted", "2025-04-03T11:00:00.000Z")]  # fmt: skip
+    salesforce = events_of(tmp_path, "salesforce", "--leads", str(FIXTURES / "salesforce-leads-first-touch.csv"),
+                           "--history", str(FIXTURES / "salesforce-lead-history-first-touch.csv"))  # fmt: skip
+    touches = [(e["lead_id"], e["occurred_at"]) for e in salesforce if e["type"] == "lead.contacted"]
+    # 11: its first email before its first call; 12: its first entry into Working - Contacted, not the
+    # second; 13: the status change an hour before its first call; 14: never contacted.
+    assert touches == [("00Q000000000011EAA", "2025-03-02T15:00:00.000Z"), ("00Q000000000012EAA", "2025-03-05T08:00:00.000Z"),
+                       ("00Q000000000013EAA", "2025-03-04T11:00:00.000Z")]  # fmt: skip
+    assert count(salesforce) == {"lead.created": 4, "lead.contacted": 3}
+
+
+def test_the_contacted_statuses_are_a_setting(tmp_path: Path) -> None:
+    found = events_of(tmp_path, "salesforce", "--leads", str(FIXTURES / "salesforce-leads-first-touch.csv"),
+                      "--history", str(FIXTURES / "salesforce-lead-history-first-touch.csv"),
+                      env={"LEADPULSE_SALESFORCE_CONTACTED_STATUSES": "Called Back"})  # fmt: skip
+    # Without the status, only the first call and email columns touch.
+    assert [(e["lead_id"], e["occurred_at"]) for e in found if e["type"] == "lead.contacted"] == [
+        ("00Q000000000011EAA", "2025-03-02T15:00:00.000Z"), ("00Q000000000013EAA", "2025-03-04T12:00:00.000Z")]  # fmt: skip

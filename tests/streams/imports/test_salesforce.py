@@ -61,3 +61,12 @@ def test_a_record_without_its_creation_time_or_with_an_unreadable_one_is_rejecte
     assert object_events("lead", {"Id": LEAD["Id"]}, Settings()) == Rejection("missing_field", "CreatedDate")
     rejected = object_events("lead", {**LEAD, "CreatedDate": "yesterday"}, Settings())
     assert isinstance(rejected, Rejection) and "CreatedDate" in rejected.detail
+
+
+def test_the_outbound_hooks_lead_is_contacted_at_the_earlier_of_its_first_call_and_first_email() -> None:
+    lead = {**LEAD, "FirstCallDateTime": "2025-04-10T09:00:00.000Z", "FirstEmailDateTime": "2025-04-09T16:30:00.000Z"}
+    touches = [e for e in _valid(object_events("lead", lead, Settings())) if e.type == "lead.contacted"]
+    assert [(e.event_id, e.occurred_ms) for e in touches] == [
+        ("salesforce:lead:00Q5g00000AbCdEEAV:lead.contacted", 1744216200000)
+    ]
+    assert not any(e.type == "lead.contacted" for e in _valid(object_events("lead", LEAD, Settings())))
