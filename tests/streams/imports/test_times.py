@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, strategies as st
 
-from streams.imports.times import NeedsTimezone, TimeError, parse_time, rfc3339
+from streams.imports.times import ColumnTimes, NeedsTimezone, TimeError, parse_time, rfc3339
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
@@ -72,3 +72,29 @@ STYLES = [
 def test_a_time_formatted_in_any_supported_style_parses_back_to_the_same_instant(moment: datetime, style: object) -> None:
     utc = moment.replace(tzinfo=UTC)
     assert parse_time(style(utc), UTC) == utc  # type: ignore[operator]
+
+
+@given(
+    cells=st.lists(
+        st.one_of(
+            st.tuples(st.datetimes(min_value=datetime(1975, 1, 1), max_value=datetime(2200, 1, 1)), st.sampled_from(STYLES)).map(
+                lambda pair: pair[1](pair[0].replace(microsecond=0, tzinfo=UTC))  # type: ignore[operator]
+            ),
+            st.sampled_from(["yesterday", "2025-13-01", "45755.5", "12", "4/8/2025 13:00 PM", "2025-04-08", " 4/8/25 "]),
+        ),
+        max_size=12,
+    ),
+    calendar=st.booleans(),
+)
+def test_a_column_reader_reads_every_cell_as_parse_time_does_whatever_formats_came_before(cells: list[object], calendar: bool) -> None:
+    column = ColumnTimes(NY, calendar_date=calendar)
+    for cell in cells:
+        try:
+            expected: object = parse_time(cell, NY, calendar_date=calendar)  # type: ignore[arg-type]
+        except TimeError as exc:
+            expected = (type(exc), str(exc))
+        try:
+            found: object = column.read(cell)  # type: ignore[arg-type]
+        except TimeError as exc:
+            found = (type(exc), str(exc))
+        assert found == expected
