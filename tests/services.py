@@ -15,6 +15,9 @@ from pathlib import Path
 
 import redis
 
+from streams import stack
+from streams.settings import Settings
+
 REDIS_START_TIMEOUT_S = 10.0
 #: Start, join and (in tests) fail over: node timeout 1 s, so a replica takes over in ~2 s.
 CLUSTER_TIMEOUT_S = 60.0
@@ -187,3 +190,19 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+@contextmanager
+def own_broker(base: Settings, home: Path) -> Iterator[Settings]:
+    """`base` with a Kafka broker of its own on free ports (fresh topics), stopped afterwards.
+
+    For tests whose records must not mix with the shared topics, or that read whole topics.
+    """
+    settings = base.model_copy(
+        update={"home": home, "kafka_bootstrap": f"127.0.0.1:{free_port()}", "kafka_controller_port": free_port()}
+    )
+    try:
+        stack.up(settings, ["kafka"])
+        yield settings
+    finally:
+        stack.down(settings)

@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from streams import stack
 from streams.ingest.api import create_app
 from streams.ingest.openapi import document, document_json
 from streams.ingest.vendors import SECRET_SETTINGS
@@ -64,18 +63,8 @@ def own_kafka(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
     """A broker of the fuzz's own: generated events break the contract's rule that an
     `event_id` names one event (`"0"` comes back with other leads), which would make the
     shared topics, that every pipeline test recounts, no function of an event set."""
-    settings = stack_settings.model_copy(
-        update={
-            "home": tmp_path_factory.mktemp("fuzzed"),
-            "kafka_bootstrap": f"127.0.0.1:{services.free_port()}",
-            "kafka_controller_port": services.free_port(),
-        }
-    )
-    try:
-        stack.up(settings, ["kafka"])
+    with services.own_broker(stack_settings, tmp_path_factory.mktemp("fuzzed")) as settings:
         yield settings
-    finally:
-        stack.down(settings)
 
 
 @pytest.fixture(scope="module")
