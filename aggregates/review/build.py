@@ -20,6 +20,7 @@ from aggregates.review.figures import SegmentFigures, period_figures, segment_co
 from aggregates.review.periods import Period, PeriodKind, review_period
 from aggregates.review.shift_share import Decomposition, decompose
 from aggregates.series import Segment
+from exporters.mixin import CONFIG
 from streams.settings import Settings
 
 
@@ -48,6 +49,9 @@ class Review:
     year_before: PeriodView
     triangle: CohortTriangle
     alerts: AlertHistory
+    #: the sales owner's attribute key (the dashboard's owners table) when it is a
+    #: configured dimension; None: the owner follow-up table cannot be shown
+    owner: str | None = None
 
     def why(self, base: PeriodView) -> Decomposition | None:
         """The mix/rate split of the change from `base` to the current period, by source."""
@@ -78,4 +82,5 @@ def read_review(
         year_before=read_period(client, settings, period.year_before()),
         triangle=cohort_triangle(read_lead_times(client, settings), period.end, as_of, settings.maturity_days),
         alerts=read_fired_alerts(prometheus_url, *period_span(period)),
+        owner=CONFIG.owner_dimension if CONFIG.owner_dimension in settings.attribute_keys else None,
     )

@@ -13,14 +13,21 @@ from typing import Final
 
 from aggregates.review.periods import Period
 from aggregates.review.shift_share import Counts
-from aggregates.rules import ratio
+from aggregates.rules import ratio, wilson_interval
 from aggregates.series import Segment, Series
 from streams.settings import Settings
 
 #: A segment is too small to judge when its 95% interval spans more than this (10
 #: points): its rate, and a change of it, would be ranked by noise.
 MAX_INTERVAL_WIDTH: Final = 0.10
-_TTC_BUCKETS: Final = "leadpulse_window_time_to_convert_days_bucket"
+_TTC_BUCKETS: Final = "leadpulse_window_time_to_convert_seconds_bucket"
+_TOUCH_BUCKETS: Final = "leadpulse_window_first_touch_seconds_bucket"
+_HISTOGRAMS: Final = (_TTC_BUCKETS, _TOUCH_BUCKETS)
+
+
+def _too_wide(interval: tuple[float, float] | None) -> bool:
+    """No interval (nothing counted), or one too wide for its share to be ranked."""
+    return interval is None or interval[1] - interval[0] > MAX_INTERVAL_WIDTH
 
 
 def window_settings(settings: Settings, period: Period) -> Settings:
@@ -42,6 +49,11 @@ class SegmentFigures:
     lost: int = 0
     won_amount: float = 0.0
     median_days_to_convert: float | None = None  # of the customers won in the period
+    #: Follow-up (CONTRACT v1.2): of the leads whose touch deadline passed by the period's
+    #: end, those touched by it (met) and not (breached); speed to lead of the touched leads.
+    met: int = 0
+    breached: int = 0
+    median_seconds_to_touch: float | None = None
 
     @property
     def rate(self) -> float | None:
@@ -60,9 +72,19 @@ class SegmentFigures:
         return ratio(self.won, self.won + self.lost)
 
     @property
+    def within_sla(self) -> float | None:
+        """The share of the leads past their deadline that were touched by it."""
+        return ratio(self.met, self.met + self.breached)
+
+    @property
     def too_small(self) -> bool:
         """No leads, or an interval too wide for its rate to mean anything."""
-        return self.interval is None or self.interval[1] - self.interval[0] > MAX_INTERVAL_WIDTH
+        return _too_wide(self.interval)
+
+    @property
+    def sla_too_small(self) -> bool:
+        """No lead past its deadline, or a within-SLA share whose 95% Wilson interval is too wide."""
+        return _too_wide(wilson_interval(self.met, self.met + self.breached))
 
 
 def median_from_buckets(buckets: Mapping[float, float]) -> float | None:
@@ -83,6 +105,10 @@ def median_from_buckets(buckets: Mapping[float, float]) -> float | None:
     return lower
 
 
+def _days(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / 86_400
+
+
 def period_figures(series: Iterable[Series], period: Period) -> dict[Segment, SegmentFigures]:
     """Figures of every (dimension, segment) with leads or deals in the period."""
     return segment_figures(series, f"{period.days}d", period.months)
@@ -93,15 +119,16 @@ def segment_figures(series: Iterable[Series], window: str, months: Iterable[str]
     cohorts `months` (the same leads when the window is whole months)."""
     months = set(months)
     values: dict[Segment, dict[str, float]] = {}
-    ttc: dict[Segment, dict[float, float]] = {}
+    buckets: dict[tuple[str, Segment], dict[float, float]] = {}
     for s in series:
         labels = s.labels
         segment = (labels.get("dimension", ""), labels.get("segment", ""))
         if labels.get("window") == window:
-            if s.name == _TTC_BUCKETS:
-                ttc.setdefault(segment, {})[float(labels["le"])] = s.value
+            if s.name in _HISTOGRAMS:
+                buckets.setdefault((s.name, segment), {})[float(labels["le"])] = s.value
             elif labels.get("basis", "cohort") == "cohort":
-                values.setdefault(segment, {})[s.name] = s.value
+                name = f"{s.name}/{labels['outcome']}" if "outcome" in labels else s.name
+                values.setdefault(segment, {})[name] = s.value
         elif labels.get("period") == "month" and labels.get("cohort") in months:
             name = f"{s.name}/{labels['stage']}" if "stage" in labels else s.name
             row = values.setdefault(segment, {})
@@ -119,7 +146,10 @@ def segment_figures(series: Iterable[Series], window: str, months: Iterable[str]
             won=int(row.get("leadpulse_window_deals_won", 0)),
             lost=int(row.get("leadpulse_window_deals_lost", 0)),
             won_amount=row.get("leadpulse_window_won_amount", 0.0),
-            median_days_to_convert=median_from_buckets(ttc.get(segment, {})),
+            median_days_to_convert=_days(median_from_buckets(buckets.get((_TTC_BUCKETS, segment), {}))),
+            met=int(row.get("leadpulse_window_follow_up_leads/met", 0)),
+            breached=int(row.get("leadpulse_window_follow_up_leads/breached", 0)),
+            median_seconds_to_touch=median_from_buckets(buckets.get((_TOUCH_BUCKETS, segment), {})),
         )
     return out
 

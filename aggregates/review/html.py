@@ -9,7 +9,7 @@ customers, no closed deals) are words, never NaN or Infinity.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -20,6 +20,7 @@ from aggregates.review import charts
 from aggregates.review.build import PeriodView, Review
 from aggregates.review.figures import SegmentFigures
 from aggregates.review.shift_share import Decomposition, explain, signed_points
+from exporters.mixin import CONFIG
 
 _ENV: Final = Environment(loader=PackageLoader("aggregates.review"), autoescape=True, undefined=StrictUndefined,
                           trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
@@ -46,6 +47,15 @@ def ratio_text(f: SegmentFigures) -> str:
     if n is None:
         return "no customers" if f.leads else "no leads"
     return f"{n:,.0f}:1" if n >= 10 else f"{n:.1f}:1"
+
+
+def speed_text(seconds: float | None) -> str:
+    """A speed to lead in minutes, hours or days; words when no lead was touched."""
+    if seconds is None:
+        return "no touches"
+    if seconds < 3_600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3_600:.1f} h" if seconds < 172_800 else f"{seconds / 86_400:.1f} d"
 
 
 def relative(current: float, base: float) -> str:
@@ -105,12 +115,48 @@ def segment_row(segment: str, now: SegmentFigures, before: SegmentFigures) -> Ro
     return Row(segment, now.too_small, cells)
 
 
-def segment_rows(current: PeriodView, previous: PeriodView, dimension: str) -> tuple[list[Row], int]:
-    """Rows by leads (too small to judge last), and how many segments did not fit."""
-    now, before = current.segments(dimension), previous.segments(dimension)
-    ranked = sorted(now, key=lambda s: (now[s].too_small, -now[s].leads, s))
-    rows = [segment_row(s, now[s], before.get(s, SegmentFigures())) for s in ranked if now[s].leads or now[s].won]
+def follow_up_cells(now: SegmentFigures, before: SegmentFigures, quiet: bool) -> tuple[Cell, ...]:
+    """The within-SLA share and median speed to lead against the period before (`quiet`: no changes)."""
+    def change(text: str) -> str:
+        return "" if quiet else text
+
+    past, past_before = now.met + now.breached, before.met + before.breached
+    speed, speed_before = now.median_seconds_to_touch, before.median_seconds_to_touch
+    return (
+        Cell("past_deadline", count(past), change(relative(past, past_before)), past),
+        Cell("within_sla", percent(now.within_sla, "none past deadline"),
+             change(points(difference(now.within_sla, before.within_sla))), now.within_sla),
+        Cell("median_seconds_to_touch", speed_text(speed),
+             change(f"was {speed_text(speed_before)}" if speed_before is not None else ""), speed),
+    )
+
+
+def follow_up_row(segment: str, now: SegmentFigures, before: SegmentFigures) -> Row:
+    """A segment's follow-up row; a share too small to judge shows no changes to rank."""
+    return Row(segment, now.sla_too_small, follow_up_cells(now, before, now.sla_too_small))
+
+
+def ranked_rows(
+    now: Mapping[str, SegmentFigures], before: Mapping[str, SegmentFigures],
+    row: Callable[[str, SegmentFigures, SegmentFigures], Row], size: Callable[[SegmentFigures], int],
+    shown: Callable[[SegmentFigures], bool],
+) -> tuple[list[Row], int]:
+    """The `shown` segments' rows, biggest first (too small to judge last), and how many did not fit."""
+    rows = [row(s, f, before.get(s, SegmentFigures())) for s, f in now.items() if shown(f)]
+    rows.sort(key=lambda r: (r.too_small, -size(now[r.segment]), r.segment))
     return rows[:MAX_TABLE_ROWS], max(0, len(rows) - MAX_TABLE_ROWS)
+
+
+def segment_rows(current: PeriodView, previous: PeriodView, dimension: str) -> tuple[list[Row], int]:
+    """Rows of the segments with leads or won deals, by leads."""
+    return ranked_rows(current.segments(dimension), previous.segments(dimension), segment_row,
+                       lambda f: f.leads, lambda f: bool(f.leads or f.won))
+
+
+def follow_up_rows(current: PeriodView, previous: PeriodView, dimension: str) -> tuple[list[Row], int]:
+    """Follow-up rows of the segments with a lead past its deadline or touched, by the leads past it."""
+    return ranked_rows(current.segments(dimension), previous.segments(dimension), follow_up_row,
+                       lambda f: f.met + f.breached, lambda f: bool(f.met + f.breached or f.median_seconds_to_touch is not None))
 
 
 def comparison(current: SegmentFigures, base: PeriodView) -> str:
@@ -152,9 +198,12 @@ def render(review: Review) -> str:
         columns[f"≤{days} d"] = {row.cohort: row.matured[index] for row in triangle.rows}
     points_ = _rate_points([review.year_before, review.previous, current])
     tables = {dimension: segment_rows(current, review.previous, dimension) for dimension in ("source", "campaign")}
+    follow_up = {dimension: follow_up_rows(current, review.previous, dimension)
+                 for dimension in ("source", review.owner) if dimension}
     return _ENV.get_template("review.html.j2").render(
-        figure=figure, percent=percent, count=count, ratio_text=ratio_text, points=points,
-        review=review, overall=overall,
+        figure=figure, percent=percent, count=count, ratio_text=ratio_text, points=points, speed_text=speed_text,
+        review=review, overall=overall, follow_up=follow_up, follow_up_overall=follow_up_cells(overall, review.previous.overall, quiet=False),
+        owner_key=CONFIG.owner_dimension,
         previous=comparison(overall, review.previous), year_before=comparison(overall, review.year_before),
         whys=whys, why_charts=why_charts, tables=tables,
         rate_chart=charts.rate_chart(points_) if points_ else None,

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from aggregates.connect import redis_client
-from aggregates.review.build import Review, read_review
+from aggregates.review.build import PeriodView, Review, read_review
 from aggregates.review.cohorts import cohort_triangle
 from aggregates.review.figures import SegmentFigures, period_figures
 from aggregates.leads import LeadTimes
@@ -93,3 +93,44 @@ def test_the_triangles_cohorts_of_the_period_hold_exactly_its_leads_and_customer
 def test_the_review_of_the_month_ending_on_day_t_starts_on_the_first(review: Review) -> None:
     assert review.current.period.end < AS_OF and review.current.period.start.day == 1
     assert review.as_of == AS_OF and review.current.period.end >= date(2026, 9, 30)
+
+
+def test_the_follow_up_figures_of_a_month_and_the_month_before_are_the_hand_computed_ones(follow_up: Settings) -> None:
+    client = redis_client(follow_up)
+    try:
+        review = read_review(client, follow_up, "month", AS_OF, f"http://127.0.0.1:{free_port()}")
+    finally:
+        client.close()
+    assert review.owner == "owner"
+
+    def got(view: PeriodView) -> dict[tuple[str, str], tuple[int, int, float | None]]:
+        return {segment: (f.met, f.breached, f.median_seconds_to_touch)
+                for segment, f in view.figures.items() if segment[0] in ("all", "source", "owner")}
+
+    # November: speeds 600, 7200, 108000 s (paid_search) and 300 s (N5, email); medians
+    # interpolated in the buckets 300, 900, 3600, 14400, 86400, 259200 s, e.g. all: rank 2
+    # of 4 falls in (300, 900] holding 1 of 1 more: 900; paid_search: rank 1.5 in (3600, 14400]: 9000.
+    assert got(review.current) == {
+        ("all", "all"): (2, 2, 900.0),
+        ("source", "paid_search"): (2, 1, 9000.0),
+        ("source", "email"): (0, 1, 150.0),
+        ("owner", "ana"): (2, 0, 600.0),
+        ("owner", "ben"): (0, 2, 172_800.0),
+    }
+    # October: O1 touched after 3600 s (met), O2 after 259200 s (breached).
+    assert got(review.previous) == {
+        ("all", "all"): (1, 1, 3600.0),
+        ("source", "paid_search"): (1, 1, 3600.0),
+        ("owner", "ana"): (1, 0, 2250.0),
+        ("owner", "ben"): (0, 1, 172_800.0),
+    }
+    assert review.current.overall.within_sla == 0.5 and review.current.segments("source")["paid_search"].within_sla == 2 / 3
+
+
+def test_without_an_owner_dimension_the_review_has_no_owner(examples: Settings) -> None:
+    client = redis_client(examples)
+    try:
+        review = read_review(client, examples, "month", date(2026, 6, 30), f"http://127.0.0.1:{free_port()}")
+    finally:
+        client.close()
+    assert review.owner is None and not review.current.segments("owner")

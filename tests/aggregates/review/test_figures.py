@@ -55,3 +55,25 @@ def test_period_figures_sum_the_month_cohorts_and_take_the_period_long_window() 
     assert (figures.leads, figures.customers, figures.mql, figures.qualified) == (40, 4, 15, 8)
     assert (figures.won, figures.lost, figures.win_rate, figures.interval) == (5, 15, 0.25, (0.04, 0.23))
     assert segment_counts(period_figures(series, quarter)) == {"email": (40, 4)}
+
+
+def test_the_follow_up_and_the_medians_are_picked_out_of_the_windows_series() -> None:
+    month = Period.starting("month", date(2026, 11, 1))
+    window = {"dimension": "owner", "segment": "ana", "window": "30d"}
+    touch = [(300, 1), (900, 2), (3600, 2), (14400, 3), (INF, 3)]  # seconds
+    convert = [(86400, 1), (259200, 3), (INF, 3)]
+    series = [
+        Series("leadpulse_window_follow_up_leads", {**window, "outcome": "met"}, 2),
+        Series("leadpulse_window_follow_up_leads", {**window, "outcome": "breached"}, 1),
+        Series("leadpulse_window_follow_up_met_ratio", window, 2 / 3),
+        *(Series("leadpulse_window_first_touch_seconds_bucket", {**window, "le": "+Inf" if le == INF else str(le)}, n)
+          for le, n in touch),
+        *(Series("leadpulse_window_time_to_convert_seconds_bucket", {**window, "le": "+Inf" if le == INF else str(le)}, n)
+          for le, n in convert),
+    ]
+    figures = period_figures(series, month)[("owner", "ana")]
+    assert (figures.met, figures.breached, figures.within_sla) == (2, 1, 2 / 3)
+    assert figures.median_seconds_to_touch == 300 + 600 * (1.5 - 1) / (2 - 1)  # rank 1.5 in (300, 900]
+    assert figures.median_days_to_convert == (86400 + 172800 * (1.5 - 1) / (3 - 1)) / 86400  # in days
+    assert figures.sla_too_small  # three leads past their deadline rank nothing
+    assert not SegmentFigures(met=2000, breached=1000).sla_too_small

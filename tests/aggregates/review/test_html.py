@@ -56,7 +56,7 @@ class CellValues(HTMLParser):
 
 def env(settings: Settings, windows: str = "7,30,90") -> dict[str, str]:
     return {**os.environ, "LEADPULSE_REDIS_URL": settings.redis_url, "LEADPULSE_KEY_PREFIX": settings.key_prefix,
-            "LEADPULSE_WINDOWS": windows}
+            "LEADPULSE_WINDOWS": windows, "LEADPULSE_ATTRIBUTE_DIMENSIONS": settings.attribute_dimensions}
 
 
 def html_report(
@@ -168,6 +168,7 @@ def test_the_review_of_the_contract_examples_shows_their_numbers(examples: Setti
     assert "No comparison with June 2025: one of the two periods has no leads." in text
     assert "too small to judge" in text  # a handful of leads ranks nothing
     assert "Not shown: no answer from Prometheus at http://127.0.0.1:" in text
+    assert "Not shown: the owner is not a dimension. Add <code>owner</code> to" in text
     assert_no_nan_or_infinity(text)
 
 
@@ -177,5 +178,26 @@ def test_an_empty_pipeline_is_said_in_words(empty: Settings, tmp_path: Path) -> 
     assert "There is no earlier period with leads to compare with." in text
     assert "No leads in the last twelve month cohorts." in text
     assert "No source had leads or won deals in 2026 Q3." in text
+    assert "No lead of 2026 Q3 was touched or reached its touch deadline by the period's end" in text
     assert parsed.figures == []
+    assert_no_nan_or_infinity(text)
+
+
+def test_the_follow_up_sections_show_the_sla_share_and_speed_against_the_month_before(
+    follow_up: Settings, tmp_path: Path
+) -> None:
+    text, parsed = html_report(follow_up, tmp_path, "month", AS_OF)
+    values = parsed.values
+    # Hand-computed in tests/aggregates/review/test_build.py: November against October.
+    assert (values[("follow-up", "", "past_deadline")], values[("follow-up", "", "within_sla")]) == (4, 0.5)
+    assert values[("follow-up", "", "median_seconds_to_touch")] == 900
+    assert ">15 min<" in text and "was 1.0 h against October 2026" in text and "0.0 pts against October 2026" in text
+    source = {field: values[("follow-up-by-source", s, field)] for s in ("paid_search",)
+              for field in ("past_deadline", "within_sla", "median_seconds_to_touch")}
+    assert source == {"past_deadline": 3, "within_sla": 2 / 3, "median_seconds_to_touch": 9000}
+    assert values[("follow-up-by-source", "email", "within_sla")] == 0.0
+    assert (values[("follow-up-by-owner", "ana", "within_sla")], values[("follow-up-by-owner", "ben", "within_sla")]) == (1, 0)
+    assert values[("follow-up-by-owner", "ben", "median_seconds_to_touch")] == 172_800
+    assert ">2.0 d<" in text and "too small to judge" in text  # four leads past their deadline rank nothing
+    assert "Not shown: the owner is not a dimension" not in text
     assert_no_nan_or_infinity(text)
