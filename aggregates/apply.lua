@@ -52,7 +52,8 @@ local max_lag, AWAITING, today = tonumber(ARGV[15]), base .. ARGV[17], tonumber(
 -- Counter slots (1-based); aggregates/keys.py names the same slots 0-based.
 local D_LEADS, D_CCUST, D_PCUST, D_WON, D_LOST, D_CENTS, D_TTC_SUM, D_BUCKET0 = 1, 2, 3, 4, 5, 6, 7, 8
 -- Then the first-touch histogram (sum, buckets), the stalled candidates and the
--- follow-up outcomes by deadline day (two slots per day after creation, met then breached).
+-- follow-up outcomes by deadline day (four slots per day after creation: met, breached,
+-- then the customers among them).
 local D_TOUCH_SUM = D_BUCKET0 + #bounds + 1
 local D_TOUCH0 = D_TOUCH_SUM + 1
 local D_STALL_MQL = D_TOUCH0 + #touch_bounds + 1

@@ -15,7 +15,8 @@ end
 --   then, and neither disqualified nor won before it), in the creation day's vector at
 --   the slot of the deadline's day: the UTC day at whose end or before the deadline
 --   falls, counted from the creation day, so "deadline passed by the end of day T" is a
---   sum of slots;
+--   sum of slots; two slots on, the same outcome again when the lead is a customer, so
+--   the conversion of met and breached leads is read over the same leads;
 -- - a lead awaiting touch (no touch, not disqualified, not a customer): its creation time
 --   of day in the creation day's awaiting list, so overdue and oldest are exact at any time;
 -- - a stalled candidate (mql without sql, or sql without any deal, and open) at the day it
@@ -34,7 +35,9 @@ local function follow_up(t, st, sign)
   local ended = (conv and dq) and math.min(conv, dq) or conv or dq
   local outcome = (touch and touch <= deadline) and 0 or ((ended and ended < deadline) and -1 or 1)
   if outcome >= 0 then
-    bump(keys, key, D_FOLLOW_UP0 + 2 * (floor((deadline - 1) / DAY_MS) - day) + outcome, sign)
+    local slot = D_FOLLOW_UP0 + 4 * (floor((deadline - 1) / DAY_MS) - day) + outcome
+    bump(keys, key, slot, sign)
+    if conv then bump(keys, key, slot + 2, sign) end
   end
   if conv or dq then return end
   if not touch then listed(t, AWAITING .. day, format('%d', created - day * DAY_MS), sign) end

@@ -51,14 +51,15 @@ class FollowUpView:
 
 
 def settled(vectors: Mapping[Segment, Sequence[int]], due_days: int) -> dict[Segment, list[int]]:
-    """A creation day's vectors with the follow-up slots summed into met and breached:
-    of the leads whose deadline falls within `due_days` days after it (fewer: none)."""
+    """A creation day's vectors with the follow-up slots summed into met, breached and the
+    customers among each: of the leads whose deadline falls within `due_days` days after
+    it (fewer: none)."""
     out = {}
-    first = k.DAY_FOLLOW_UP0
-    stop = first + 2 * (due_days + 1) if due_days >= 0 else first
+    first, width = k.DAY_FOLLOW_UP0, k.FOLLOW_UP_SLOTS
+    stop = first + width * (due_days + 1) if due_days >= 0 else first
     for segment, vector in vectors.items():
         tail = vector[first:stop]
-        out[segment] = [*vector[:first], *([0] * (first - len(vector))), sum(tail[::2]), sum(tail[1::2])]
+        out[segment] = [*vector[:first], *([0] * (first - len(vector))), *(sum(tail[i::width]) for i in range(width))]
     return out
 
 

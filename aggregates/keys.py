@@ -70,13 +70,17 @@ COHORT_SLOTS: Final = 6
 ) = range(8)
 #: Then (v1.2) the speed-to-lead histogram of the day's leads (sum of ms, one slot per
 #: bucket), the open leads that reached mql (without sql) and sql (without a deal) that
-#: day, and the follow-up outcomes of the day's leads: slot DAY_FOLLOW_UP0 + 2 x k (met)
-#: and + 1 (breached) for the leads whose deadline falls by the end of the k-th day after.
+#: day, and the follow-up outcomes of the day's leads: slot DAY_FOLLOW_UP0 + 4 x k (met),
+#: + 1 (breached), + 2 and + 3 (the customers among the met and the breached) for the leads
+#: whose deadline falls by the end of the k-th day after.
 DAY_TOUCH_SUM: Final = DAY_TTC_BUCKET0 + len(TTC_BOUNDS) + 1
 DAY_TOUCH_BUCKET0: Final = DAY_TOUCH_SUM + 1
 DAY_STALL_MQL: Final = DAY_TOUCH_BUCKET0 + len(TOUCH_BOUNDS) + 1
 DAY_STALL_SQL: Final = DAY_STALL_MQL + 1
 DAY_FOLLOW_UP0: Final = DAY_STALL_SQL + 1
+FOLLOW_UP_OUTCOMES: Final = ("met", "breached")
+#: Slots per deadline day: each outcome's leads, then each outcome's customers.
+FOLLOW_UP_SLOTS: Final = 2 * len(FOLLOW_UP_OUTCOMES)
 
 
 def segment_field(dimension: str, segment: str) -> str:
@@ -124,7 +128,7 @@ class KeyLayout:
     def fingerprint(self) -> str:
         """What stored lead state depends on: changing it needs `leadpulse rebuild`."""
         return (
-            f"v5;shards={self.shards};buckets={self.buckets};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
+            f"v6;shards={self.shards};buckets={self.buckets};lags={LAG_DAYS};attributes={','.join(self.attribute_keys)}"
             f";follow_up={self.follow_up}"
         )
 

@@ -50,8 +50,8 @@ LE_LABELS: Final = (*map(str, map(float, TTC_BOUNDS)), "+Inf")
 #: The speed-to-lead histogram's, as CONTRACT v1.2 writes them (`le="300"`).
 TOUCH_LE_LABELS: Final = (*map(str, TOUCH_BOUNDS), "+Inf")
 #: A window's summed day vector: the slots up to the follow-up outcomes, then met and
-#: breached (`aggregates.follow_up.settled`).
-_DAY_SLOTS: Final = k.DAY_FOLLOW_UP0 + 2
+#: breached, then the customers among them (`aggregates.follow_up.settled`).
+_DAY_SLOTS: Final = k.DAY_FOLLOW_UP0 + k.FOLLOW_UP_SLOTS
 _MET, _BREACHED = k.DAY_FOLLOW_UP0, k.DAY_FOLLOW_UP0 + 1
 
 
@@ -325,6 +325,9 @@ def _follow_up_series(runs: Runs, base: dict[str, str], segment: Segment, v: Seq
         _emit(runs, ("leadpulse_window_first_touch_seconds_count",), base, touched)
     met, breached = v[_MET], v[_BREACHED]
     if met or breached:
+        customers = dict(zip(k.FOLLOW_UP_OUTCOMES, v[_BREACHED + 1 : _DAY_SLOTS]))
         for outcome, count in (("breached", breached), ("met", met)):
+            _emit(runs, ("leadpulse_window_follow_up_customers", segment[0], outcome), {**base, "outcome": outcome},
+                  customers[outcome])
             _emit(runs, ("leadpulse_window_follow_up_leads", segment[0], outcome), {**base, "outcome": outcome}, count)
         _emit(runs, ("leadpulse_window_follow_up_met_ratio",), base, met / (met + breached))

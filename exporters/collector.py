@@ -74,6 +74,7 @@ HELP: Final[dict[str, str]] = {
     HISTOGRAM: "Seconds from lead creation to conversion of the window's period-basis customers.",
     TOUCH_HISTOGRAM: "Speed to lead: seconds from creation to first touch of the window's touched leads.",
     "leadpulse_window_follow_up_leads": "The window's leads whose touch deadline has passed, by SLA outcome (met, breached).",
+    "leadpulse_window_follow_up_customers": "Of the window's leads whose touch deadline has passed, the customers, by SLA outcome.",
     "leadpulse_window_follow_up_met_ratio": "Met / (met + breached): the window's share of leads touched within the SLA (0..1).",
     "leadpulse_leads_awaiting_touch": "Leads created within the follow-up horizon, not touched, disqualified or won.",
     "leadpulse_leads_overdue_touch": "Leads awaiting touch whose deadline has passed.",

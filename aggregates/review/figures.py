@@ -54,6 +54,8 @@ class SegmentFigures:
     met: int = 0
     breached: int = 0
     median_seconds_to_touch: float | None = None
+    met_customers: int = 0  # of the met leads, customers by now
+    breached_customers: int = 0
 
     @property
     def rate(self) -> float | None:
@@ -75,6 +77,16 @@ class SegmentFigures:
     def within_sla(self) -> float | None:
         """The share of the leads past their deadline that were touched by it."""
         return ratio(self.met, self.met + self.breached)
+
+    @property
+    def met_conversion(self) -> float | None:
+        """The lead-to-customer rate of the leads touched within the SLA."""
+        return ratio(self.met_customers, self.met)
+
+    @property
+    def breached_conversion(self) -> float | None:
+        """The same of the leads touched late or not at all."""
+        return ratio(self.breached_customers, self.breached)
 
     @property
     def too_small(self) -> bool:
@@ -150,6 +162,8 @@ def segment_figures(series: Iterable[Series], window: str, months: Iterable[str]
             met=int(row.get("leadpulse_window_follow_up_leads/met", 0)),
             breached=int(row.get("leadpulse_window_follow_up_leads/breached", 0)),
             median_seconds_to_touch=median_from_buckets(buckets.get((_TOUCH_BUCKETS, segment), {})),
+            met_customers=int(row.get("leadpulse_window_follow_up_customers/met", 0)),
+            breached_customers=int(row.get("leadpulse_window_follow_up_customers/breached", 0)),
         )
     return out
 

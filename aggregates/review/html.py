@@ -116,7 +116,8 @@ def segment_row(segment: str, now: SegmentFigures, before: SegmentFigures) -> Ro
 
 
 def follow_up_cells(now: SegmentFigures, before: SegmentFigures, quiet: bool) -> tuple[Cell, ...]:
-    """The within-SLA share and median speed to lead against the period before (`quiet`: no changes)."""
+    """The within-SLA share, the median speed to lead and the conversion of the leads that met
+    and breached the SLA, against the period before (`quiet`: no changes)."""
     def change(text: str) -> str:
         return "" if quiet else text
 
@@ -128,6 +129,10 @@ def follow_up_cells(now: SegmentFigures, before: SegmentFigures, quiet: bool) ->
              change(points(difference(now.within_sla, before.within_sla))), now.within_sla),
         Cell("median_seconds_to_touch", speed_text(speed),
              change(f"was {speed_text(speed_before)}" if speed_before is not None else ""), speed),
+        Cell("met_conversion", percent(now.met_conversion, "none met"),
+             change(points(difference(now.met_conversion, before.met_conversion))), now.met_conversion),
+        Cell("breached_conversion", percent(now.breached_conversion, "none breached"),
+             change(points(difference(now.breached_conversion, before.breached_conversion))), now.breached_conversion),
     )
 
 

@@ -298,6 +298,7 @@ def follow_up_series(
                     cell[f"le_{next((b for b in TOUCH_BUCKETS if speed <= b), math.inf)}"] += 1
                 if outcome:
                     cell[outcome] += 1
+                    cell[f"{outcome}_customers"] += lead.conversion is not None
         for key, cell in cells.items():
             labels = dict(key)
             if cell["touched"]:
@@ -311,6 +312,8 @@ def follow_up_series(
             if cell["met"] + cell["breached"]:
                 for outcome in ("met", "breached"):
                     out.append(Series("leadpulse_window_follow_up_leads", {**labels, "outcome": outcome}, cell[outcome]))
+                    out.append(Series("leadpulse_window_follow_up_customers", {**labels, "outcome": outcome},
+                                      cell[f"{outcome}_customers"]))
                 out.append(Series("leadpulse_window_follow_up_met_ratio", labels, cell["met"] / (cell["met"] + cell["breached"])))
     per_segment: dict[tuple[tuple[str, str], ...], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for lead in known:

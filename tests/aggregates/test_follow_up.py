@@ -137,11 +137,12 @@ def test_stalled_at_sql_needs_30_days_without_any_deal(published: Published) -> 
 
 def test_settled_sums_the_outcomes_of_deadlines_due_by_then_and_keeps_the_rest() -> None:
     head = list(range(1, k.DAY_FOLLOW_UP0 + 1))
-    vector = [*head, 1, 2, 3, 4, 5, 6]  # due the same day: 1 met 2 breached; next day 3, 4; then 5, 6
+    # Due the same day: 1 met, 2 breached, of them 10 and 20 customers; next day 3, 4, 30, 40; then 5, 6, 50, 60.
+    vector = [*head, 1, 2, 10, 20, 3, 4, 30, 40, 5, 6, 50, 60]
     segment = ("all", "all")
-    assert settled({segment: vector}, -1)[segment][k.DAY_FOLLOW_UP0 :] == [0, 0]
-    assert settled({segment: vector}, 1)[segment] == [*head, 4, 6]
-    assert settled({segment: [1]}, 5)[segment] == [1, *([0] * (k.DAY_FOLLOW_UP0 - 1)), 0, 0]
+    assert settled({segment: vector}, -1)[segment][k.DAY_FOLLOW_UP0 :] == [0, 0, 0, 0]
+    assert settled({segment: vector}, 1)[segment] == [*head, 4, 6, 40, 60]
+    assert settled({segment: [1]}, 5)[segment] == [1, *([0] * (k.DAY_FOLLOW_UP0 - 1)), 0, 0, 0, 0]
 
 
 def test_the_view_of_a_pinned_day_is_its_end_and_of_now_the_day_so_far() -> None:
@@ -149,3 +150,50 @@ def test_the_view_of_a_pinned_day_is_its_end_and_of_now_the_day_so_far() -> None
     assert (end.today, end.last_day) == (20619, 20619)
     now = FollowUpView(ms("2026-06-16T10:00:00Z"))
     assert (now.today, now.last_day) == (20620, 20619)
+
+
+CUSTOMER_CASES = [
+    # touched within the SLA, won later: a met customer
+    created("met_won", "2026-06-10T09:00:00Z"),
+    event("lead.contacted", "met_won", "2026-06-10T09:30:00Z"),
+    event("deal.won", "met_won", "2026-06-12T09:00:00Z", deal_id="D3"),
+    # won first, touched after the win but before the deadline: met, a customer
+    created("touched_after_win", "2026-06-10T09:00:00Z"),
+    event("deal.won", "touched_after_win", "2026-06-10T10:00:00Z", deal_id="D4"),
+    event("lead.contacted", "touched_after_win", "2026-06-10T11:00:00Z"),
+    # touched late, then won: a breached customer
+    created("late_won", "2026-06-10T09:00:00Z"),
+    event("lead.contacted", "late_won", "2026-06-11T10:00:00Z"),
+    event("deal.won", "late_won", "2026-06-12T09:00:00Z", deal_id="D5"),
+    # won after the deadline untouched, touched after the win: breached, a customer
+    created("won_then_late_touch", "2026-06-10T09:00:00Z"),
+    event("deal.won", "won_then_late_touch", "2026-06-11T12:00:00Z", deal_id="D6"),
+    event("lead.contacted", "won_then_late_touch", "2026-06-11T13:00:00Z"),
+    # touched late, never won: breached, no customer
+    created("late_lost", "2026-06-10T09:00:00Z"),
+    event("lead.contacted", "late_lost", "2026-06-11T10:00:00Z"),
+]
+
+
+@pytest.mark.parametrize("order", ["as_they_happened", "reversed"])
+def test_customers_land_in_their_leads_outcome_whatever_order_the_touch_and_the_win_arrive_in(
+    order: str, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    settings = Settings(key_prefix=key_prefix)
+    store = AggregateStore(redis_client, settings)
+    events = sorted(CUSTOMER_CASES, key=lambda e: e.occurred_ms, reverse=order == "reversed")
+    for one in events:  # one batch each: every event moves the lead's counters by difference
+        store.apply([one])
+    got = {
+        (s.labels["segment"], s.labels["outcome"]): s.value
+        for s in read_series(redis_client, settings, AS_OF)
+        if s.name == "leadpulse_window_follow_up_customers" and s.labels["dimension"] == "source"
+        and s.labels["window"] == "7d"
+    }
+    assert got == {
+        ("met_won", "met"): 1, ("met_won", "breached"): 0,
+        ("touched_after_win", "met"): 1, ("touched_after_win", "breached"): 0,
+        ("late_won", "met"): 0, ("late_won", "breached"): 1,
+        ("won_then_late_touch", "met"): 0, ("won_then_late_touch", "breached"): 1,
+        ("late_lost", "met"): 0, ("late_lost", "breached"): 0,
+    }

@@ -31,6 +31,8 @@ SCALED_TIME_UNITS = {"ns", "µs", "ms", "s", "m", "h", "d", "dtdurationms", "dtd
 #: Series of docs/metrics.md the dashboard does not chart, and why.
 NOT_CHARTED = {
     "leadpulse_cohort_leads_per_customer": "N:1 per cohort repeats the cohort rate matrix; N:1 is charted on the windows",
+    "leadpulse_window_follow_up_customers": "the conversion of met against breached leads is a review figure (report --html, "
+                                            "docs/review.md): over a rolling window most of its leads are too young to have converted",
     **dict.fromkeys(
         ("leadpulse_verify_mismatched_series", "leadpulse_verify_checked_events", "leadpulse_verify_last_success_timestamp_seconds"),
         "the last `leadpulse verify` run: LeadpulseVerifyMismatch and LeadpulseVerifyStale page on it, a chart adds nothing",

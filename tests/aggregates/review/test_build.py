@@ -103,28 +103,31 @@ def test_the_follow_up_figures_of_a_month_and_the_month_before_are_the_hand_comp
         client.close()
     assert review.owner == "owner"
 
-    def got(view: PeriodView) -> dict[tuple[str, str], tuple[int, int, float | None]]:
-        return {segment: (f.met, f.breached, f.median_seconds_to_touch)
+    def got(view: PeriodView) -> dict[tuple[str, str], tuple[int, int, float | None, int, int]]:
+        return {segment: (f.met, f.breached, f.median_seconds_to_touch, f.met_customers, f.breached_customers)
                 for segment, f in view.figures.items() if segment[0] in ("all", "source", "owner")}
 
     # November: speeds 600, 7200, 108000 s (paid_search) and 300 s (N5, email); medians
     # interpolated in the buckets 300, 900, 3600, 14400, 86400, 259200 s, e.g. all: rank 2
     # of 4 falls in (300, 900] holding 1 of 1 more: 900; paid_search: rank 1.5 in (3600, 14400]: 9000.
+    # Customers: N1 (met) and N3 (breached).
     assert got(review.current) == {
-        ("all", "all"): (2, 2, 900.0),
-        ("source", "paid_search"): (2, 1, 9000.0),
-        ("source", "email"): (0, 1, 150.0),
-        ("owner", "ana"): (2, 0, 600.0),
-        ("owner", "ben"): (0, 2, 172_800.0),
+        ("all", "all"): (2, 2, 900.0, 1, 1),
+        ("source", "paid_search"): (2, 1, 9000.0, 1, 1),
+        ("source", "email"): (0, 1, 150.0, 0, 0),
+        ("owner", "ana"): (2, 0, 600.0, 1, 0),
+        ("owner", "ben"): (0, 2, 172_800.0, 0, 1),
     }
-    # October: O1 touched after 3600 s (met), O2 after 259200 s (breached).
+    # October: O1 touched after 3600 s (met, won), O2 after 259200 s (breached).
     assert got(review.previous) == {
-        ("all", "all"): (1, 1, 3600.0),
-        ("source", "paid_search"): (1, 1, 3600.0),
-        ("owner", "ana"): (1, 0, 2250.0),
-        ("owner", "ben"): (0, 1, 172_800.0),
+        ("all", "all"): (1, 1, 3600.0, 1, 0),
+        ("source", "paid_search"): (1, 1, 3600.0, 1, 0),
+        ("owner", "ana"): (1, 0, 2250.0, 1, 0),
+        ("owner", "ben"): (0, 1, 172_800.0, 0, 0),
     }
-    assert review.current.overall.within_sla == 0.5 and review.current.segments("source")["paid_search"].within_sla == 2 / 3
+    now, paid = review.current.overall, review.current.segments("source")["paid_search"]
+    assert (now.within_sla, now.met_conversion, now.breached_conversion) == (0.5, 0.5, 0.5)
+    assert (paid.within_sla, paid.met_conversion, paid.breached_conversion) == (2 / 3, 0.5, 1.0)
 
 
 def test_without_an_owner_dimension_the_review_has_no_owner(examples: Settings) -> None:

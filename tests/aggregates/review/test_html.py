@@ -191,11 +191,16 @@ def test_the_follow_up_sections_show_the_sla_share_and_speed_against_the_month_b
     # Hand-computed in tests/aggregates/review/test_build.py: November against October.
     assert (values[("follow-up", "", "past_deadline")], values[("follow-up", "", "within_sla")]) == (4, 0.5)
     assert values[("follow-up", "", "median_seconds_to_touch")] == 900
+    assert (values[("follow-up", "", "met_conversion")], values[("follow-up", "", "breached_conversion")]) == (0.5, 0.5)
     assert ">15 min<" in text and "was 1.0 h against October 2026" in text and "0.0 pts against October 2026" in text
+    assert "-50.0 pts against October 2026" in text and "+50.0 pts against October 2026" in text  # 100% and 0% then
     source = {field: values[("follow-up-by-source", s, field)] for s in ("paid_search",)
               for field in ("past_deadline", "within_sla", "median_seconds_to_touch")}
     assert source == {"past_deadline": 3, "within_sla": 2 / 3, "median_seconds_to_touch": 9000}
     assert values[("follow-up-by-source", "email", "within_sla")] == 0.0
+    assert (values[("follow-up-by-source", "paid_search", "met_conversion")],
+            values[("follow-up-by-source", "paid_search", "breached_conversion")]) == (0.5, 1.0)
+    assert ("follow-up-by-source", "email", "met_conversion") not in values and ">none met<" in text
     assert (values[("follow-up-by-owner", "ana", "within_sla")], values[("follow-up-by-owner", "ben", "within_sla")]) == (1, 0)
     assert values[("follow-up-by-owner", "ben", "median_seconds_to_touch")] == 172_800
     assert ">2.0 d<" in text and "too small to judge" in text  # four leads past their deadline rank nothing
