@@ -79,14 +79,10 @@ class SegmentFigures:
         return ratio(self.met, self.met + self.breached)
 
     @property
-    def met_conversion(self) -> float | None:
-        """The lead-to-customer rate of the leads touched within the SLA."""
-        return ratio(self.met_customers, self.met)
-
-    @property
-    def breached_conversion(self) -> float | None:
-        """The same of the leads touched late or not at all."""
-        return ratio(self.breached_customers, self.breached)
+    def conversion_by_outcome(self) -> tuple[float | None, float | None]:
+        """The lead-to-customer rates of the leads touched within the SLA and of those
+        touched late or not at all."""
+        return ratio(self.met_customers, self.met), ratio(self.breached_customers, self.breached)
 
     @property
     def too_small(self) -> bool:

@@ -123,16 +123,15 @@ def follow_up_cells(now: SegmentFigures, before: SegmentFigures, quiet: bool) ->
 
     past, past_before = now.met + now.breached, before.met + before.breached
     speed, speed_before = now.median_seconds_to_touch, before.median_seconds_to_touch
+    (met, late), (met_before, late_before) = now.conversion_by_outcome, before.conversion_by_outcome
     return (
         Cell("past_deadline", count(past), change(relative(past, past_before)), past),
         Cell("within_sla", percent(now.within_sla, "none past deadline"),
              change(points(difference(now.within_sla, before.within_sla))), now.within_sla),
         Cell("median_seconds_to_touch", speed_text(speed),
              change(f"was {speed_text(speed_before)}" if speed_before is not None else ""), speed),
-        Cell("met_conversion", percent(now.met_conversion, "none met"),
-             change(points(difference(now.met_conversion, before.met_conversion))), now.met_conversion),
-        Cell("breached_conversion", percent(now.breached_conversion, "none breached"),
-             change(points(difference(now.breached_conversion, before.breached_conversion))), now.breached_conversion),
+        Cell("met_conversion", percent(met, "none met"), change(points(difference(met, met_before))), met),
+        Cell("breached_conversion", percent(late, "none breached"), change(points(difference(late, late_before))), late),
     )
 
 

@@ -152,27 +152,22 @@ def test_the_view_of_a_pinned_day_is_its_end_and_of_now_the_day_so_far() -> None
     assert (now.today, now.last_day) == (20620, 20619)
 
 
-CUSTOMER_CASES = [
-    # touched within the SLA, won later: a met customer
-    created("met_won", "2026-06-10T09:00:00Z"),
-    event("lead.contacted", "met_won", "2026-06-10T09:30:00Z"),
-    event("deal.won", "met_won", "2026-06-12T09:00:00Z", deal_id="D3"),
-    # won first, touched after the win but before the deadline: met, a customer
-    created("touched_after_win", "2026-06-10T09:00:00Z"),
-    event("deal.won", "touched_after_win", "2026-06-10T10:00:00Z", deal_id="D4"),
-    event("lead.contacted", "touched_after_win", "2026-06-10T11:00:00Z"),
-    # touched late, then won: a breached customer
-    created("late_won", "2026-06-10T09:00:00Z"),
-    event("lead.contacted", "late_won", "2026-06-11T10:00:00Z"),
-    event("deal.won", "late_won", "2026-06-12T09:00:00Z", deal_id="D5"),
-    # won after the deadline untouched, touched after the win: breached, a customer
-    created("won_then_late_touch", "2026-06-10T09:00:00Z"),
-    event("deal.won", "won_then_late_touch", "2026-06-11T12:00:00Z", deal_id="D6"),
-    event("lead.contacted", "won_then_late_touch", "2026-06-11T13:00:00Z"),
-    # touched late, never won: breached, no customer
-    created("late_lost", "2026-06-10T09:00:00Z"),
-    event("lead.contacted", "late_lost", "2026-06-11T10:00:00Z"),
-]
+#: Leads created 2026-06-10T09:00Z (deadline a day later), by source: their touch, their win,
+#: in the order they happened; each lead's outcome and whether it is a customer.
+CUSTOMER_CASES = {
+    "met_won": (("lead.contacted", "2026-06-10T09:30:00Z"), ("deal.won", "2026-06-12T09:00:00Z")),  # met, won later
+    "touched_after_win": (("deal.won", "2026-06-10T10:00:00Z"), ("lead.contacted", "2026-06-10T11:00:00Z")),  # met
+    "late_won": (("lead.contacted", "2026-06-11T10:00:00Z"), ("deal.won", "2026-06-12T09:00:00Z")),  # breached
+    "won_then_late_touch": (("deal.won", "2026-06-11T12:00:00Z"), ("lead.contacted", "2026-06-11T13:00:00Z")),  # breached
+    "late_lost": (("lead.contacted", "2026-06-11T10:00:00Z"),),  # breached, no customer
+}
+
+
+def customer_events() -> list[Event]:
+    events = [created(lead, "2026-06-10T09:00:00Z") for lead in CUSTOMER_CASES]
+    for lead, steps in CUSTOMER_CASES.items():
+        events += [event(kind, lead, at, **({"deal_id": f"D-{lead}"} if kind == "deal.won" else {})) for kind, at in steps]
+    return events
 
 
 @pytest.mark.parametrize("order", ["as_they_happened", "reversed"])
@@ -181,7 +176,7 @@ def test_customers_land_in_their_leads_outcome_whatever_order_the_touch_and_the_
 ) -> None:
     settings = Settings(key_prefix=key_prefix)
     store = AggregateStore(redis_client, settings)
-    events = sorted(CUSTOMER_CASES, key=lambda e: e.occurred_ms, reverse=order == "reversed")
+    events = sorted(customer_events(), key=lambda e: e.occurred_ms, reverse=order == "reversed")
     for one in events:  # one batch each: every event moves the lead's counters by difference
         store.apply([one])
     got = {

@@ -126,8 +126,8 @@ def test_the_follow_up_figures_of_a_month_and_the_month_before_are_the_hand_comp
         ("owner", "ben"): (0, 1, 172_800.0, 0, 0),
     }
     now, paid = review.current.overall, review.current.segments("source")["paid_search"]
-    assert (now.within_sla, now.met_conversion, now.breached_conversion) == (0.5, 0.5, 0.5)
-    assert (paid.within_sla, paid.met_conversion, paid.breached_conversion) == (2 / 3, 0.5, 1.0)
+    assert (now.within_sla, now.conversion_by_outcome) == (0.5, (0.5, 0.5))
+    assert (paid.within_sla, paid.conversion_by_outcome) == (2 / 3, (0.5, 1.0))
 
 
 def test_without_an_owner_dimension_the_review_has_no_owner(examples: Settings) -> None:

@@ -75,7 +75,7 @@ def test_the_follow_up_and_the_medians_are_picked_out_of_the_windows_series() ->
     ]
     figures = period_figures(series, month)[("owner", "ana")]
     assert (figures.met, figures.breached, figures.within_sla) == (2, 1, 2 / 3)
-    assert (figures.met_conversion, figures.breached_conversion) == (0.5, 0.0)
+    assert figures.conversion_by_outcome == (0.5, 0.0)
     assert figures.median_seconds_to_touch == 300 + 600 * (1.5 - 1) / (2 - 1)  # rank 1.5 in (300, 900]
     assert figures.median_days_to_convert == (86400 + 172800 * (1.5 - 1) / (3 - 1)) / 86400  # in days
     assert figures.sla_too_small  # three leads past their deadline rank nothing
