@@ -33,7 +33,7 @@ FAST_INTERVAL: Final = "5s"
 #: break of follow-up shows in the follow-up series within a day or two, in the customers
 #: won only weeks later. The exporter judges every window as of the wall clock, so the
 #: replay fills both alerts' recent windows in its last seconds, and both check series
-#: settle within some 5 s of each other (measured; README, "The demo"). So here the waits decide
+#: settle within some 5 s of each other (measured; README, step 5 of the demo). So here the waits decide
 #: the order: two evaluations for the follow-up share, 30 s for a conversion drop that
 #: persists. Cutting both by one factor (60 s and 30 s) would let the conversion alert
 #: fire first on series that settled no earlier.

@@ -11,8 +11,9 @@ The feed replays 120 days of history in two minutes, then goes on at the clock's
 The scenario: 10 simulated days before now nobody follows up paid search any more, so
 the 7 days both `LeadFollowUpSlow` and `LeadConversionDrop` look at all come after it.
 The follow-up series show the break in full (its leads go untouched), the customers
-won only the slipping deals (the untouched leads would have converted weeks later),
-so the follow-up alert fires first and the conversion alert after it (streams.demo.alerts).
+won only the slipping deals (the untouched leads would have converted weeks later);
+the follow-up alert fires first and the conversion alert after it, an order the
+demo's shortened waits keep (streams.demo.alerts says why).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ if TYPE_CHECKING:  # rich, yaml and the clients load only when the demo runs: `l
 log = logging.getLogger(__name__)
 
 #: 1,500 leads a day put about 450 paid-search leads in a day: enough for its slipping
-#: deals (won half as often) to reach z <= -3.09 in one week, few enough that the worker
-#: keeps up with the 120-day replay (about 550,000 records, touches included) on two cores.
+#: deals (won a quarter as often; at 0.4 one of two runs missed) to reach z <= -3.09 in
+#: one week, few enough that the worker keeps up with the 120-day replay (about 550,000
+#: records, touches included) on two cores.
 LEADS_PER_DAY: Final = 1500.0
 REPLAY_S: Final = 120.0
 STOPPED: Final = "paid_search"
@@ -108,7 +110,7 @@ class Plan:
             for s in self.stops
         ]
         parts += [f"{d.source} converts x{d.factor:g} {when(d.after_s)}" for d in self.drops]
-        return "; ".join(parts) or "none: a steady feed"
+        return "; ".join(parts)
 
 
 def replay_speed(replay_s: float) -> float:

@@ -122,7 +122,7 @@ CHANNELS: Final = (("call", 0.45), ("email", 0.4), ("meeting", 0.05), ("message"
 UNANSWERED_SQL: Final = 0.2
 #: The open deals of a source nobody works any more are won this many times as often:
 #: nobody chases the proposals, the buyers go quiet.
-SLIPPED_WINS: Final = 0.4
+SLIPPED_WINS: Final = 0.25
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ class Facts:
     created: dict[str, int] = field(default_factory=dict)
     won: dict[str, int] = field(default_factory=dict)
     touched: dict[str, int] = field(default_factory=dict)  # first touch
+    disqualified: dict[str, int] = field(default_factory=dict)
     verdicts: list[tuple[Message, Event | Rejection]] = field(default_factory=list)
 
     def leads(self, source: str | None, first_day: float, last_day: float, begin_ms: int) -> list[str]:
@@ -78,8 +79,9 @@ def facts_of(messages: list[Message], now_ms: int) -> Facts:
             facts.created[lead], facts.source[lead] = verdict.occurred_ms, verdict.source
         elif verdict.type == "deal.won":
             facts.won[lead] = min(facts.won.get(lead, verdict.occurred_ms), verdict.occurred_ms)
-        elif verdict.type == "lead.contacted":
-            facts.touched[lead] = min(facts.touched.get(lead, verdict.occurred_ms), verdict.occurred_ms)
+        elif verdict.type in ("lead.contacted", "lead.disqualified"):
+            seen = facts.touched if verdict.type == "lead.contacted" else facts.disqualified
+            seen[lead] = min(seen.get(lead, verdict.occurred_ms), verdict.occurred_ms)
     return facts
 
 
@@ -201,7 +203,7 @@ def test_leads_carry_a_source_campaign_persona_and_region(steady: Facts) -> None
     assert stages["lead.disqualified"] > stages["deal.won"]  # junk is common, customers are rare
 
 
-def test_the_stop_halves_the_wins_of_its_source_from_its_time_and_leaves_the_others(
+def test_the_stop_cuts_the_wins_of_its_source_from_its_time_and_leaves_the_others(
     demo_feed: Facts, demo_pace: Pace, demo_plan: Plan
 ) -> None:
     drop_ms = demo_pace.sim_ms(demo_plan.stops[0].after_s)
@@ -218,10 +220,16 @@ def test_the_stop_halves_the_wins_of_its_source_from_its_time_and_leaves_the_oth
 
 
 def in_sla(facts: Facts, source: str, first_ms: int, end_ms: int) -> float:
-    """Share of `source`'s leads created in [first_ms, end_ms) touched within a day (the default SLA)."""
-    leads = [lead for lead, at in facts.created.items() if first_ms <= at < end_ms and facts.source[lead] == source]
-    met = sum(1 for lead in leads if facts.touched.get(lead, math.inf) <= facts.created[lead] + DAY_MS)
-    return met / len(leads)
+    """Met / (met + breached) of `source`'s leads created in [first_ms, end_ms) under the default SLA (1d)."""
+    met = breached = 0
+    for lead, at in facts.created.items():
+        if first_ms <= at < end_ms and facts.source[lead] == source:
+            deadline = at + DAY_MS
+            if facts.touched.get(lead, math.inf) <= deadline:
+                met += 1
+            elif facts.disqualified.get(lead, math.inf) > deadline:  # disqualified untouched in time: neither
+                breached += 1
+    return met / (met + breached)
 
 
 def test_sales_touches_office_hours_leads_within_the_hour_and_the_rest_the_next_working_morning(steady: Facts) -> None:
@@ -233,10 +241,11 @@ def test_sales_touches_office_hours_leads_within_the_hour_and_the_rest_the_next_
     in_office = [lead for lead, at in steady.created.items() if opens_at(at)]
     within_hour = sum(1 for lead in in_office if waits.get(lead, math.inf) <= HOUR_MS) / len(in_office)
     assert 0.85 < within_hour < 0.95  # 95% of the touched, less the tail
-    saturday = [lead for lead, at in steady.created.items() if datetime.fromtimestamp(at / 1000, timezone.utc).weekday() == 5]
-    # Touched on Monday between 09:00 and about 10:00 London time (within a day and a half to two and a half).
-    monday = sum(1 for lead in saturday if DAY_MS + 8 * HOUR_MS < waits.get(lead, math.inf) < 2 * DAY_MS + 12 * HOUR_MS)
-    assert monday / len(saturday) > 0.8
+    # Saturday's touched leads (junk is mostly disqualified before Monday), on Monday from
+    # 09:00 London time: a day and 8 hours to two days and 12 hours after, bar the late tail.
+    saturday = [lead for lead in waits if datetime.fromtimestamp(steady.created[lead] / 1000, timezone.utc).weekday() == 5]
+    monday = sum(1 for lead in saturday if DAY_MS + 8 * HOUR_MS < waits[lead] < 2 * DAY_MS + 12 * HOUR_MS)
+    assert monday / len(saturday) > 0.88
     late = sum(1 for wait in waits.values() if wait > 1.5 * TEAM_DAY_MS + 2 * DAY_MS)  # days late even over a weekend
     never = len(steady.created) - len(steady.touched)
     assert 0.01 < late / len(steady.created) < 0.06 and 0.03 < never / len(steady.created) < 0.2  # junk too
@@ -247,18 +256,22 @@ def test_sales_touches_office_hours_leads_within_the_hour_and_the_rest_the_next_
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32))
 def test_every_touch_falls_in_the_team_s_open_hours_after_its_lead_was_created(seed: int) -> None:
-    facts = facts_of(run(Feed(seed=seed, leads_per_day=60), Pace(NOW_MS, history_days=10, speed=1e6)), NOW_MS)
-    assert facts.touched
-    for lead, touched in facts.touched.items():
-        assert touched >= facts.created[lead]
-        assert TEAM_HOURS.deadline_ms(touched, 0) == touched  # inside open hours (closing time included)
+    # Fed a day past NOW, so every creation of a lead touched by NOW has arrived (at most 12 hours late).
+    pace = Pace(NOW_MS, history_days=10, speed=1e6)
+    facts = facts_of(list(Simulation(Feed(seed=seed, leads_per_day=60), pace).advance(NOW_MS + DAY_MS)), NOW_MS + DAY_MS)
+    touched = {lead: at for lead, at in facts.touched.items() if at <= NOW_MS}
+    assert touched
+    for lead, at in touched.items():
+        assert at >= facts.created[lead]
+        assert TEAM_HOURS.deadline_ms(at, 0) == at  # inside open hours (closing time included)
 
 
 def test_the_stop_leaves_its_source_untouched_from_its_time_and_the_others_as_they_were(
     demo_feed: Facts, demo_pace: Pace, demo_plan: Plan
 ) -> None:
     stop_ms = demo_pace.sim_ms(demo_plan.stops[0].after_s)
-    assert not [lead for lead, at in demo_feed.touched.items() if at >= stop_ms and demo_feed.source[lead] == STOPPED]
+    stopped = [lead for lead, at in demo_feed.touched.items() if at >= stop_ms and demo_feed.source.get(lead) == STOPPED]
+    assert not stopped
     for source in SOURCES:
         before = in_sla(demo_feed, source.name, demo_pace.begin_ms, stop_ms - DAY_MS)
         after = in_sla(demo_feed, source.name, stop_ms, NOW_MS - DAY_MS)
