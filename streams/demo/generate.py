@@ -15,17 +15,20 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, TypeVar
 
 import click
 
 from streams.settings import Settings
-from streams.demo.simulation import SOURCES, Drop, Feed, Pace, Simulation, parse_drop, rfc3339
+from streams.demo.simulation import SOURCES, Drop, Feed, Pace, Simulation, Stop, parse_drop, parse_stop, rfc3339
 
 log = logging.getLogger(__name__)
+Scenario = TypeVar("Scenario", Drop, Stop)
+Command = TypeVar("Command", bound=Callable[..., None])
 
 #: Simulated history before now: the 90-day window plus 30 days, so deals closing early
 #: in the window have their leads (a window starting empty would look like a slump).
@@ -92,14 +95,35 @@ def feed_kafka(
 
 def checked_drop(spec: str) -> Drop:
     """`parse_drop` for a command line: a drop of a source the feed has, or a usage error."""
+    return _checked(parse_drop, spec)
+
+
+def checked_stop(spec: str) -> Stop:
+    """`parse_stop` for a command line: a stop of a source the feed has, or a usage error."""
+    return _checked(parse_stop, spec)
+
+
+def _checked(parse: Callable[[str], Scenario], spec: str) -> Scenario:
     try:
-        drop = parse_drop(spec)
+        scenario = parse(spec)
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
     known = [source.name for source in SOURCES]
-    if drop.source not in known:
-        raise click.BadParameter(f"unknown source {drop.source!r}; choose from {', '.join(known)}")
-    return drop
+    if scenario.source not in known:
+        raise click.BadParameter(f"unknown source {scenario.source!r}; choose from {', '.join(known)}")
+    return scenario
+
+
+def _scenarios(name: str, check: Callable[[str], object], metavar: str, help: str) -> Callable[[Command], Command]:
+    """A repeatable scenario option `--NAME` whose values arrive checked, as a tuple named NAMEs."""
+    return click.option(
+        f"--{name}",
+        f"{name}s",
+        multiple=True,
+        callback=lambda _, __, specs: tuple(map(check, specs)),
+        metavar=metavar,
+        help=f"{help} (repeatable)",
+    )
 
 
 @click.command("generate")
@@ -128,13 +152,11 @@ def checked_drop(spec: str) -> Drop:
 @click.option(
     "--rate", type=click.FloatRange(min=0, min_open=True), help="with --kafka: at most this many records per second"
 )
-@click.option(
-    "--drop",
-    "drops",
-    multiple=True,
-    callback=lambda _, __, specs: tuple(map(checked_drop, specs)),
-    metavar="SOURCE:FACTOR@WHEN",
-    help="from WHEN (wall clock: 90s, 10m) on, SOURCE converts FACTOR times as well (repeatable)",
+@_scenarios(
+    "drop", checked_drop, "SOURCE:FACTOR@WHEN", "from WHEN (wall clock: 90s, 10m) on, SOURCE converts FACTOR times as well"
+)
+@_scenarios(
+    "stop", checked_stop, "SOURCE@WHEN", "from WHEN on, nobody follows up SOURCE's leads: they go untouched and its open deals slip"
 )
 @click.option(
     "--duration",
@@ -156,6 +178,7 @@ def generate_command(
     speed: float,
     rate: float | None,
     drops: tuple[Drop, ...],
+    stops: tuple[Stop, ...],
     duration: float | None,
     now: datetime | None,
 ) -> None:
@@ -163,18 +186,20 @@ def generate_command(
 
     Inbound channels (organic and paid search, paid social, email) convert 1.5-4% of
     their leads, targeted programmes (referral, partner, abm) 11-14%. Junk leads are
-    disqualified, deals are won or lost weeks after the lead; a share of the events
-    arrives late, re-sent or malformed, as real feeds do.
+    disqualified, deals are won or lost weeks after the lead; sales touches most leads
+    within the hour in office hours (Mon-Fri 09:00-17:30 London); a share of the
+    events arrives late, re-sent or malformed, as real feeds do.
 
     The feed starts --days before now and replays that history --speed times faster
     than the clock, then goes on at the clock's pace; no event is ever in the future.
-    --drop times count from the start on the wall clock (in a file, where simulated
-    time at --speed would have reached by then).
+    --drop and --stop times count from the start on the wall clock (in a file, where
+    simulated time at --speed would have reached by then).
 
     \b
     Examples:
       leadpulse generate -o events.jsonl && leadpulse publish events.jsonl
       leadpulse generate --kafka --drop paid_search:0.5@10m
+      leadpulse generate --kafka --stop paid_search@10m
     """
     if kafka and now is not None:
         raise click.UsageError("--now pins a file's clock; Kafka is fed as of the real clock")
@@ -182,7 +207,9 @@ def generate_command(
         raise click.UsageError("--rate and --duration pace the Kafka feed; add --kafka")
     clock = now.replace(tzinfo=now.tzinfo or timezone.utc) if now is not None else datetime.now(timezone.utc)
     pace = Pace(start_ms=round(clock.timestamp() * 1000), history_days=days, speed=speed)
-    sim = Simulation(Feed(seed=seed, leads_per_day=leads_per_day, drops=drops), pace)
+    sim = Simulation(Feed(seed=seed, leads_per_day=leads_per_day, drops=drops, stops=stops), pace)
+    for source, at_ms in sim.stop_times():
+        click.echo(f"scenario: nobody follows up {source} from simulated {rfc3339(at_ms)}", err=True)
     for source, factor, at_ms in sim.drop_times():
         click.echo(f"scenario: {source} converts x{factor:g} from simulated {rfc3339(at_ms)}", err=True)
     if not kafka:

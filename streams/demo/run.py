@@ -8,8 +8,12 @@ they produce the way an operator's tools would: aggregates from Redis, consumer 
 from Kafka, alerts from Alertmanager's API.
 
 The feed replays 120 days of history in two minutes, then goes on at the clock's pace.
-The drop starts 10 simulated days before now, so the 7 days `LeadConversionDrop`
-looks at all come after it and the alert fires within a few minutes.
+The scenario: 10 simulated days before now nobody follows up paid search any more, so
+the 7 days both `LeadFollowUpSlow` and `LeadConversionDrop` look at all come after it.
+The follow-up series show the break in full (its leads go untouched), the customers
+won only the slipping deals (the untouched leads would have converted weeks later);
+the follow-up alert fires first and the conversion alert after it, an order the
+demo's shortened waits keep (streams.demo.alerts says why).
 """
 
 from __future__ import annotations
@@ -29,9 +33,9 @@ from typing import TYPE_CHECKING, Final
 import click
 
 from streams import stack
-from streams.demo.generate import HISTORY_DAYS, checked_drop
+from streams.demo.generate import HISTORY_DAYS, checked_drop, checked_stop
 from streams.settings import Settings
-from streams.demo.simulation import DAY_MS, Drop, Pace
+from streams.demo.simulation import DAY_MS, SLIPPED_WINS, Drop, Pace, Stop
 
 if TYPE_CHECKING:  # rich, yaml and the clients load only when the demo runs: `leadpulse --help` stays quick
     from rich.console import Console
@@ -40,13 +44,14 @@ if TYPE_CHECKING:  # rich, yaml and the clients load only when the demo runs: `l
 
 log = logging.getLogger(__name__)
 
-#: 1,500 leads a day put about 450 paid-search leads in a day: enough for a halving to
-#: reach z <= -5 (the alert needs -3.09) in one week, few enough that the worker keeps
-#: up with the 120-day replay (about 380,000 records) on two cores.
+#: 1,500 leads a day put about 450 paid-search leads in a day: enough for its slipping
+#: deals (won a quarter as often; at 0.4 one of two runs missed) to reach z <= -3.09 in
+#: one week, few enough that the worker keeps up with the 120-day replay (about 550,000
+#: records, touches included) on two cores.
 LEADS_PER_DAY: Final = 1500.0
 REPLAY_S: Final = 120.0
-DROP: Final = ("paid_search", 0.5)
-DROP_DAYS_BEFORE_NOW: Final = 10.0
+STOPPED: Final = "paid_search"
+BREAK_DAYS_BEFORE_NOW: Final = 10.0
 SAMPLE_EVERY_S: Final = 1.0
 PRINT_EVERY_S: Final = 15.0  # progress lines when stdout is not a terminal
 STOP_TIMEOUT_S: Final = 30.0  # a worker finishes its batch and leaves the group in a few seconds
@@ -60,12 +65,13 @@ class DemoError(click.ClickException):
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The demo's feed: how much, how fast, which drop."""
+    """The demo's feed: how much, how fast, which scenario (a stop of follow-up, drops)."""
 
     seed: int
     leads_per_day: float
     replay_s: float
-    drop: Drop
+    stops: tuple[Stop, ...] = ()
+    drops: tuple[Drop, ...] = ()
 
     @property
     def speed(self) -> float:
@@ -76,7 +82,8 @@ class Plan:
         return Pace(start_ms, HISTORY_DAYS, self.speed)
 
     def generate_args(self) -> list[str]:
-        drop = f"{self.drop.source}:{self.drop.factor:g}@{self.drop.after_s:.1f}s"
+        scenario = [f"--stop={s.source}@{s.after_s:.1f}s" for s in self.stops]
+        scenario += [f"--drop={d.source}:{d.factor:g}@{d.after_s:.1f}s" for d in self.drops]
         return [
             "generate",
             "--kafka",
@@ -88,15 +95,22 @@ class Plan:
             f"{self.leads_per_day:g}",
             "--speed",
             f"{self.speed:.3f}",
-            "--drop",
-            drop,
+            *scenario,
         ]
 
     def scenario(self, pace: Pace, feed_started_s: float) -> str:
-        """The drop in words, with the simulated day it lands on."""
-        day = _day(pace.sim_ms(self.drop.after_s) / 1000)
-        when = feed_started_s + self.drop.after_s
-        return f"{self.drop.source} converts x{self.drop.factor:g} from {when:.0f} s into the demo (simulated {day})"
+        """The scenario in words, with the simulated day each part lands on."""
+
+        def when(after_s: float) -> str:
+            return f"from {feed_started_s + after_s:.0f} s into the demo (simulated {_day(pace.sim_ms(after_s) / 1000)})"
+
+        parts = [
+            f"nobody follows up {s.source} {when(s.after_s)}: its leads go untouched, its open deals slip"
+            f" (won x{SLIPPED_WINS:g})"
+            for s in self.stops
+        ]
+        parts += [f"{d.source} converts x{d.factor:g} {when(d.after_s)}" for d in self.drops]
+        return "; ".join(parts)
 
 
 def replay_speed(replay_s: float) -> float:
@@ -104,10 +118,9 @@ def replay_speed(replay_s: float) -> float:
     return HISTORY_DAYS * DAY_MS / 1000 / replay_s + 1
 
 
-def default_drop(replay_s: float) -> Drop:
-    """DROP, timed to land DROP_DAYS_BEFORE_NOW simulated days before now."""
-    source, factor = DROP
-    return Drop(source, factor, (HISTORY_DAYS - DROP_DAYS_BEFORE_NOW) * DAY_MS / 1000 / replay_speed(replay_s))
+def default_stop(replay_s: float) -> Stop:
+    """Nobody follows up STOPPED from BREAK_DAYS_BEFORE_NOW simulated days before now."""
+    return Stop(STOPPED, (HISTORY_DAYS - BREAK_DAYS_BEFORE_NOW) * DAY_MS / 1000 / replay_speed(replay_s))
 
 
 class Processes:
@@ -331,10 +344,17 @@ def _context(settings: Settings, scenario: str, live_at_s: float, stops_stack: b
     help=f"seconds the {HISTORY_DAYS:g} days of history take",
 )
 @click.option(
+    "--stop",
+    callback=lambda _, __, spec: checked_stop(spec) if spec else None,
+    metavar="SOURCE@WHEN",
+    help=f"the scenario: from WHEN nobody follows up SOURCE (default: {STOPPED},"
+    f" {BREAK_DAYS_BEFORE_NOW:g} simulated days before now)",
+)
+@click.option(
     "--drop",
     callback=lambda _, __, spec: checked_drop(spec) if spec else None,
     metavar="SOURCE:FACTOR@WHEN",
-    help=f"the scenario (default: {DROP[0]}:{DROP[1]:g}, {DROP_DAYS_BEFORE_NOW:g} simulated days before now)",
+    help="a scenario instead of (or with --stop, beside) the default: from WHEN SOURCE converts FACTOR times as well",
 )
 @click.option("--keep-stack", is_flag=True, help="leave the stack running at the end even if the demo started it")
 @click.option(
@@ -347,6 +367,7 @@ def demo_command(
     seed: int,
     leads_per_day: float,
     replay_s: float,
+    stop: Stop | None,
     drop: Drop | None,
     keep_stack: bool,
     snapshot: Path | None,
@@ -355,9 +376,10 @@ def demo_command(
 
     Starts the stack (what of it is not running), a worker, the exporter and
     `leadpulse generate --kafka`, which replays the last 120 days of seven lead
-    sources and then goes on live. Paid search's conversion halves partway through;
-    Prometheus (evaluating every 5 s while the demo runs) catches it and
-    LeadConversionDrop fires within a few minutes.
+    sources and then goes on live. Ten simulated days before now nobody follows up
+    paid search any more: Prometheus (evaluating every 5 s while the demo runs) sees
+    its leads go untouched and LeadFollowUpSlow fires first; LeadConversionDrop follows
+    as its open deals slip.
 
     Ctrl-C (or the end of --duration) stops the worker, the exporter and the feed, and
     the stack too if the demo started it (unless --keep-stack); then a summary is
@@ -370,5 +392,6 @@ def demo_command(
     logging.basicConfig(
         level=logging.INFO, filename=logs / "demo.log", format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    plan = Plan(seed, leads_per_day, replay_s, drop or default_drop(replay_s))
+    stops = (stop,) if stop else () if drop else (default_stop(replay_s),)
+    plan = Plan(seed, leads_per_day, replay_s, stops, (drop,) if drop else ())
     click.echo(run_demo(settings, plan, duration, keep_stack, live=sys.stdout.isatty(), snapshot=snapshot))

@@ -9,8 +9,12 @@ The levels follow the KPI literature (see DOMAIN.md): inbound B2B channels turn 
 of their leads into customers, targeted programmes (referrals, partners, account-based
 marketing) 10-15%. A lead is junk (disqualified within hours), stays a raw lead, or
 becomes an MQL within days, then maybe an SQL with a deal, which is won or lost two to
-eight weeks later. Delivery is imperfect on purpose: a share of events arrives hours
-late (out of order), some are re-sent with the same `event_id`, a few are malformed.
+eight weeks later. Sales touches the leads (`lead.contacted`) as a team working
+Mon-Fri 09:00-17:30 London time does: most within the hour in office hours, the night's
+and the weekend's the next working morning, some days late, a few never; a lead nobody
+answers seldom becomes an SQL. Delivery is imperfect on purpose: a share of events
+arrives hours late (out of order), some are re-sent with the same `event_id`, a few are
+malformed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from aggregates.business_hours import BusinessHours
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC
 
 SECOND_MS: Final = 1000
@@ -101,6 +106,24 @@ LATE_REASONS: Final = ("no_budget", "bad_fit", "no_response")
 #: Leads per weekday (Monday first) relative to the mean: B2B forms are quiet at weekends.
 WEEKDAY_LOAD: Final = (1.16, 1.16, 1.16, 1.16, 1.11, 0.64, 0.61)
 
+#: The sales team's office: touches happen in its open hours only.
+TEAM_HOURS: Final = BusinessHours.parse("Mon-Fri 09:00-17:30", "Europe/London")
+TEAM_DAY_MS: Final = round(8.5 * HOUR_MS)  # one working day of open hours
+#: Speed to lead: a touch comes a mean 15 minutes of open office after the lead (95%
+#: within the hour), except for the tail: some leads wait 1-5 working days, a few are
+#: never touched. Under the default SLA of 1d (24 x 7) about 80% are touched within it:
+#: a night's leads are answered next morning, Friday evening's and the weekend's breach.
+RESPONSE_MS: Final = 15 * MINUTE_MS
+LATE_TOUCH_SHARE: Final = 0.06
+NEVER_TOUCHED_SHARE: Final = 0.03
+CHANNELS: Final = (("call", 0.45), ("email", 0.4), ("meeting", 0.05), ("message", 0.1))
+#: A lead nobody answers still engages with marketing (MQL) but becomes an SQL this
+#: many times as often: sales never qualified it.
+UNANSWERED_SQL: Final = 0.2
+#: The open deals of a source nobody works any more are won this many times as often:
+#: nobody chases the proposals, the buyers go quiet.
+SLIPPED_WINS: Final = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class Drop:
@@ -108,6 +131,18 @@ class Drop:
 
     source: str
     factor: float
+    after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A scenario: `after_s` seconds of wall clock into the feed, nobody follows up `source` any more.
+
+    Its leads go untouched (and so seldom become SQLs) and its open deals slip: they
+    are won SLIPPED_WINS times as often.
+    """
+
+    source: str
     after_s: float
 
 
@@ -135,6 +170,18 @@ def parse_drop(spec: str) -> Drop:
     if not source or not math.isfinite(value) or value < 0:
         raise ValueError(f"{spec!r} is not SOURCE:FACTOR@WHEN with a source and a factor >= 0")
     return Drop(source, value, after_s)
+
+
+def parse_stop(spec: str) -> Stop:
+    """`paid_search@10m`: nobody follows up that source's leads after ten minutes."""
+    source, _, when = spec.partition("@")
+    try:
+        after_s = parse_duration(when)
+    except ValueError as error:
+        raise ValueError(f"{spec!r} is not SOURCE@WHEN like paid_search@10m ({error})") from None
+    if not source:
+        raise ValueError(f"{spec!r} is not SOURCE@WHEN with a source")
+    return Stop(source, after_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +221,7 @@ class Feed:
     leads_per_day: float = 1000.0
     sources: tuple[Source, ...] = SOURCES
     drops: tuple[Drop, ...] = ()
+    stops: tuple[Stop, ...] = ()
     late_share: float = 0.05  # events a CRM sync delivers 1-12 hours late
     duplicate_share: float = 0.01  # events re-sent (same event_id) minutes to hours later
     malformed_share: float = 0.002  # events followed by a broken copy
@@ -208,7 +256,10 @@ class Simulation:
         }
         self._persona = _weighted(rng, tuple(p for p, _ in PERSONAS), tuple(w for _, w in PERSONAS))
         self._region = _weighted(rng, tuple((r, o) for r, _, o in REGIONS), tuple(w for _, w, _ in REGIONS))
+        self._channel = _weighted(rng, tuple(c for c, _ in CHANNELS), tuple(w for _, w in CHANNELS))
         self._drops = [(d.source, d.factor, pace.sim_ms(d.after_s)) for d in feed.drops]
+        self._drops += [(s.source, SLIPPED_WINS, pace.sim_ms(s.after_s)) for s in feed.stops]
+        self._stops = {s.source: pace.sim_ms(s.after_s) for s in feed.stops}
         self._weekday_mean = sum(WEEKDAY_LOAD) / len(WEEKDAY_LOAD)
         self._queue: list[tuple[int, int, Message]] = []
         self._seq = count()
@@ -216,8 +267,12 @@ class Simulation:
         self._created_until = pace.begin_ms  # leads exist up to here
 
     def drop_times(self) -> list[tuple[str, float, int]]:
-        """(source, factor, simulated ms) of each scheduled drop."""
+        """(source, factor, simulated ms) of each scheduled drop, a stop's slipping deals included."""
         return list(self._drops)
+
+    def stop_times(self) -> list[tuple[str, int]]:
+        """(source, simulated ms) of each scheduled stop of follow-up."""
+        return list(self._stops.items())
 
     def advance(self, until_ms: int) -> Iterator[Message]:
         """Messages delivered up to `until_ms`, in delivery order; exhaust it before the next call."""
@@ -249,19 +304,20 @@ class Simulation:
         emit = partial(self._emit, lead)
         attributes = {"persona": self._persona(), "region": region}
         emit("c", "lead.created", created, source=source.name, campaign=campaign.name, attributes=attributes)
+        touched = self._touch(source.name, created)
         if rng.random() < source.junk:
-            emit(
-                "x",
-                "lead.disqualified",
-                created + round(rng.expovariate(1 / (4 * HOUR_MS))),
-                reason=rng.choice(JUNK_REASONS),
-            )
+            junked = created + round(rng.expovariate(1 / (4 * HOUR_MS)))
+            if touched is not None and touched < junked:  # else disqualified before anyone called
+                emit("t", "lead.contacted", touched, channel=self._channel())
+            emit("x", "lead.disqualified", junked, reason=rng.choice(JUNK_REASONS))
             return
+        if touched is not None:
+            emit("t", "lead.contacted", touched, channel=self._channel())
         if rng.random() >= source.mql:
             return  # never engages: stays a raw lead
         mql = created + round(min(rng.expovariate(1 / DAY_MS), 10 * DAY_MS))
         emit("m", "lead.qualified", mql, stage="mql")
-        if rng.random() >= source.sql:
+        if rng.random() >= source.sql * (1 if touched is not None else UNANSWERED_SQL):
             if rng.random() < 0.5:
                 emit(
                     "x", "lead.disqualified", mql + round(rng.uniform(1, 14) * DAY_MS), reason=rng.choice(LATE_REASONS)
@@ -278,6 +334,16 @@ class Simulation:
             emit("w", "deal.won", closed, deal_id=deal_id, amount=amount, utc=True)
         else:
             emit("l", "deal.lost", closed, deal_id=deal_id, utc=True)
+
+    def _touch(self, source: str, created: int) -> int | None:
+        """When sales first touches a lead created at `created`, or None: never (the tail, or a stop)."""
+        rng = self._rng
+        tail = rng.random()
+        if tail < NEVER_TOUCHED_SHARE:
+            return None
+        wait = rng.uniform(1, 5) * TEAM_DAY_MS if tail < NEVER_TOUCHED_SHARE + LATE_TOUCH_SHARE else 0
+        touched = TEAM_HOURS.deadline_ms(created, round(wait + rng.expovariate(1 / RESPONSE_MS)))
+        return None if touched >= self._stops.get(source, touched + 1) else touched
 
     def _factor(self, source: str, at_ms: int) -> float:
         factor = 1.0

@@ -1,4 +1,4 @@
-"""What the demo shows: conversion by source, funnel, trends, pipeline health, alerts (pure).
+"""What the demo shows: conversion and follow-up by source, funnel, trends, pipeline health, alerts (pure).
 
 Pure so that the live view, the README's picture of it and the plain-text summary at
 the end come from the same numbers, and tests render them without a stack. The
@@ -31,7 +31,7 @@ WINDOW, RECENT, QUARTER = "30d", "7d", "90d"
 #: The matured cell beside the young 30-day rate: the leads of days T-120 .. T-91, converted within 90 days.
 MATURED = "90d"
 TREND_WIDTH: Final = 20
-#: Narrower terminals get the table without its funnel column (the numbers fit in 80).
+#: Narrower terminals get the table without its funnel column (the numbers fit in 100).
 FUNNEL_FROM: Final = 112
 _BARS: Final = "▁▂▃▄▅▆▇█"
 
@@ -80,6 +80,16 @@ class SegmentStats:
         return self.get("observed"), self.counts["expected"]
 
     @property
+    def in_sla(self) -> float | None:
+        """Share of the 7-day window's leads past their deadline touched within the SLA: what LeadFollowUpSlow compares."""
+        return _rate(self.get("follow_up_met"), self.get("follow_up_met") + self.get("follow_up_breached"))
+
+    @property
+    def overdue(self) -> int:
+        """Leads awaiting their first touch past their deadline, now."""
+        return self.get("overdue")
+
+    @property
     def funnel(self) -> tuple[int, int, int, int]:
         """Leads of the published monthly cohorts and how many reached mql, sql, customer."""
         return self.get("f_leads"), self.get("f_mql"), self.get("f_sql"), self.get("f_customer")
@@ -106,7 +116,11 @@ def _field(s: Series) -> str | None:
         return f"f_{labels['stage']}"
     if labels.get("check") == "conversion" and s.name in _CHECK:
         return _CHECK[s.name]
+    if s.name == "leadpulse_leads_overdue_touch":
+        return "overdue"
     window = labels.get("window")
+    if s.name == "leadpulse_window_follow_up_leads" and window == RECENT:
+        return f"follow_up_{labels['outcome']}"
     if s.name in _MATURED and window == WINDOW and labels.get("within") == MATURED:
         return _MATURED[s.name]
     if s.name == "leadpulse_window_leads":
@@ -253,6 +267,8 @@ def _table(sample: Sample, timeline: Timeline, width: int) -> Table:
         f"matured: of the leads created 91-120 days ago, the share converted within {MATURED} (final)",
         "won 7d, expected: customers won in the last 7 complete days, and what the lead flow of the weeks they come"
         " from predicts (what LeadConversionDrop compares)",
+        f"follow-up: of the leads of the last {RECENT} past their touch deadline, the share touched within the SLA"
+        " (what LeadFollowUpSlow compares) · the leads past their deadline still awaiting a touch now",
         *(["funnel: share of the last 12 monthly cohorts that reached MQL › SQL › customer"] if with_funnel else []),
         f"trend: the {RECENT} rate over the demo",
     ]
@@ -262,8 +278,12 @@ def _table(sample: Sample, timeline: Timeline, width: int) -> Table:
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        collapse_padding=True,  # one space and the divider between columns: the numbers fit in 100
     )
-    numbers = ("leads", "customers", "rate", "matured", "95% CI", "N:1", "won 7d", "expected", *(["funnel"] if with_funnel else []))
+    numbers = (
+        "leads", "customers", "rate", "matured", "95% CI", "N:1", "won 7d", "expected", "follow-up",
+        *(["funnel"] if with_funnel else []),
+    )
     table.add_column("source", no_wrap=True)
     for name in numbers:
         table.add_column(name, justify="right", no_wrap=True)
@@ -285,6 +305,7 @@ def _table(sample: Sample, timeline: Timeline, width: int) -> Table:
             per_customer(stats.customers, stats.leads),
             Text(observed, style=style),
             expected,
+            Text(f"{percent(stats.in_sla, 0)} {stats.overdue:,}", style=style),
             *([funnel] if with_funnel else []),
             Text(sparkline(timeline.trends.get(stats.segment, [])), style="red" if style else "cyan"),
             end_section=stats.dimension == "all",
@@ -357,7 +378,10 @@ def summary(timeline: Timeline, context: Context) -> str:
     sample = timeline.latest
     if sample is None:
         return "leadpulse demo: stopped before the first numbers arrived"
-    rows = [("source", f"leads {QUARTER}", f"customers {QUARTER}", f"rate {QUARTER}", "N:1", "matured", "won 7d", "expected")]
+    rows = [
+        ("source", f"leads {QUARTER}", f"customers {QUARTER}", f"rate {QUARTER}", "N:1", "matured", "won 7d", "expected")
+        + (f"in SLA {RECENT}", "overdue")
+    ]
     for stats in sample.stats:
         customers, leads = stats.period(QUARTER)
         rows.append(
@@ -369,6 +393,8 @@ def summary(timeline: Timeline, context: Context) -> str:
                 per_customer(customers, leads),
                 percent(_rate(*stats.matured)),
                 *_check_cells(stats),
+                percent(stats.in_sla, 0),
+                f"{stats.overdue:,}",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -388,7 +414,8 @@ def summary(timeline: Timeline, context: Context) -> str:
             "",
             "Conversion by source, period basis (customers won / leads created in the window); matured: of the leads"
             f" created 91-120 days ago, the share converted within {MATURED}; won 7d, expected: what LeadConversionDrop"
-            " compares:",
+            f" compares; in SLA {RECENT}: the share of leads touched within the follow-up SLA, what LeadFollowUpSlow"
+            " compares; overdue: leads past their deadline awaiting a touch now:",
             *table,
             "",
             "Alerts that fired:",

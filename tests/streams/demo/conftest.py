@@ -15,7 +15,7 @@ import pytest
 
 from tests.streams.demo.runs import DemoProcess
 
-FIVE_MINUTE_TEST = "test_the_five_minute_demo_makes_lead_conversion_drop_fire_for_paid_search"
+FIVE_MINUTE_TEST = "test_the_five_minute_demo_fires_lead_follow_up_slow_for_paid_search_before_lead_conversion_drop"
 _started: list[DemoProcess] = []
 
 

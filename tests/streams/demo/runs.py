@@ -37,15 +37,21 @@ class DemoRun:
     done: subprocess.CompletedProcess[str]
     service_ports: dict[str, int]
 
-    def rows(self) -> dict[str, tuple[int, float, float, float]]:
-        """source -> (leads 90d, rate 90d, won 7d, expected) from the summary table (NaN for a dash)."""
-        pattern = r"^(\w+)\s+([\d,]+)\s+[\d,]+\s+([\d.]+)%\s+\d+:1\s+(?:[\d.]+%|–)\s+([\d,]+|–)\s+([\d,]+|–)$"
+    def rows(self) -> dict[str, tuple[int, float, float, float, float]]:
+        """source -> (leads 90d, rate 90d, won 7d, expected, in SLA 7d as a share) from the summary table (NaN for a dash)."""
+        pattern = (
+            r"^(\w+)\s+([\d,]+)\s+[\d,]+\s+([\d.]+)%\s+\d+:1\s+(?:[\d.]+%|–)\s+([\d,]+|–)\s+([\d,]+|–)"
+            r"\s+(\d+%|–)\s+[\d,]+$"
+        )
         rows = re.findall(pattern, self.done.stdout, re.M)
 
         def count(text: str) -> float:
-            return float("nan") if text == "–" else float(text.replace(",", ""))
+            return float("nan") if text == "–" else float(text.replace(",", "").rstrip("%"))
 
-        return {name: (int(n.replace(",", "")), float(rate), count(won), count(expected)) for name, n, rate, won, expected in rows}
+        return {
+            name: (int(n.replace(",", "")), float(rate), count(won), count(expected), count(in_sla) / 100)
+            for name, n, rate, won, expected, in_sla in rows
+        }
 
     def pipeline(self) -> tuple[int, int, int]:
         """(applied, duplicates, rejected) from the summary."""

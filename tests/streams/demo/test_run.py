@@ -21,7 +21,7 @@ import yaml
 from rich.console import Console
 
 from aggregates.read import Health, Series
-from streams.demo.alerts import FAST_INTERVAL, Alert, fast_alerts
+from streams.demo.alerts import FAST_FOR, FAST_INTERVAL, Alert, fast_alerts
 from streams.demo.view import Context, Sample, Timeline, render, segment_stats, sparkline, summary
 from streams.settings import Settings
 from streams.demo.simulation import SOURCES
@@ -75,6 +75,11 @@ PAID_SEARCH = [
     Series("leadpulse_window_conversion_ratio_upper", {**PAID, "window": "30d"}, 0.0147),
     Series("leadpulse_window_matured_leads", {**PAID, "window": "30d", "within": "90d"}, 12500),
     Series("leadpulse_window_matured_customers", {**PAID, "window": "30d", "within": "90d"}, 500),
+    Series("leadpulse_window_follow_up_leads", {**PAID, "window": "7d", "outcome": "met"}, 300),
+    Series("leadpulse_window_follow_up_leads", {**PAID, "window": "7d", "outcome": "breached"}, 2100),
+    Series("leadpulse_window_follow_up_leads", {**PAID, "window": "30d", "outcome": "met"}, 999),
+    Series("leadpulse_leads_overdue_touch", PAID, 1400),
+    Series("leadpulse_leads_awaiting_touch", PAID, 999),
     Series("leadpulse_check_observed_customers", {"check": "conversion", **PAID}, 60),
     Series("leadpulse_check_expected_customers", {"check": "conversion", **PAID}, 121.4),
     # The quality check and other matured cells are not the view's.
@@ -106,6 +111,8 @@ def test_segment_stats_take_windows_matured_check_and_funnel_from_the_published_
     assert paid.matured == (500, 12500)  # leads of T-120 .. T-91, converted within 90 days
     assert paid.check == (60, 121.4)  # won in the last 7 complete days, and expected
     assert everyone.check is None
+    assert (paid.in_sla, paid.overdue) == (0.125, 1400)  # the 7-day window's met share, overdue now
+    assert (everyone.in_sla, everyone.overdue) == (None, 0)
     assert paid.funnel == (20000, 7000, 2300, 320)  # monthly cohorts only, summed
 
 
@@ -118,7 +125,7 @@ def test_the_view_shows_firing_alerts_and_keeps_its_numbers_readable_on_100_colu
     text = console.export_text()
     assert "LeadConversionDrop source=paid_search (critical) · firing since 17:13:54 UTC" in text
     row = next(line for line in text.splitlines() if line.startswith(" paid_search"))
-    assert row.split()[1:9] == ["12,000", "150", "1.2%", "4.0%", "1.1%–1.5%", "80:1", "60", "121"]
+    assert row.split()[1:11] == ["12,000", "150", "1.2%", "4.0%", "1.1%–1.5%", "80:1", "60", "121", "12%", "1,400"]
     assert "live" in text and "windows as of 2026-11-22" in text
 
 
@@ -127,7 +134,7 @@ def test_the_summary_reports_rates_and_the_check_per_source_and_every_alert_seen
     timeline.add(sample(PAID_SEARCH + EVERYONE, [DROP_ALERT]), "17:13:54 UTC")
     timeline.add(sample(PAID_SEARCH + EVERYONE, [], at_s=260.0), "17:14:54 UTC")  # resolved since
     text = summary(timeline, CONTEXT)
-    assert re.search(r"^paid_search\s+36,000\s+1,450\s+4\.0%\s+25:1\s+4\.0%\s+60\s+121$", text, re.M)
+    assert re.search(r"^paid_search\s+36,000\s+1,450\s+4\.0%\s+25:1\s+4\.0%\s+60\s+121\s+12%\s+1,400$", text, re.M)
     assert "  LeadConversionDrop source=paid_search (critical), first seen 17:13:54 UTC" in text
     assert "1,000 events applied, 0 duplicates, 3 rejected" in text
 
@@ -177,7 +184,9 @@ def rules_in(directory: Path) -> list[dict[str, object]]:
     return [rule for f in files for group in yaml.safe_load(f.read_text())["groups"] for rule in group["rules"]]
 
 
-def test_fast_alerts_shorten_only_the_drop_alert_and_restore_the_stack_config(prometheus_home: Settings) -> None:
+def test_fast_alerts_shorten_only_the_scenario_s_alerts_follow_up_first_and_restore_the_stack_config(
+    prometheus_home: Settings,
+) -> None:
     rendered = prometheus_home.home / "prometheus" / "prometheus.yml"
     original = rendered.read_bytes()
     with fast_alerts(prometheus_home, ours=True) as fast:
@@ -186,9 +195,8 @@ def test_fast_alerts_shorten_only_the_drop_alert_and_restore_the_stack_config(pr
         assert config["global"] == {"scrape_interval": FAST_INTERVAL, "evaluation_interval": FAST_INTERVAL}
         rules, shipped = rules_in(Path(config["rule_files"][0]).parent), rules_in(RULES)
         assert [r.get("for") for r in rules if r.get("alert") == "LeadConversionDrop"] == ["30s", "30s"]
-        assert [r for r in rules if r.get("alert") != "LeadConversionDrop"] == [
-            r for r in shipped if r.get("alert") != "LeadConversionDrop"
-        ]
+        assert [r.get("for") for r in rules if r.get("alert") == "LeadFollowUpSlow"] == ["10s"]
+        assert [r for r in rules if r.get("alert") not in FAST_FOR] == [r for r in shipped if r.get("alert") not in FAST_FOR]
         checked = subprocess.run(["promtool", "check", "config", str(rendered)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
     assert rendered.read_bytes() == original
@@ -220,7 +228,7 @@ def test_an_unattended_demo_feeds_the_pipeline_reports_every_source_and_stops_wh
     assert set(rows) == {"all"} | {s.name for s in SOURCES}
     assert rows["all"][0] > 20_000 and 3 < rows["all"][1] < 7  # 90 days at 300 a day, about 4.8%
     for source in SOURCES:
-        leads, rate, _, _ = rows[source.name]
+        leads, rate, _, _, _ = rows[source.name]
         assert leads > 500 and rate == pytest.approx(source.conversion * 100, abs=max(1.5, source.conversion * 40))
     applied, duplicates, rejected = run.pipeline()
     assert applied > 40_000 and duplicates > 0 and rejected > 0
@@ -235,10 +243,16 @@ def test_an_unattended_demo_feeds_the_pipeline_reports_every_source_and_stops_wh
 
 @pytest.mark.integration
 @pytest.mark.timeout(480)
-def test_the_five_minute_demo_makes_lead_conversion_drop_fire_for_paid_search(five_minute_demo: DemoProcess) -> None:
+def test_the_five_minute_demo_fires_lead_follow_up_slow_for_paid_search_before_lead_conversion_drop(
+    five_minute_demo: DemoProcess,
+) -> None:
     run = five_minute_demo.finish(timeout=400)
     assert run.done.returncode == 0, run.done.stdout + run.done.stderr
-    assert "LeadConversionDrop source=paid_search" in run.done.stdout.split("Alerts that fired:")[1]
-    _, _, won, expected = run.rows()["paid_search"]
+    fired = run.done.stdout.split("Alerts that fired:")[1]
+    seen = dict(re.findall(r"^  (\w+) source=paid_search .*first seen (\d\d:\d\d:\d\d) UTC$", fired, re.M))
+    assert {"LeadFollowUpSlow", "LeadConversionDrop"} <= seen.keys(), fired
+    assert seen["LeadFollowUpSlow"] < seen["LeadConversionDrop"], fired  # the leading sign first
+    _, _, won, expected, in_sla = run.rows()["paid_search"]
     assert won < 0.7 * expected
+    assert in_sla < 0.1  # nobody touched its leads of the last week in time
     assert run.still_answering() == []
