@@ -96,7 +96,25 @@ def normalise_segment(value: str) -> str:
 
 
 def parse_timestamp_ms(value: object) -> int | Rejection:
-    """RFC 3339 with an explicit offset to UTC epoch milliseconds."""
+    """RFC 3339 with an explicit offset to UTC epoch milliseconds: `strict_timestamp_ms`, from its pieces.
+
+    The grammar cuts every timestamp at fixed places into three pieces that are valid or not
+    on their own and whose milliseconds add up: date and hour (`2026-11-02T10`), minutes and
+    seconds (`:04:05`), fraction and offset (`.250Z`). A feed repeats each piece endlessly
+    (a few thousand hours, 3,600 minute-seconds, a handful of offsets), so each is judged
+    once, by `strict_timestamp_ms` in a template, and looked up after that: half the cost of
+    the regex and the `datetime` arithmetic per record. tests/streams/test_events.py checks
+    that both always agree.
+    """
+    if isinstance(value, str) and len(value) >= _SHORTEST:
+        hour, clock, rest = _HOURS[value[:13]], _CLOCKS[value[13:19]], _RESTS[value[19:]]
+        if hour is not None and clock is not None and rest is not None:
+            return hour + clock + rest
+    return strict_timestamp_ms(value)
+
+
+def strict_timestamp_ms(value: object) -> int | Rejection:
+    """The rule itself: the RFC 3339 grammar, then `datetime`'s calendar, clock and offset checks."""
     if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         return Rejection("invalid_timestamp", repr(value)[:80])
     try:
@@ -104,6 +122,28 @@ def parse_timestamp_ms(value: object) -> int | Rejection:
     except ValueError:
         return Rejection("invalid_timestamp", repr(value)[:80])
     return (moment - _EPOCH) // _ONE_MS  # exact: float timestamp() * 1000 can land 1 ms low
+
+
+class _PieceMs(dict[str, "int | None"]):
+    """Each timestamp piece seen, with its milliseconds (None: invalid), judged once in `template`."""
+
+    def __init__(self, template: str) -> None:
+        super().__init__()
+        self.template = template
+
+    def __missing__(self, piece: str) -> int | None:
+        ms = strict_timestamp_ms(self.template.format(piece))
+        if len(self) >= _MAX_PIECES:
+            self.clear()  # a stream of garbage cannot grow it without bound
+        self[piece] = result = None if isinstance(ms, Rejection) else ms
+        return result
+
+
+_SHORTEST: Final = len("2026-11-02T10:04:05Z")
+_MAX_PIECES: Final = 1 << 15
+_HOURS: Final = _PieceMs("{}:00:00Z")
+_CLOCKS: Final = _PieceMs("1970-01-01T00{}Z")
+_RESTS: Final = _PieceMs("1970-01-01T00:00:00{}")
 
 
 def parse_record(raw: bytes | str, now_ms: int) -> Event | Rejection:

@@ -21,6 +21,8 @@ from streams.events import (
     Rejection,
     normalise_segment,
     parse_record,
+    parse_timestamp_ms,
+    strict_timestamp_ms,
     validate,
 )
 from streams.settings import DEALS_TOPIC, LEADS_TOPIC
@@ -347,6 +349,43 @@ def test_future_tolerance_is_24_hours(ahead: timedelta, accepted: bool) -> None:
     assert isinstance(result, Event) == accepted, result
     if not accepted:
         assert isinstance(result, Rejection) and result.code == "future_timestamp"
+
+
+def numeral(width: int, top: int) -> st.SearchStrategy[str]:
+    """A field's digits: in and a little past its range, or any digits (some not ASCII)."""
+    return st.integers(0, top).map(lambda n: f"{n:0{width}d}") | st.text("0123456789٣", min_size=width, max_size=width)
+
+
+timestamp_like = st.builds(
+    "{}-{}-{}{}{}:{}:{}{}{}".format,
+    numeral(4, 9999), numeral(2, 13), numeral(2, 32), st.sampled_from("Tt x"), numeral(2, 24), numeral(2, 60),
+    numeral(2, 61), st.just("") | st.text("0123456789٣", max_size=11).map(".{}".format),
+    st.sampled_from(["Z", "z", "", "+00:00"]) | st.builds("{}{}:{}".format, st.sampled_from("+-"), numeral(2, 24), numeral(2, 60)),
+)  # fmt: skip
+
+
+@settings(max_examples=600)
+@given(timestamp_like | st.text(st.sampled_from("0123456789٣-:.TtZz+ "), max_size=36) | st.text())
+def test_the_timestamp_fast_path_agrees_with_the_rule_on_any_text(value: str) -> None:
+    """Read from its cached pieces or not, a timestamp means what `strict_timestamp_ms` says."""
+    assert parse_timestamp_ms(value) == strict_timestamp_ms(value)
+    assert parse_timestamp_ms(value) == strict_timestamp_ms(value)  # its pieces now cached
+
+
+def test_a_timestamp_whose_pieces_were_seen_skips_the_rule() -> None:
+    from unittest import mock
+
+    assert parse_timestamp_ms("2026-11-02T10:04:05.250Z") == 1793613845250
+    with mock.patch("streams.events.strict_timestamp_ms", side_effect=AssertionError("slow path")):
+        assert parse_timestamp_ms("2026-11-02T10:04:05.250Z") == 1793613845250
+
+
+def test_distinct_garbage_does_not_grow_the_piece_cache_without_bound() -> None:
+    from streams.events import _MAX_PIECES, _RESTS
+
+    for n in range(_MAX_PIECES + 100):
+        parse_timestamp_ms(f"2026-11-02T10:04:05{n}")
+    assert len(_RESTS) <= _MAX_PIECES
 
 
 # --- ids, amounts, extras -------------------------------------------------------------
