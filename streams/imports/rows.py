@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from streams.imports.ids import cell_text, id_list, salesforce_18
 from streams.imports.mapping import ObjectMapping, column_key
+from streams.imports.store import Links
 from streams.imports.tables import Row
 from streams.imports.times import Cell, ColumnTimes, NeedsTimezone, TimeError, rfc3339
 from streams.ingest.vendors.common import join_id
@@ -43,26 +44,6 @@ class Skip:
     """A row that yields no events, and why (counted in the summary)."""
 
     reason: str
-
-
-@dataclass
-class Links:
-    """What one object's rows need from another's, learnt in the summary pass (small maps only)."""
-
-    #: Merged-away contact id -> the surviving contact.
-    merged: dict[str, str] = field(default_factory=dict)
-    #: Deal id -> the lead it was converted from (Salesforce's ConvertedOpportunityId).
-    deal_leads: dict[str, str] = field(default_factory=dict)
-    #: Whether a lead's customer date is its conversion: only when no deals are imported.
-    lead_wins: bool = True
-    #: (object singular, record id, meaning) -> when the record entered a status or stage of
-    #: that meaning, from a history file: a lead's first time, a deal's last.
-    stage_times: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
-    #: History files' rows read, by path (they yield no events of their own).
-    history_rows: dict[str, int] = field(default_factory=dict)
-
-    def stage_time(self, singular: str, record: str, meaning: str) -> datetime | None:
-        return self.stage_times.get((singular, record, meaning))
 
 
 @dataclass(frozen=True)
@@ -153,7 +134,7 @@ class RowMapper:
         if created is None:
             return Skip(f"no {self.columns.label('created')}")
         if self.mapping.kind == "lead":
-            survivor = links.merged.get(record)
+            survivor = links.survivor(record)
             if survivor is not None and survivor != record:
                 return Skip("merged into another record (Merged Contact IDs)")
             return self._lead_events(row, record, created, links)
@@ -227,9 +208,9 @@ class RowMapper:
 
     def _deal_leads(self, row: Row, deal: str, links: Links) -> list[str]:
         named = [self._canonical(i) for i in id_list(self._cell(row, "lead"))] or [
-            lead for lead in (links.deal_leads.get(deal),) if lead is not None
+            lead for lead in (links.deal_lead(deal),) if lead is not None
         ]
-        return list(dict.fromkeys(links.merged.get(lead, lead) for lead in named))
+        return list(dict.fromkeys(links.survivor(lead) or lead for lead in named))
 
     def _outcome(self, row: Row) -> str | None:
         """Won by the won flag, else lost when closed, else by what the stage value means."""
