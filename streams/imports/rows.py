@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
@@ -87,8 +88,9 @@ class RowMapper:
     #: Column index -> its time reader, which remembers the column's format.
     _times: dict[int, ColumnTimes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
-    @property
+    @cached_property
     def mapping(self) -> ObjectMapping:
+        """The columns' mapping, kept on the instance: it is read several times for every row."""
         return self.columns.mapping
 
     def record_id(self, row: Row) -> str | None:
@@ -259,9 +261,10 @@ class RowMapper:
 
     def _cell(self, row: Row, role: str) -> Cell:
         """The role's first non-empty cell."""
+        cells = row.cells
         for i in self.columns.index.get(role, ()):
-            if i < len(row.cells) and row.cells[i] is not None:
-                return row.cells[i]
+            if i < len(cells) and cells[i] is not None:
+                return cells[i]
         return None
 
     def _flag(self, row: Row, role: str) -> bool:
