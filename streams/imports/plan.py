@@ -34,7 +34,7 @@ from streams.imports.summary import Summary
 from streams.imports.tables import Row, TableError, is_readable, open_table
 
 #: Rows per chunk: one batch of database writes (and one duplicate look-up) per chunk.
-CHUNK: Final = 4096
+CHUNK: Final = 1024
 #: Where each event's record goes: (file, row number, the serialised event).
 Sink = Callable[[str, int, bytes], None]
 _T = TypeVar("_T")
