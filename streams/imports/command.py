@@ -10,11 +10,12 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
-import orjson
 
 from streams.decoding import decode_record
 from streams.imports.mapping import MappingError, load_mapping, preset
-from streams.imports.plan import ImportRefused, Source, events, history_object, links, prepare, summarise
+from streams.imports.plan import ImportRefused, history_object, links, prepare, read
+from streams.imports.spool import Spool
+from streams.imports.store import temporary_database
 from streams.ingest.publish import PublishError, report_outcome, send
 from streams.ingest.records import Record, wall_clock_ms
 from streams.settings import Settings
@@ -69,26 +70,25 @@ def import_command(
     settings = Settings()
     if bootstrap:
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
-    try:
-        mapping, files = _files(specs, mapping_path, settings, {"contacts": contacts, "deals": deals, "leads": leads,
-                                                                 "opportunities": opportunities, "history": history})  # fmt: skip
-        sources, warnings = prepare(mapping, files, _zone(zone_name))
-        found = links(sources)
-        summary = summarise(sources, found, warnings)
-    except (ImportRefused, MappingError) as exc:
-        raise Refused(str(exc)) from exc
-    for warning in summary.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(summary.render())
-    if dry_run:
-        click.echo("dry run: nothing sent")
-        return
-    total = sum(summary.rows.values())
-    if output is not None:
-        written = _write(output, events(sources, found))
-        click.echo(f"wrote {written} events to {output}")
-        return
-    _publish(sources, found, settings, total)
+    with Spool() as spool:
+        with temporary_database() as db:  # closed (and its memory freed) before the send
+            try:
+                mapping, files = _files(specs, mapping_path, settings, {"contacts": contacts, "deals": deals, "leads": leads,
+                                                                         "opportunities": opportunities, "history": history})  # fmt: skip
+                sources, warnings = prepare(mapping, files, _zone(zone_name))
+                summary = read(sources, links(sources, db), warnings, db, None if dry_run else spool.write)
+            except (ImportRefused, MappingError) as exc:
+                raise Refused(str(exc)) from exc
+            for warning in summary.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            click.echo(summary.render())
+        if dry_run:
+            click.echo("dry run: nothing sent")
+        elif output is not None:
+            written = _write(output, spool.records())
+            click.echo(f"wrote {written} events to {output}")
+        else:
+            _publish(spool, settings, sum(summary.rows.values()))
 
 
 def _files(
@@ -126,19 +126,19 @@ def _zone(name: str | None) -> ZoneInfo | None:
         raise ImportRefused(f"--timezone {name!r} is not an IANA time zone name (such as Europe/Berlin or UTC)") from None
 
 
-def _write(output: Path, found: Iterator[tuple[str, int, dict[str, Any]]]) -> int:
+def _write(output: Path, records: Iterator[tuple[str, int, bytes]]) -> int:
     written = 0
     with output.open("wb") as stream:
-        for _, _, event in found:
-            stream.write(orjson.dumps(event) + b"\n")
+        for _, _, raw in records:
+            stream.write(raw + b"\n")
             written += 1
     return written
 
 
-def _publish(sources: Sequence[Source], found: Any, settings: Settings, total: int) -> None:
+def _publish(spool: Spool, settings: Settings, total: int) -> None:
     with _progress_bar(total) as on_progress:
         try:
-            summary = send(_records(events(sources, found), on_progress), settings)
+            summary = send(_records(spool.records(), on_progress), settings)
         except PublishError as exc:
             click.echo(str(exc.summary))
             raise click.ClickException(str(exc)) from exc
@@ -146,16 +146,15 @@ def _publish(sources: Sequence[Source], found: Any, settings: Settings, total: i
 
 
 def _records(
-    found: Iterator[tuple[str, int, dict[str, Any]]], on_progress: Callable[[int], None] | None
+    records: Iterator[tuple[str, int, bytes]], on_progress: Callable[[int], None] | None
 ) -> Iterator[tuple[str, Record]]:
-    """Each event serialised and judged as publish judges a record; progress counted in rows."""
+    """Each spooled record judged as publish judges a record, at the time it is sent; progress counted in rows."""
     rows, last = 0, None
-    for origin, number, event in found:
+    for origin, number, raw in records:
         if (origin, number) != last:
             rows, last = rows + 1, (origin, number)
             if on_progress is not None and rows % PROGRESS_EVERY == 0:
                 on_progress(rows)
-        raw = orjson.dumps(event)
         yield origin, Record(raw, decode_record(raw, wall_clock_ms()), number)
 
 

@@ -35,6 +35,8 @@ def cell_text(cell: Cell) -> str | None:
     """A cell as text: whole numbers without `.0` (a spreadsheet turns ids into floats), None when empty."""
     if cell is None:
         return None
+    if type(cell) is str:  # nearly every cell of a CSV export: answered before the other types are tried
+        return cell.strip() or None
     if isinstance(cell, float) and cell.is_integer():
         return str(int(cell))
     if isinstance(cell, (int, float)) and not isinstance(cell, bool):

@@ -1,31 +1,43 @@
-"""An import's files, checked and read in passes: links, then the summary, then the events to send.
+"""An import's files, checked and read in passes: links, then every row mapped once.
 
 Every check that can refuse the import (a missing required column, a file that is
 another object's export, opportunities that cannot reach their leads, an unreadable
 date anywhere) runs before anything is sent, so a refused import sends nothing.
 
-Passes over the files, each streaming one row at a time:
-1. links: the lead files' merged ids and converted deals (`rows.Links`, small maps);
-2. the summary: every row mapped and counted (`summary.Summary`), which also proves
-   every date readable;
-3. the events, generated lazily for `send`.
-A duplicated row (the same cells again, in one file or in overlapping parts) is skipped;
-that takes one 8-byte hash per row, ~60 MB per million rows. Two versions of a record
-(a later export where the deal has closed) are both mapped: their events share ids where
-they describe the same fact, and add the new facts' events.
+Passes over the files, each streaming one row at a time, in chunks of `CHUNK` rows:
+1. links: the history files' stage times, the lead files' merged ids and converted deals;
+2. every row mapped once and counted (`summary.Summary`), which also proves every date
+   readable, its events serialised into a sink (the command's spool) for the send.
+A duplicated row (the same cells again, in one file or in overlapping parts) is skipped.
+What these passes remember per record (the links, each row's 8-byte hash, the summary's
+leads, customers and deals) is in the import's temporary database (`store`), so memory
+does not grow with the file. Two versions of a record (a later export where the deal has
+closed) are both mapped: their events share ids where they describe the same fact, and
+add the new facts' events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import tzinfo
-from typing import Any
+from datetime import datetime, tzinfo
+from typing import Any, Final, TypeVar
+
+import orjson
 
 from streams.imports.mapping import CrmMapping, ObjectMapping, column_key
-from streams.imports.rows import CellError, Columns, Links, RowMapper, Skip
+from streams.imports.rows import CellError, Columns, RowMapper, Skip
+from streams.imports.store import Links, first_seen
 from streams.imports.summary import Summary
-from streams.imports.tables import TableError, is_readable, open_table
+from streams.imports.tables import Row, TableError, is_readable, open_table
+
+#: Rows per chunk: one batch of database writes (and one duplicate look-up) per chunk.
+CHUNK: Final = 1024
+#: Where each event's record goes: (file, row number, the serialised event).
+Sink = Callable[[str, int, bytes], None]
+_T = TypeVar("_T")
 
 
 class ImportRefused(ValueError):
@@ -113,9 +125,9 @@ def history_object(mapping: CrmMapping, path: str) -> str:
     raise ImportRefused(f"{path}: not a history export: it needs the columns {wanted}")
 
 
-def links(sources: Sequence[Source]) -> Links:
+def links(sources: Sequence[Source], db: sqlite3.Connection) -> Links:
     """Pass 1: stage times from history files, merged ids and converted deals from the lead files."""
-    found = Links(lead_wins=not any(s.mapper.mapping.kind == "deal" for s in sources))
+    found = Links(db, lead_wins=not any(s.mapper.mapping.kind == "deal" for s in sources))
     for source in sources:
         mapper = source.mapper
         if source.records is not None:
@@ -124,73 +136,76 @@ def links(sources: Sequence[Source]) -> Links:
         if mapper.mapping.kind != "lead" or not {"merged", "converted_deal"} & set(mapper.columns.index):
             continue
         with open_table(source.path) as (_, rows):
-            for row in rows:
-                record = mapper.record_id(row)
-                if record is None:
-                    continue
-                for merged in mapper.merged_ids(row):
-                    found.merged.setdefault(merged, record)
-                deal = mapper.converted_deal(row)
-                if deal is not None:
-                    found.deal_leads.setdefault(deal, record)
+            for chunk in _chunks(rows):
+                ids = [(mapper.record_id(row), row) for row in chunk]
+                found.add_merged((merged, record) for record, row in ids if record is not None for merged in mapper.merged_ids(row))
+                deals = ((mapper.converted_deal(row), record) for record, row in ids if record is not None)
+                found.add_deal_leads((deal, record) for deal, record in deals if deal is not None)
     return found
 
 
 def _read_history(source: Source, records: ObjectMapping, found: Links) -> None:
     """Each record's first entry into a lead status, or last into a deal stage, of each meaning."""
-    later = max if records.kind == "deal" else min
     rows = 0
     with open_table(source.path) as (_, table):
-        for row in table:
-            rows += 1
-            try:
-                entry = source.mapper.history_entry(row)
-            except CellError as exc:
-                raise ImportRefused(f"{source.path}: {exc}") from None
-            meaning = records.meaning(entry[1]) if entry else None
-            if entry is None or meaning is None:
-                continue
-            key = (records.singular, entry[0], meaning)
-            found.stage_times[key] = later(found.stage_times.get(key, entry[2]), entry[2])
+        for chunk in _chunks(table):
+            rows += len(chunk)
+            found.add_stage_times(records.kind == "deal", _stage_entries(source, records, chunk))
     found.history_rows[source.path] = rows
 
 
-def summarise(sources: Sequence[Source], found: Links, warnings: Sequence[str]) -> Summary:
-    """Pass 2: every row mapped and counted; `ImportRefused` at the first unreadable cell."""
-    summary = Summary(warnings=list(warnings))
+def _stage_entries(source: Source, records: ObjectMapping, chunk: Sequence[Row]) -> Iterator[tuple[str, str, str, datetime]]:
+    for row in chunk:
+        try:
+            entry = source.mapper.history_entry(row)
+        except CellError as exc:
+            raise ImportRefused(f"{source.path}: {exc}") from None
+        meaning = records.meaning(entry[1]) if entry else None
+        if entry is not None and meaning is not None:
+            yield records.singular, entry[0], meaning, entry[2]
+
+
+def read(sources: Sequence[Source], found: Links, warnings: Sequence[str], db: sqlite3.Connection, sink: Sink | None) -> Summary:
+    """Pass 2: every row mapped once and counted, its events serialised into `sink` (none for a dry run).
+
+    `ImportRefused` at the first unreadable cell: the caller then discards what the sink holds.
+    """
+    summary = Summary(db, warnings=list(warnings))
     summary.rows.update(found.history_rows)
-    for source, number, result in _results(sources, found, summary):
-        summary.add_row(source.path, number, result)
+    for source in sources:
+        if source.records is None:
+            _read_rows(source, found, summary, sink)
+    summary.flush()
     return summary
 
 
-def events(sources: Sequence[Source], found: Links) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """Pass 3: `(path, row number, event)` of every row, lazily, in file order."""
-    for source, number, result in _results(sources, found, None):
-        if not isinstance(result, Skip):
-            for event in result:
-                yield source.path, number, event
+def _read_rows(source: Source, found: Links, summary: Summary, sink: Sink | None) -> None:
+    mapper, path = source.mapper, source.path
+    with open_table(path) as (_, rows):
+        for chunk in _chunks(rows):
+            results = [_row_events(source, row, found) for row in chunk]
+            mapped = [i for i, result in enumerate(results) if not isinstance(result, Skip)]
+            fresh = first_seen(summary.db, [hash((source.object_name, chunk[i].cells)) for i in mapped])
+            for i, new in zip(mapped, fresh):
+                if not new:
+                    results[i] = Skip("duplicate row (the same cells again)")
+            for row, result in zip(chunk, results):
+                summary.unmapped.update(mapper.unmapped(row))
+                summary.add_row(path, row.number, result)
+                if sink is not None and not isinstance(result, Skip):
+                    for event in result:
+                        sink(path, row.number, orjson.dumps(event))
+            summary.flush()
 
 
-def _results(
-    sources: Sequence[Source], found: Links, summary: Summary | None
-) -> Iterator[tuple[Source, int, list[dict[str, Any]] | Skip]]:
-    seen: set[int] = set()
-    for source in sources:
-        mapper = source.mapper
-        if source.records is not None:
-            continue
-        with open_table(source.path) as (_, rows):
-            for row in rows:
-                try:
-                    result = mapper.events(row, found)
-                except CellError as exc:
-                    raise ImportRefused(f"{source.path}: {exc}") from None
-                if not isinstance(result, Skip):
-                    key = hash((source.object_name, row.cells))
-                    if key in seen:
-                        result = Skip("duplicate row (the same cells again)")
-                    seen.add(key)
-                if summary is not None:
-                    summary.unmapped.update(mapper.unmapped(row))
-                yield source, row.number, result
+def _row_events(source: Source, row: Row, found: Links) -> list[dict[str, Any]] | Skip:
+    try:
+        return source.mapper.events(row, found)
+    except CellError as exc:
+        raise ImportRefused(f"{source.path}: {exc}") from None
+
+
+def _chunks(items: Iterable[_T]) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, CHUNK)):
+        yield chunk

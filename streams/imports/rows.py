@@ -17,11 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
 from streams.imports.ids import cell_text, id_list, salesforce_18
 from streams.imports.mapping import ObjectMapping, column_key
+from streams.imports.store import Links
 from streams.imports.tables import Row
 from streams.imports.times import Cell, ColumnTimes, NeedsTimezone, TimeError, rfc3339
 from streams.ingest.vendors.common import join_id
@@ -43,26 +45,6 @@ class Skip:
     """A row that yields no events, and why (counted in the summary)."""
 
     reason: str
-
-
-@dataclass
-class Links:
-    """What one object's rows need from another's, learnt in the summary pass (small maps only)."""
-
-    #: Merged-away contact id -> the surviving contact.
-    merged: dict[str, str] = field(default_factory=dict)
-    #: Deal id -> the lead it was converted from (Salesforce's ConvertedOpportunityId).
-    deal_leads: dict[str, str] = field(default_factory=dict)
-    #: Whether a lead's customer date is its conversion: only when no deals are imported.
-    lead_wins: bool = True
-    #: (object singular, record id, meaning) -> when the record entered a status or stage of
-    #: that meaning, from a history file: a lead's first time, a deal's last.
-    stage_times: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
-    #: History files' rows read, by path (they yield no events of their own).
-    history_rows: dict[str, int] = field(default_factory=dict)
-
-    def stage_time(self, singular: str, record: str, meaning: str) -> datetime | None:
-        return self.stage_times.get((singular, record, meaning))
 
 
 @dataclass(frozen=True)
@@ -106,8 +88,9 @@ class RowMapper:
     #: Column index -> its time reader, which remembers the column's format.
     _times: dict[int, ColumnTimes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
-    @property
+    @cached_property
     def mapping(self) -> ObjectMapping:
+        """The columns' mapping, kept on the instance: it is read several times for every row."""
         return self.columns.mapping
 
     def record_id(self, row: Row) -> str | None:
@@ -153,7 +136,7 @@ class RowMapper:
         if created is None:
             return Skip(f"no {self.columns.label('created')}")
         if self.mapping.kind == "lead":
-            survivor = links.merged.get(record)
+            survivor = links.survivor(record)
             if survivor is not None and survivor != record:
                 return Skip("merged into another record (Merged Contact IDs)")
             return self._lead_events(row, record, created, links)
@@ -227,9 +210,9 @@ class RowMapper:
 
     def _deal_leads(self, row: Row, deal: str, links: Links) -> list[str]:
         named = [self._canonical(i) for i in id_list(self._cell(row, "lead"))] or [
-            lead for lead in (links.deal_leads.get(deal),) if lead is not None
+            lead for lead in (links.deal_lead(deal),) if lead is not None
         ]
-        return list(dict.fromkeys(links.merged.get(lead, lead) for lead in named))
+        return list(dict.fromkeys(links.survivor(lead) or lead for lead in named))
 
     def _outcome(self, row: Row) -> str | None:
         """Won by the won flag, else lost when closed, else by what the stage value means."""
@@ -278,9 +261,10 @@ class RowMapper:
 
     def _cell(self, row: Row, role: str) -> Cell:
         """The role's first non-empty cell."""
+        cells = row.cells
         for i in self.columns.index.get(role, ()):
-            if i < len(row.cells) and row.cells[i] is not None:
-                return row.cells[i]
+            if i < len(cells) and cells[i] is not None:
+                return cells[i]
         return None
 
     def _flag(self, row: Row, role: str) -> bool:

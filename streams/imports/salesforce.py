@@ -13,7 +13,8 @@ from typing import Any, Final, Literal
 
 from streams.events import Rejection
 from streams.imports.mapping import preset
-from streams.imports.rows import CellError, Columns, Links, RowMapper, Skip
+from streams.imports.rows import CellError, Columns, RowMapper, Skip
+from streams.imports.store import Links
 from streams.imports.tables import Row
 from streams.settings import Settings
 

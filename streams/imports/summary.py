@@ -1,12 +1,14 @@
 """What an import will send, counted before anything is sent: the operator's check.
 
-Memory: besides counters, one 8-byte hash per lead (its source, for customers per
-source), per customer and per deal, about 100 bytes each in Python: ~100 MB for a
-1,000,000-lead export. Row numbers are kept only for the first few skipped rows.
+Memory: counters and the few distinct sources only. The distinct leads (with their
+source, for customers per source), customers and deals are 8-byte hashes in the
+import's temporary database (`store`), written once per chunk of rows (`flush`).
+Row numbers are kept only for the first few skipped rows.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ SHOWN_VALUES: Final = 20
 class Summary:
     """Counts of rows, events, leads, customers, deals; skipped rows; values no setting maps."""
 
+    db: sqlite3.Connection
     rows: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -33,9 +36,11 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     first: str | None = None
     last: str | None = None
-    _lead_sources: dict[int, str] = field(default_factory=dict)
-    _customers: set[int] = field(default_factory=set)
-    _deals: set[int] = field(default_factory=set)
+    #: Written at the next `flush`: (lead hash, order of arrival, source), customers' and deals' hashes.
+    _leads: list[tuple[int, int, str]] = field(default_factory=list)
+    _customers: list[tuple[int]] = field(default_factory=list)
+    _deals: list[tuple[int]] = field(default_factory=list)
+    _arrivals: int = 0
 
     def add_row(self, origin: str, number: int, result: list[dict[str, Any]] | Skip) -> None:
         self.rows[origin] += 1
@@ -54,26 +59,38 @@ class Summary:
         self.first = moment if self.first is None else min(self.first, moment)
         self.last = moment if self.last is None else max(self.last, moment)
         if kind == "lead.created":
-            self._lead_sources[hash(event["lead_id"])] = sys.intern(normalise_segment(event["source"]))
+            self._arrivals += 1
+            self._leads.append((hash(event["lead_id"]), self._arrivals, sys.intern(normalise_segment(event["source"]))))
         elif kind == "deal.won":
-            self._customers.add(hash(event["lead_id"]))
+            self._customers.append((hash(event["lead_id"]),))
         if kind.startswith("deal."):
-            self._deals.add(hash((event["deal_id"], event["lead_id"])))
+            self._deals.append((hash((event["deal_id"], event["lead_id"])),))
+
+    def flush(self) -> None:
+        """Write the chunk's leads (a lead's last source wins), customers and deals to the database."""
+        self.db.executemany("INSERT INTO leads VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET source = excluded.source", self._leads)
+        self.db.executemany("INSERT OR IGNORE INTO customers VALUES (?)", self._customers)
+        self.db.executemany("INSERT OR IGNORE INTO deals VALUES (?)", self._deals)
+        self._leads, self._customers, self._deals = [], [], []
+
+    def _count(self, table: str) -> int:
+        self.flush()
+        return int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     @property
     def leads(self) -> int:
-        return len(self._lead_sources)
+        return self._count("leads")
 
     @property
     def customers(self) -> int:
-        return len(self._customers)
+        return self._count("customers")
 
     def render(self) -> str:
         lines = ["import summary:"]
         lines += [f"  {origin}: {count:,} rows read" for origin, count in self.rows.items()]
         events = ", ".join(f"{kind} {count:,}" for kind, count in sorted(self.events.items())) or "none"
         lines.append(f"  events: {sum(self.events.values()):,} ({events})")
-        lines.append(f"  leads {self.leads:,}, customers {self.customers:,}, deals {len(self._deals):,}")
+        lines.append(f"  leads {self.leads:,}, customers {self.customers:,}, deals {self._count('deals'):,}")
         if self.first is not None:
             lines.append(f"  dates: {self.first[:10]} .. {(self.last or self.first)[:10]}")
         lines += self._by_source()
@@ -86,6 +103,8 @@ class Summary:
         return "\n".join(lines)
 
     def _by_source(self) -> list[str]:
-        leads = Counter(self._lead_sources.values())
-        customers = Counter(self._lead_sources[lead] for lead in self._customers if lead in self._lead_sources)
-        return [f"  source {source}: {count:,} leads, {customers[source]:,} customers" for source, count in leads.most_common()]
+        """Most leads first; a tie in the order each source was first seen among the leads (as a Counter of them orders it)."""
+        self.flush()
+        customers = dict(self.db.execute("SELECT source, count(*) FROM customers JOIN leads USING (key) GROUP BY source"))
+        leads = self.db.execute("SELECT source, count(*) FROM leads GROUP BY source ORDER BY count(*) DESC, min(seq)")
+        return [f"  source {source}: {count:,} leads, {customers.get(source, 0):,} customers" for source, count in leads]

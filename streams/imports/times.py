@@ -93,7 +93,8 @@ def _read_text(text: str, zone: tzinfo | None, calendar_date: bool, readers: lis
 
 def rfc3339(moment: datetime) -> str:
     """An instant as the contract's `occurred_at`: UTC, milliseconds, `Z`."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)  # most already are: no copy
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _from_serial(serial: float, shown: str) -> datetime:

@@ -3,8 +3,8 @@
 A 1,000,000-row contacts export and its deals export (tests/exports.py: UI labels, times
 without an offset, ~2 events per contact) are imported into the bench stack by the real
 command, as an operator runs it; so is a 100,000-row one. The time covers the whole
-command (the three passes over the files and publishing until Kafka acknowledged every
-event); the peak memory is the command process's ru_maxrss. The two sizes side by side
+command (the links pass, the one mapping pass into a spool, then publishing the spool
+until Kafka acknowledged every event); the peak memory is the command process's ru_maxrss. The two sizes side by side
 show how memory grows with the file.
 """
 

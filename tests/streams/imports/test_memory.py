@@ -9,8 +9,11 @@ from tests.bench.import_ import import_once
 from tests.exports import hubspot_export
 
 SMALL, LARGE = 3_000, 15_000
-#: What one more row may cost at peak: the summary's and the duplicate check's hashes are
-#: ~300 bytes per contact; keeping rows or events would cost kilobytes per row.
+#: What one more row may cost at peak. The duplicate check's and the summary's hashes are in
+#: the import's temporary database, whose pages fill a fixed 16 MB cache (~100-200 bytes per
+#: row at these sizes) and then spill to disk, so from ~150,000 rows on the peak stops
+#: growing (docs/import.md: 100,000 vs 1,000,000 rows); keeping rows or events would cost
+#: kilobytes per row.
 BYTES_PER_ROW = 500
 
 
