@@ -93,6 +93,16 @@ class RowMapper:
         """The columns' mapping, kept on the instance: it is read several times for every row."""
         return self.columns.mapping
 
+    @cached_property
+    def _index(self) -> dict[str, tuple[int, ...]]:
+        """Role -> its column indices, kept on the instance: every cell read looks its role up here."""
+        return self.columns.index
+
+    @cached_property
+    def _id_prefix(self) -> str:
+        """`<crm>:<object>:`, the start of every event id of this export (as `join_id` writes it)."""
+        return join_id(self.crm, self.mapping.singular, "")
+
     def record_id(self, row: Row) -> str | None:
         return self._id(self._cell(row, "id"))
 
@@ -144,7 +154,8 @@ class RowMapper:
 
     def _lead_events(self, row: Row, lead: str, created: datetime, links: Links) -> list[dict[str, Any]]:
         events = [self._lead_created(row, lead, created)]
-        meanings = {self.mapping.meaning(v) for v in (cell_text(self._cell(row, r)) for r in ("status", "stage")) if v}
+        values = [value for value in (cell_text(self._cell(row, "status")), cell_text(self._cell(row, "stage"))) if value]
+        meanings = {self.mapping.meaning(value) for value in values}
         singular = self.mapping.singular
         for stage in _QUALIFYING:  # a stage the history shows it passed through counts, whatever its status now
             found = [t for t in (self._time(row, stage), links.stage_time(singular, lead, stage)) if t is not None]
@@ -154,7 +165,7 @@ class RowMapper:
         entered = links.stage_time(singular, lead, "disqualified") or created  # only while it still is disqualified
         moment = self._time(row, "disqualified") or (entered if "disqualified" in meanings else None)
         if moment is not None:
-            reason = " ".join(filter(None, (cell_text(self._cell(row, r)) for r in ("status", "stage"))))
+            reason = " ".join(values)
             events.append(self._lead_event(lead, "lead.disqualified", moment, reason=reason or "disqualified"))
         won = self._time(row, "customer") or (created if "customer" in meanings else None)
         if won is not None and links.lead_wins:
@@ -182,9 +193,9 @@ class RowMapper:
         return event
 
     def _lead_event(self, lead: str, kind: str, moment: datetime, **fields: str) -> dict[str, Any]:
-        parts = (self.crm, self.mapping.singular, lead, kind, fields.get("stage"))
-        return {"event_id": join_id(*filter(None, parts)), "type": kind, "occurred_at": rfc3339(moment),
-                "lead_id": lead, **fields}  # fmt: skip
+        stage = fields.get("stage")
+        event_id = f"{self._id_prefix}{lead}:{kind}:{stage}" if stage else f"{self._id_prefix}{lead}:{kind}"
+        return {"event_id": event_id, "type": kind, "occurred_at": rfc3339(moment), "lead_id": lead, **fields}
 
     def _deal_events(self, row: Row, deal: str, created: datetime, links: Links) -> list[dict[str, Any]] | Skip:
         leads = self._deal_leads(row, deal, links)
@@ -202,7 +213,7 @@ class RowMapper:
         return events
 
     def _deal_event(self, deal: str, lead: str, kind: str, moment: datetime, amount: float | None = None) -> dict[str, Any]:
-        event: dict[str, Any] = {"event_id": join_id(self.crm, self.mapping.singular, deal, lead, kind), "type": kind,
+        event: dict[str, Any] = {"event_id": f"{self._id_prefix}{deal}:{lead}:{kind}", "type": kind,
                  "occurred_at": rfc3339(moment), "lead_id": lead, "deal_id": deal}  # fmt: skip
         if amount is not None:
             event["amount"] = amount
@@ -243,12 +254,12 @@ class RowMapper:
     def _time(self, row: Row, role: str) -> datetime | None:
         """The earliest time among the role's columns (a HubSpot stage may have two), or None."""
         earliest = None
-        calendar = role in self.mapping.calendar_dates
-        for i in self.columns.index.get(role, ()):
-            cell = row.cells[i] if i < len(row.cells) else None
+        cells = row.cells
+        for i in self._index.get(role, ()):
+            cell = cells[i] if i < len(cells) else None
             if cell is None:
                 continue
-            reader = self._times.get(i) or self._times.setdefault(i, ColumnTimes(self.zone, calendar_date=calendar))
+            reader = self._times.get(i) or self._times.setdefault(i, ColumnTimes(self.zone, calendar_date=role in self.mapping.calendar_dates))
             try:
                 moment = reader.read(cell)
             except NeedsTimezone:
@@ -262,7 +273,7 @@ class RowMapper:
     def _cell(self, row: Row, role: str) -> Cell:
         """The role's first non-empty cell."""
         cells = row.cells
-        for i in self.columns.index.get(role, ()):
+        for i in self._index.get(role, ()):
             if i < len(cells) and cells[i] is not None:
                 return cells[i]
         return None

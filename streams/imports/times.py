@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Final
 
 #: What a spreadsheet cell may hold once read (CSV cells are always text).
 Cell = str | datetime | date | float | int | bool | None
 
+#: Texts a column's reader remembers the instant of (`ColumnTimes`).
+KNOWN_TEXTS: Final = 4096
 #: Excel's day 0 (its 1900 leap-year bug is folded in: serial 60 is 1900-02-29).
 _EXCEL_EPOCH: Final = datetime(1899, 12, 30)
 _UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -66,18 +69,26 @@ class ColumnTimes:
     """One column's times: its cells share one format, so the reader of the last cell is tried first.
 
     Cuts the formats tried per cell to one in a large export; the formats never overlap,
-    so the order cannot change what a cell reads as.
+    so the order cannot change what a cell reads as. The instants of the last texts read
+    are kept: an export's rows come in creation order, and neighbouring rows share their
+    minute (or day), so most cells are read once per run of them.
     """
 
     def __init__(self, zone: tzinfo | None, *, calendar_date: bool = False) -> None:
         self.zone, self.calendar_date = zone, calendar_date
         self._readers = list(_TEXT_READERS)
+        self._known: dict[str, datetime] = {}
 
     def read(self, cell: Cell) -> datetime:
         """As `parse_time(cell, zone, calendar_date=...)`."""
-        if not isinstance(cell, str):
+        if type(cell) is not str:
             return parse_time(cell, self.zone, calendar_date=self.calendar_date)
-        return _read_text(cell.strip(), self.zone, self.calendar_date, self._readers)
+        known = self._known.get(cell)
+        if known is None:
+            if len(self._known) >= KNOWN_TEXTS:
+                self._known.clear()  # bounded: the rows to come repeat the latest texts, not the oldest
+            known = self._known[cell] = _read_text(cell.strip(), self.zone, self.calendar_date, self._readers)
+        return known
 
 
 def _read_text(text: str, zone: tzinfo | None, calendar_date: bool, readers: list[_TextReader]) -> datetime:
@@ -91,6 +102,7 @@ def _read_text(text: str, zone: tzinfo | None, calendar_date: bool, readers: lis
     raise TimeError(f"{text!r} is not a time")
 
 
+@lru_cache(maxsize=4096)  # an import's events repeat the instants of neighbouring rows
 def rfc3339(moment: datetime) -> str:
     """An instant as the contract's `occurred_at`: UTC, milliseconds, `Z`."""
     utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)  # most already are: no copy
