@@ -12,6 +12,7 @@ import sqlite3
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 from streams.events import normalise_segment
@@ -56,11 +57,13 @@ class Summary:
     def _add_event(self, event: dict[str, Any]) -> None:
         kind, moment = event["type"], event["occurred_at"]
         self.events[kind] += 1
-        self.first = moment if self.first is None else min(self.first, moment)
-        self.last = moment if self.last is None else max(self.last, moment)
+        if self.first is None or moment < self.first:
+            self.first = moment
+        if self.last is None or moment > self.last:
+            self.last = moment
         if kind == "lead.created":
             self._arrivals += 1
-            self._leads.append((hash(event["lead_id"]), self._arrivals, sys.intern(normalise_segment(event["source"]))))
+            self._leads.append((hash(event["lead_id"]), self._arrivals, _segment(event["source"])))
         elif kind == "deal.won":
             self._customers.append((hash(event["lead_id"]),))
         if kind.startswith("deal."):
@@ -108,3 +111,9 @@ class Summary:
         customers = dict(self.db.execute("SELECT source, count(*) FROM customers JOIN leads USING (key) GROUP BY source"))
         leads = self.db.execute("SELECT source, count(*) FROM leads GROUP BY source ORDER BY count(*) DESC, min(seq)")
         return [f"  source {source}: {count:,} leads, {customers.get(source, 0):,} customers" for source, count in leads]
+
+
+@lru_cache(maxsize=1024)  # a file names a few sources, again on every row
+def _segment(source: str) -> str:
+    """A lead's source as its segment label, one string for every lead of that source."""
+    return sys.intern(normalise_segment(source))

@@ -77,7 +77,7 @@ def delimiter(header_line: str) -> str:
 def _csv_rows(reader: Iterator[list[str]]) -> Iterator[Row]:
     for number, cells in enumerate(reader, start=2):
         if any(cells):
-            yield Row(number, tuple(cell if cell.strip() else None for cell in cells))
+            yield Row(number, tuple([cell if cell and not cell.isspace() else None for cell in cells]))
 
 
 @contextmanager
