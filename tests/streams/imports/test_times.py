@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, strategies as st
 
-from streams.imports.times import ColumnTimes, NeedsTimezone, TimeError, parse_time, rfc3339
+from streams.imports.times import KNOWN_TEXTS, ColumnTimes, NeedsTimezone, TimeError, parse_time, rfc3339
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
@@ -98,3 +98,39 @@ def test_a_column_reader_reads_every_cell_as_parse_time_does_whatever_formats_ca
         except TimeError as exc:
             found = (type(exc), str(exc))
         assert found == expected
+
+
+@given(
+    texts=st.lists(st.sampled_from(["2025-04-08 17:19", "4/8/2025 5:19 PM", "2025-04-08", "yesterday", "1744132740000", " 2025-04-08 17:19 "]),
+                   max_size=20),  # fmt: skip
+    calendar=st.booleans(),
+)
+def test_a_column_reader_reads_a_repeated_text_again_as_parse_time_does(texts: list[str], calendar: bool) -> None:
+    column = ColumnTimes(NY, calendar_date=calendar)
+    for text in texts + texts:
+        try:
+            expected: object = parse_time(text, NY, calendar_date=calendar)
+        except TimeError as exc:
+            expected = (type(exc), str(exc))
+        try:
+            found: object = column.read(text)
+        except TimeError as exc:
+            found = (type(exc), str(exc))
+        assert found == expected
+
+
+def test_a_column_reader_remembers_at_most_known_texts_and_still_reads_every_cell() -> None:
+    column = ColumnTimes(UTC)
+    minutes = [f"2025-01-{1 + i // 1440:02}T{i // 60 % 24:02}:{i % 60:02}Z" for i in range(KNOWN_TEXTS + 100)]
+    read = [column.read(text) for text in minutes]
+    assert read == [parse_time(text, UTC) for text in minutes]
+    assert len(column._known) <= KNOWN_TEXTS
+
+
+@given(moment=st.datetimes(min_value=datetime(1975, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
+       zone=st.sampled_from([UTC, NY, ZoneInfo("Asia/Kolkata")]))  # fmt: skip
+def test_an_instant_has_one_rfc3339_text_in_whichever_zone_it_is_given_first(moment: datetime, zone: ZoneInfo) -> None:
+    rfc3339.cache_clear()
+    local = moment.astimezone(zone)
+    assert rfc3339(local) == rfc3339(moment) == rfc3339.__wrapped__(moment)
+    assert rfc3339(moment).endswith("Z")
