@@ -259,7 +259,9 @@ class RowMapper:
             cell = cells[i] if i < len(cells) else None
             if cell is None:
                 continue
-            reader = self._times.get(i) or self._times.setdefault(i, ColumnTimes(self.zone, calendar_date=role in self.mapping.calendar_dates))
+            reader = self._times.get(i)
+            if reader is None:  # a column's reader is made once, when its first cell is read
+                reader = self._times[i] = ColumnTimes(self.zone, calendar_date=role in self.mapping.calendar_dates)
             try:
                 moment = reader.read(cell)
             except NeedsTimezone:

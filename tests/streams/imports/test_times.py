@@ -101,8 +101,10 @@ def test_a_column_reader_reads_every_cell_as_parse_time_does_whatever_formats_ca
 
 
 @given(
-    texts=st.lists(st.sampled_from(["2025-04-08 17:19", "4/8/2025 5:19 PM", "2025-04-08", "yesterday", "1744132740000", " 2025-04-08 17:19 "]),
-                   max_size=20),  # fmt: skip
+    texts=st.lists(
+        st.sampled_from(["2025-04-08 17:19", "4/8/2025 5:19 PM", "2025-04-08", "yesterday", "1744132740000", " 2025-04-08 17:19 "]),
+        max_size=20,
+    ),
     calendar=st.booleans(),
 )
 def test_a_column_reader_reads_a_repeated_text_again_as_parse_time_does(texts: list[str], calendar: bool) -> None:
