@@ -19,14 +19,20 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 KSTREAMS_PEER := tests/bench/peers/kstreams
 KSTREAMS_JAR := $(KSTREAMS_PEER)/target/kstreams-peer.jar
 
+# The compiled hot paths (Rust, PyO3): `pip install` builds them with cargo.
+NATIVE := streams/native
+NATIVE_SOURCES := $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(wildcard $(NATIVE)/src/*.rs)
+# rustup puts cargo here; a login shell's profile may not have run.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
 GRAFANA_LINT := deploy/grafana/lint
 GRAFANA_SCHEMA_STAMP := $(GRAFANA_LINT)/schema/node_modules/.installed
 GRAFANA_SDK := $(GRAFANA_LINT)/sdk/bin/sdk
 
-.PHONY: help install system-packages kafka-libs venv grafana-lint test typecheck demo bench bench-deps kstreams-peer chaos down clean
+.PHONY: help install system-packages rust kafka-libs venv grafana-lint test typecheck demo bench bench-deps kstreams-peer chaos down clean
 
 help:
-	@echo "make install  system packages, Kafka jars, .venv and the dashboard checkers (only what is missing)"
+	@echo "make install  system packages, Kafka jars, .venv (building the Rust extension) and the dashboard checkers (only what is missing)"
 	@echo "make test     run the tests (their fixture starts the test stack in $(TEST_HOME))"
 	@echo "make demo     stack, worker, exporter and a synthetic feed with a live view"
 	@echo "make typecheck  mypy over the product code (part of make test)"
@@ -87,6 +93,11 @@ system-packages:
 	  echo "    warning: system daemons above may hold ports 9090/9093; stop them or set LEADPULSE_*_PORT"; \
 	fi
 
+# Rust 1.74 or later (PyO3's minimum) comes from the machine, as Node and Go do.
+rust:
+	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust 1.74 or later (https://rustup.rs), then make install"; exit 1; }
+	@echo "==> rust: $$(cargo --version) builds $(NATIVE)"
+
 # Re-resolved only when the pom's checksum differs from the one recorded beside the jars.
 kafka-libs: system-packages
 	@want=$$(sha256sum $(KAFKA_POM) | cut -d' ' -f1); \
@@ -108,8 +119,8 @@ $(VENV)/bin/python: | system-packages
 	@echo "==> venv: creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	@echo "==> venv: pip install -e .[dev] (pyproject.toml is newer than the last install)"
+$(VENV)/.installed: pyproject.toml $(NATIVE_SOURCES) | $(VENV)/bin/python rust
+	@echo "==> venv: pip install -e .[dev], cargo building $(NATIVE) (pyproject.toml or the Rust sources are newer than the last install)"
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
@@ -133,6 +144,8 @@ $(GRAFANA_SDK): $(GRAFANA_LINT)/sdk/main.go $(GRAFANA_LINT)/sdk/go.mod $(GRAFANA
 	cd $(GRAFANA_LINT)/sdk && go build -mod=readonly -o bin/sdk .
 
 test: install typecheck
+	@echo "==> test: cargo test (the Rust unit tests of $(NATIVE))"
+	cargo test -q --release --manifest-path $(NATIVE)/Cargo.toml
 	@echo "==> test: pytest (the session fixture starts or reuses the test stack)"
 	$(VENV)/bin/pytest -q
 
@@ -195,5 +208,5 @@ down:
 clean: down
 	@echo "==> clean: removing $(VENV), the stacks' data and build leftovers"
 	rm -rf $(VENV) $${LEADPULSE_HOME:-.leadpulse} $(TEST_HOME) .pytest_cache .mypy_cache *.egg-info \
-	  $(KSTREAMS_PEER)/target
+	  $(KSTREAMS_PEER)/target $(NATIVE)/target streams/_native*.so
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from streams.decoding import decode_record
 from streams.imports.mapping import MappingError, load_mapping, preset
 from streams.imports.plan import ImportRefused, history_object, links, prepare, read
 from streams.imports.spool import Spool
 from streams.imports.store import temporary_database
 from streams.ingest.publish import PublishError, report_outcome, send
 from streams.ingest.records import Record, wall_clock_ms
+from streams.ingest.routes import route_record
 from streams.settings import Settings
 
 #: Each preset's file flags -> the preset's object.
@@ -155,7 +155,7 @@ def _records(
             rows, last = rows + 1, (origin, number)
             if on_progress is not None and rows % PROGRESS_EVERY == 0:
                 on_progress(rows)
-        yield origin, Record(raw, decode_record(raw, wall_clock_ms()), number)
+        yield origin, Record(raw, route_record(raw, wall_clock_ms()), number)
 
 
 @contextlib.contextmanager

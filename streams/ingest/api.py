@@ -5,7 +5,7 @@ acknowledged every record of it (events to their topics keyed by `lead_id`, inva
 records to `leadpulse.rejected`). If Kafka cannot take them all within PRODUCE_TIMEOUT_S
 the answer is 503 and nothing counts as accepted; some records may still have reached
 Kafka, and a retry re-sends them under the same `event_id`s, which the workers count
-once. Validation is `decode_record`, the same as `publish` and the workers.
+once. Validation is `route_record`, the same as `publish`, and gives the workers' verdict.
 
 Salesforce's Outbound Messages are SOAP: their route answers an Ack or a SOAP fault
 (`streams.ingest.vendors.salesforce_outbound`), never JSON.
@@ -30,10 +30,10 @@ from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.decoding import decode_record
 from streams.events import MAX_RECORD_BYTES, Rejection
 from streams.imports.salesforce import object_events
 from streams.ingest.records import Record, read_jsonl, wall_clock_ms
+from streams.ingest.routes import route_record
 from streams.kafka.clients import client_options
 from streams.settings import Settings
 from streams.ingest.openapi import document_json
@@ -104,7 +104,7 @@ def decode_events(body: bytes, ndjson: bool, now_ms: int) -> list[Record]:
         raise Refused(400, f"body is not JSON: {exc}") from exc
     raws = [orjson.dumps(item) for item in parsed] if isinstance(parsed, list) else [body]
     # A rejected record is sent as received but cut to the record limit, as `publish` does.
-    return [Record(raw[:MAX_RECORD_BYTES], decode_record(raw, now_ms), index) for index, raw in enumerate(raws)]
+    return [Record(raw[:MAX_RECORD_BYTES], route_record(raw, now_ms), index) for index, raw in enumerate(raws)]
 
 
 class IngestApi:

@@ -3,8 +3,8 @@
 Pure apart from reading the stream it is given, and lazy: one record in memory at a
 time, so a file of any size (or an endless stdin) streams through. The bytes yielded
 are exactly what goes to Kafka, so the verdict here is the one the workers will reach:
-validation is the workers' own `decode_record` (the msgspec fast path, equal to
-`parse_record` by its differential test).
+`route_record`, the compiled check that gives a valid record's topic and key and leaves
+every other record to `parse_record` (the two held equal by their differential test).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, BinaryIO, Callable, Final, Iterator, Literal, 
 
 import orjson
 
-from streams.decoding import decode_record
 from streams.events import MAX_RECORD_BYTES, Event, Rejection
+from streams.ingest.routes import Route, route_record
 
 if TYPE_CHECKING:
     from _csv import Reader as _CsvReader
@@ -40,10 +40,14 @@ EXTRA_CELLS: Final = "extra_cells"
 
 
 class Record(NamedTuple):
-    """One input record: the bytes to send, what validation made of them, where it was."""
+    """One input record: the bytes to send, what validation made of them, where it was.
+
+    A valid record's result has its `topic` and `lead_id` (the key): a `Route` where the
+    bytes came in as they are, the mapped `Event` where a vendor's notification was mapped.
+    """
 
     raw: bytes
-    result: Event | Rejection
+    result: Route | Event | Rejection
     line: int
 
 
@@ -85,7 +89,7 @@ def read_jsonl(stream: BinaryIO, now_ms: Callable[[], int] = wall_clock_ms) -> I
             continue
         raw = line.removesuffix(b"\n").removesuffix(b"\r")
         if raw and not raw.isspace():
-            yield Record(raw, decode_record(raw, now_ms()), number)
+            yield Record(raw, route_record(raw, now_ms()), number)
 
 
 def _skip_rest_of_line(stream: BinaryIO) -> int:
@@ -125,7 +129,7 @@ def _csv_rows(rows: _CsvReader, now_ms: Callable[[], int]) -> Iterator[Record]:
         if not any(cells):
             continue
         obj = row_object(columns, cells)
-        result: Event | Rejection
+        result: Route | Rejection
         if len(cells) > len(columns):
             obj[EXTRA_CELLS] = cells[len(columns) :]
             detail = f"row has {len(cells)} cells for {len(columns)} columns"
@@ -133,7 +137,7 @@ def _csv_rows(rows: _CsvReader, now_ms: Callable[[], int]) -> Iterator[Record]:
         else:
             try:
                 raw = orjson.dumps(obj)
-                result = decode_record(raw, now_ms())
+                result = route_record(raw, now_ms())
             except orjson.JSONEncodeError:  # a cell held bytes that are not UTF-8 (surrogate-escaped)
                 raw, result = _dumps(obj), Rejection("not_utf8", "a cell is not UTF-8")
         yield Record(raw[:MAX_RECORD_BYTES], result, number)

@@ -17,7 +17,7 @@ from typing import Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.events import Event
+from streams.events import Rejection
 from streams.ingest.publish import rejected_key
 from streams.ingest.records import Record
 from streams.kafka.clients import KafkaClientOptions
@@ -118,11 +118,11 @@ class KafkaSink:
         acks.done.add_done_callback(lambda _: self._pending.discard(acks))
         for record in records:
             key: str | bytes | None
-            if isinstance(record.result, Event):
-                topic, key, headers = record.result.topic, record.result.lead_id, None
-            else:
+            if isinstance(record.result, Rejection):
                 topic, key = REJECTED_TOPIC, rejected_key(record.raw)
                 headers = rejection_headers(record.result, f"{origin}#{record.line}")
+            else:
+                topic, key, headers = record.result.topic, record.result.lead_id, None
             producer.produce(topic, record.raw, key, headers=headers, on_delivery=acks.delivered)  # type: ignore[arg-type]  # its stub's list is invariant
         await acks.done
 

@@ -12,6 +12,7 @@ import pytest
 
 from streams.events import MAX_RECORD_BYTES, Event, Rejection, parse_record
 from streams.ingest.records import EXTRA_CELLS, Record, detect_format, read_csv, read_jsonl, read_records
+from streams.ingest.routes import Route
 from tests import REPO
 
 NOW_MS = 1_793_620_800_000  # 2026-11-02T12:00:00Z
@@ -33,6 +34,19 @@ def jsonl(data: bytes) -> list[Record]:
 
 def csv_rows(text: str) -> list[Record]:
     return list(read_csv(io.BytesIO(text.encode()), clock))
+
+
+def event_of(raw: bytes) -> Event:
+    """The event the workers will make of `raw`."""
+    event = parse_record(raw, NOW_MS)
+    assert isinstance(event, Event), event
+    return event
+
+
+def route_of(raw: bytes) -> Route:
+    """Where a valid record goes, by `parse_record`."""
+    event = event_of(raw)
+    return Route(event.topic, event.lead_id)
 
 
 # --- format ---------------------------------------------------------------------------
@@ -70,8 +84,7 @@ def test_jsonl_keeps_each_line_byte_for_byte() -> None:
     )
     records = jsonl(LEAD + b"\n" + odd + b"\r\n")
     assert [r.raw for r in records] == [LEAD, odd]
-    assert [r.result for r in records] == [parse_record(LEAD, NOW_MS), parse_record(odd, NOW_MS)]
-    assert all(isinstance(r.result, Event) for r in records)
+    assert [r.result for r in records] == [route_of(LEAD), route_of(odd)]
 
 
 def test_jsonl_skips_blank_lines_and_counts_physical_lines() -> None:
@@ -102,7 +115,7 @@ def test_a_line_of_exactly_the_limit_is_read_whole() -> None:
     line = LEAD[:-1] + b',"pad":"' + b"x" * pad + b'"}'
     assert len(line) == MAX_RECORD_BYTES
     (record,) = jsonl(line + b"\r\n")
-    assert record.raw == line and isinstance(record.result, Event)
+    assert record.raw == line and record.result == route_of(line)
 
 
 class _CountingRaw(io.RawIOBase):
@@ -136,7 +149,7 @@ def test_the_clock_is_read_per_record() -> None:
     times = iter([NOW_MS, NOW_MS + 2 * 86_400_000])
     results = [r.result for r in read_jsonl(io.BytesIO(future + b"\n" + future), lambda: next(times))]
     assert isinstance(results[0], Rejection) and results[0].code == "future_timestamp"
-    assert isinstance(results[1], Event)
+    assert results[1] == Route("leadpulse.leads", "L")
 
 
 # --- CSV ------------------------------------------------------------------------------
@@ -169,8 +182,7 @@ def test_csv_rows_become_json_objects() -> None:
     assert (first.line, second.line) == (2, 3)
     for record in (first, second):
         assert record.raw == orjson.dumps(orjson.loads(record.raw))  # compact serialisation is what is sent
-        assert record.result == parse_record(record.raw, NOW_MS)
-        assert isinstance(record.result, Event)
+        assert record.result == route_of(record.raw)
 
 
 def test_a_csv_touch_row_is_a_lead_contacted_with_its_channel_and_owner() -> None:
@@ -180,9 +192,10 @@ def test_a_csv_touch_row_is_a_lead_contacted_with_its_channel_and_owner() -> Non
         "t-2,lead.contacted,2026-11-02T11:00:00Z,L2,,\n"
     )
     touch, bare = csv_rows(export)
-    assert isinstance(touch.result, Event) and isinstance(bare.result, Event)
-    assert (touch.result.type, touch.result.channel, touch.result.attributes) == ("lead.contacted", "phone_call", {"owner": "ana"})
-    assert (bare.result.channel, bare.result.attributes, bare.result.topic) == ("unknown", {}, "leadpulse.leads")
+    assert touch.result == route_of(touch.raw) and bare.result == route_of(bare.raw)
+    touched, untouched = event_of(touch.raw), event_of(bare.raw)
+    assert (touched.type, touched.channel, touched.attributes) == ("lead.contacted", "phone_call", {"owner": "ana"})
+    assert (untouched.channel, untouched.attributes, untouched.topic) == ("unknown", {}, "leadpulse.leads")
 
 
 @pytest.mark.parametrize(
@@ -273,5 +286,5 @@ def test_stdin_streams_through(fmt: str, data: bytes) -> None:
     done = subprocess.run(
         [sys.executable, "-c", script], input=data, capture_output=True, cwd=root, check=True, timeout=60
     )
-    expected = "1 Event\n2 Rejection\n" if fmt == "jsonl" else "2 Event\n3 Event\n"
+    expected = "1 Route\n2 Rejection\n" if fmt == "jsonl" else "2 Route\n3 Route\n"
     assert done.stdout.decode() == expected
