@@ -44,8 +44,7 @@ struct Fields<'a> {
 
 /// The topic and `lead_id` of `raw` when it is a valid record at `now_ms`, else None.
 pub fn route(raw: &[u8], now_ms: i64) -> Option<(Topic, Cow<'_, str>)> {
-    // \u escapes may hide lone surrogates, which serde_json and orjson treat differently.
-    if raw.len() > MAX_RECORD_BYTES || (raw.contains(&b'\\') && raw.windows(2).any(|w| w == b"\\u")) {
+    if raw.len() > MAX_RECORD_BYTES {
         return None;
     }
     let fields: Fields = serde_json::from_str(std::str::from_utf8(raw).ok()?).ok()?;

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,13 +63,35 @@ def test_the_route_reads_any_timestamp_text_as_the_rule_does(obj: dict[str, Any]
 
 @settings(max_examples=500)
 @given(valid_events)
-def test_a_well_formed_record_without_unicode_escapes_is_routed_by_the_compiled_check(obj: dict[str, Any]) -> None:
-    try:
-        raw = orjson.dumps(obj)
-    except TypeError:  # an int beyond 64 bits in an unknown field: orjson does not write it
-        return
-    if b"\\u" not in raw:
+def test_a_well_formed_record_is_routed_by_the_compiled_check_however_it_is_written(obj: dict[str, Any]) -> None:
+    for raw in encodings(obj):  # compact, and stdlib JSON with \u escapes and without
         assert route(raw, NOW_MS) is not None
+
+
+LONE_SURROGATES = [r"\ud800", r"\udfff", r"\ud83dx", r"\ude00\ud83d"]
+
+
+@pytest.mark.parametrize("escape", LONE_SURROGATES)
+@pytest.mark.parametrize("place", ["lead_id", "event_id", "source", "attributes", "key", "unknown"])
+def test_a_lone_surrogate_anywhere_is_judged_as_parse_record_judges_it(place: str, escape: str) -> None:
+    fields = {"event_id": '"e"', "type": '"lead.created"', "occurred_at": '"2026-11-02T10:00:00Z"', "lead_id": '"l"', "source": '"s"'}
+    text = f'"x{escape}"'
+    if place == "attributes":
+        fields["attributes"] = f'{{"k": {text}}}'
+    elif place == "key":
+        fields[f"x{escape}"] = "1"
+    elif place == "unknown":
+        fields["note"] = f"[{text}]"
+    else:
+        fields[place] = text
+    raw = ("{" + ",".join(f'"{name}":{value}' for name, value in fields.items()) + "}").encode()
+    assert_same(raw)
+    assert isinstance(parse_record(raw, NOW_MS), Rejection)
+
+
+def test_an_escaped_surrogate_pair_is_one_character_as_in_python() -> None:
+    raw = b'{"event_id":"e","type":"lead.contacted","occurred_at":"2026-11-02T10:00:00Z","lead_id":"\\ud83d\\ude00"}'
+    assert route(raw, NOW_MS) == route_record(raw, NOW_MS) == Route(LEADS_TOPIC, "\U0001f600")
 
 
 def test_a_field_given_twice_is_left_to_parse_record_where_the_last_one_wins() -> None:
