@@ -6,25 +6,46 @@ them. Commands import their machinery lazily so `leadpulse --help` stays instant
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from typing import Final
 
 import click
 
-from exporters.server import exporter_command
-from streams.ingest.api import api_command
-from streams.demo.run import demo_command
-from streams.demo.generate import generate_command
-from streams.imports.command import import_command
-from streams.ingest.publish import publish_command
 from streams.kafka.clients import KafkaAccessError, KafkaSettingsError
 from streams.logs import configure_logging
 from streams.settings import Settings
-from streams.stack.cli import stack
+
+#: The commands defined in modules of their own, imported only when one runs (or help
+#: lists them): `leadpulse publish` need not load the API's aiohttp or the demo's machinery,
+#: which took most of a second before its first record.
+_ELSEWHERE: Final = {
+    "api": "streams.ingest.api:api_command",
+    "demo": "streams.demo.run:demo_command",
+    "exporter": "exporters.server:exporter_command",
+    "generate": "streams.demo.generate:generate_command",
+    "import": "streams.imports.command:import_command",
+    "publish": "streams.ingest.publish:publish_command",
+    "stack": "streams.stack.cli:stack",
+}
 
 
 class _Commands(click.Group):
-    """Every command's Kafka settings and access errors end as one `Error:` line and exit 1."""
+    """Every command's Kafka settings and access errors end as one `Error:` line and exit 1.
+
+    Commands of other modules load lazily, as click's documentation shows for large groups.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_ELSEWHERE])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _ELSEWHERE:
+            return super().get_command(ctx, cmd_name)
+        module, name = _ELSEWHERE[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -136,14 +157,6 @@ def verify(sample: int | None, every: str | None) -> None:
         sys.exit(run_verify(settings, sample))
     run_every(settings, every_s, sample)
 
-
-main.add_command(stack)
-main.add_command(publish_command)
-main.add_command(import_command)
-main.add_command(api_command)
-main.add_command(exporter_command)
-main.add_command(generate_command)
-main.add_command(demo_command)
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 
 from streams.cli import main
 from streams.settings import Settings
@@ -16,5 +17,7 @@ def test_readme_settings_table_lists_every_setting() -> None:
 
 
 def test_every_command_has_help_that_explains_it() -> None:
-    for name, command in main.commands.items():
-        assert command.help and len(command.help.split()) >= 5, f"`leadpulse {name}` needs a --help text"
+    context = click.Context(main)
+    for name in main.list_commands(context):
+        command = main.get_command(context, name)
+        assert command is not None and command.help and len(command.help.split()) >= 5, f"`leadpulse {name}` needs a --help text"

@@ -340,3 +340,15 @@ def test_cli_exits_1_when_kafka_did_not_acknowledge_everything(monkeypatch: pyte
     assert result.exit_code == 1
     assert "sent 3, rejected 1, failed 2" in result.output
     assert "Kafka at k:9092 did not acknowledge 2 records (first: _MSG_TIMED_OUT: x)" in result.output
+
+
+def test_the_publish_command_loads_neither_the_api_nor_the_demo_before_sending() -> None:
+    """Start-up is part of every run's time: `leadpulse publish` resolves only its own module."""
+    script = (
+        "import sys, click\n"
+        "from streams.cli import main\n"
+        "main.get_command(click.Context(main), 'publish')\n"
+        "print(sorted(m for m in ('aiohttp', 'streams.ingest.api', 'streams.demo.run', 'exporters.server') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=REPO, check=True, timeout=60)
+    assert done.stdout.decode().strip() == "[]"
