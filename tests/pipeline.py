@@ -137,7 +137,7 @@ class Pipeline:
                 stored = {}
             if all(stored.get(tp, -1) >= offset for tp, offset in last.items()):
                 return
-            time.sleep(0.5)
+            time.sleep(0.1)  # one small Redis read: the test goes on as soon as the worker is there
         raise AssertionError(f"workers did not catch up in {timeout}s: stored {stored}, want {last}")
 
     def report(self, as_of: date | None = None) -> list[Series]:
