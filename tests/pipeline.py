@@ -178,7 +178,9 @@ def read_up_to(settings: Settings, last: Mapping[tuple[str, int], int], timeout_
 
 
 async def _read_up_to(settings: Settings, last: Mapping[tuple[str, int], int], timeout_s: float) -> list[ConsumerRecord]:
-    consumer = AIOKafkaConsumer(**client_options(settings).kwargs(), enable_auto_commit=False)
+    # Assigned partitions start from the earliest record by themselves: an explicit
+    # `seek_to_beginning` can lose the race with the reset `assign` starts, and stay at the end.
+    consumer = AIOKafkaConsumer(**client_options(settings).kwargs(), enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         partitions = [AioPartition(topic, partition) for topic, partition in last]
@@ -186,7 +188,6 @@ async def _read_up_to(settings: Settings, last: Mapping[tuple[str, int], int], t
         starts = await consumer.beginning_offsets(partitions)
         remaining = {tp for tp in partitions if last[(tp.topic, tp.partition)] >= starts[tp]}
         consumer.pause(*(set(partitions) - remaining))
-        await consumer.seek_to_beginning(*remaining)
         records: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout_s
         while remaining:
