@@ -7,6 +7,8 @@ the aggregates are idempotent and the applied offsets live in Redis (`streams.po
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 from faust.app.base import BootStrategy
 
@@ -25,8 +27,13 @@ class WorkerApp(faust.App):
     BootStrategy = _LifecycleOnly
 
 
-def create_app(settings: Settings, *, faust_consumer: bool = False) -> faust.App:
-    """The worker's app; ``faust_consumer`` keeps Faust's record-at-a-time consumer (the naive bench's)."""
+def create_app(settings: Settings, datadir: Path, *, faust_consumer: bool = False) -> faust.App:
+    """The worker's app; ``faust_consumer`` keeps Faust's record-at-a-time consumer (the naive bench's).
+
+    Faust creates its data directory at start even though the worker keeps no table
+    (``memory://``); left to its default, that is ``<consumer group>-data`` in the working
+    directory, so the caller names a scratch ``datadir`` of its own.
+    """
     app_class = faust.App if faust_consumer else WorkerApp
     kafka = client_options(settings)
     return app_class(
@@ -43,4 +50,5 @@ def create_app(settings: Settings, *, faust_consumer: bool = False) -> faust.App
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=False,
+        datadir=datadir,
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import faust
 
 from aggregates.connect import async_redis_client, note_cluster_nodes
@@ -25,8 +28,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     if cause is not None:
         raise KafkaAccessError(cause)
     note_cluster_nodes(settings)
-    app = create_app(settings)
-    store = AsyncAggregateStore(async_redis_client(settings), settings)
-    # Faust starts instances as well as classes (App._prepare_subservice).
-    app.service(BatchConsumer(settings, store, loop=app.loop, beacon=app.beacon))  # type: ignore[arg-type]
-    faust.Worker(app, loglevel=loglevel).execute_from_commandline()
+    # Nothing lasting goes in Faust's data directory: a temporary one, removed on exit.
+    with tempfile.TemporaryDirectory(prefix="leadpulse-worker-") as datadir:
+        app = create_app(settings, Path(datadir))
+        store = AsyncAggregateStore(async_redis_client(settings), settings)
+        # Faust starts instances as well as classes (App._prepare_subservice).
+        app.service(BatchConsumer(settings, store, loop=app.loop, beacon=app.beacon))  # type: ignore[arg-type]
+        faust.Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -33,8 +33,12 @@ DAY_S = 86_400
 BUCKETS = tuple(days * DAY_S for days in (1, 3, 7, 14, 30, 60, 90, 180))  # seconds
 
 
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def utc_date(ms: int) -> date:
-    return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)).date()
+    """The UTC day of an instant: whole days since the epoch, rounded down."""
+    return date.fromordinal(EPOCH_ORDINAL + ms // (DAY_S * 1000))
 
 
 @dataclass
@@ -206,20 +210,23 @@ def reference_series(
         for lead in known:
             assert lead.created is not None
             created_ms = lead.created.occurred_ms
+            created_in = first <= utc_date(created_ms) <= last
+            converted_in = lead.conversion is not None and first <= utc_date(lead.conversion) <= last
+            closed_in = [(won, won_cents) for won, close_ms, won_cents in lead.outcomes() if first <= utc_date(close_ms) <= last]
             for segment in labelled(lead):
                 w = window[tuple(sorted({**segment, "window": f"{days}d"}.items()))]
-                if first <= utc_date(created_ms) <= last:
+                if created_in:
                     w["leads"] += 1
                     w["cohort"] += lead.conversion is not None
-                if lead.conversion is not None and first <= utc_date(lead.conversion) <= last:
+                if converted_in:
+                    assert lead.conversion is not None
                     ttc = max(0, lead.conversion - created_ms) / 1000  # seconds, exact
                     w["period"] += 1
                     w["ttc_sum"] += ttc
                     w[f"ttc_{next((b for b in BUCKETS if ttc <= b), math.inf)}"] += 1
-                for won, close_ms, won_cents in lead.outcomes():
-                    if first <= utc_date(close_ms) <= last:
-                        w["won" if won else "lost"] += 1
-                        w["cents"] += won_cents
+                for won, won_cents in closed_in:
+                    w["won" if won else "lost"] += 1
+                    w["cents"] += won_cents
         for key, w in window.items():
             if not (w["leads"] or w["cohort"] or w["period"] or w["won"] or w["lost"]):
                 continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +30,13 @@ from streams.settings import INPUT_TOPICS, Settings
 
 
 def main(result: Path, max_events: int, max_seconds: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="leadpulse-naive-") as datadir:
+        run(result, max_events, max_seconds, Path(datadir))
+
+
+def run(result: Path, max_events: int, max_seconds: float, datadir: Path) -> None:
     settings = Settings()
-    app = create_app(settings, faust_consumer=True)
+    app = create_app(settings, datadir, faust_consumer=True)
     store = AsyncAggregateStore(redis.asyncio.from_url(settings.redis_url), settings)
     source = app.topic(*INPUT_TOPICS, key_serializer="raw", value_serializer="raw")
 

@@ -173,7 +173,10 @@ async def _inject(options: Options, cast: f.Cast, clients: Clients, records: lis
     """One fault every `options.gap_s`, each kind once per round in random order, until `deadline`."""
     round_: list[str] = []
     while True:
-        await asyncio.sleep(rng.uniform(*options.gap_s))
+        gap = rng.uniform(*options.gap_s)
+        if time.monotonic() + gap >= deadline:
+            return  # the next fault would come after the traffic: no need to sit out its gap
+        await asyncio.sleep(gap)
         if time.monotonic() >= deadline:
             return
         round_ = round_ or f.schedule(options.faults, rng)

@@ -1,8 +1,8 @@
 """Real `leadpulse demo` runs on stacks of their own (fresh home, free ports), for the demo tests.
 
-A run can be started and finished apart (`DemoProcess`), so the five-minute demo, five
-minutes of mostly waiting on its own timeline, runs beside the rest of the suite
-(tests/streams/demo/conftest.py) rather than after it.
+A run is started and finished apart (`DemoProcess`), so the demo runs, mostly waiting
+on their own timelines (70 s, five minutes), run beside the rest of the suite
+(tests/streams/demo/conftest.py) rather than one after the other in it.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class DemoProcess:
             "LEADPULSE_ALERT_WEBHOOK_URL": f"http://127.0.0.1:{webhook}/alerts",
         }
         self.ports = {"kafka": kafka, "redis": redis_port, "prometheus": prometheus, "alertmanager": alertmanager, "exporter": exporter}
+        self.home = home
         home.parent.mkdir(parents=True, exist_ok=True)
         self.out, self.err = home.parent / f"{home.name}.stdout", home.parent / f"{home.name}.stderr"
         self.command = [sys.executable, "-m", "streams.cli", "demo", *args]
@@ -115,7 +116,3 @@ class DemoProcess:
         done = subprocess.CompletedProcess(self.command, self.process.returncode, self.out.read_text(), self.err.read_text())
         return DemoRun(done, self.ports)
 
-
-def run_demo(home: Path, *args: str, timeout: float) -> DemoRun:
-    """`leadpulse demo ARGS` on a stack of its own, to its end."""
-    return DemoProcess(home, *args).finish(timeout)

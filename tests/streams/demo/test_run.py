@@ -26,7 +26,7 @@ from streams.demo.view import Context, Sample, Timeline, render, segment_stats, 
 from streams.settings import Settings
 from streams.demo.simulation import SOURCES
 from tests import REPO
-from tests.streams.demo.runs import DemoProcess, run_demo
+from tests.streams.demo.runs import DemoProcess
 
 RULES = REPO / "deploy" / "prometheus" / "rules"
 PAID = {"dimension": "source", "segment": "paid_search"}
@@ -216,10 +216,11 @@ def test_fast_alerts_leave_a_prometheus_they_did_not_start_alone(prometheus_home
 
 
 @pytest.mark.integration
-def test_an_unattended_demo_feeds_the_pipeline_reports_every_source_and_stops_what_it_started(tmp_path: Path) -> None:
-    home, picture = tmp_path / "home", tmp_path / "view.svg"
-    args = ("--duration", "70", "--replay", "25", "--leads-per-day", "300", "--snapshot", str(picture))
-    run = run_demo(home, *args, timeout=180)
+def test_an_unattended_demo_feeds_the_pipeline_reports_every_source_and_stops_what_it_started(
+    unattended_demo: DemoProcess,
+) -> None:
+    home, picture = unattended_demo.home, unattended_demo.home.parent / "view.svg"
+    run = unattended_demo.finish(timeout=180)
     assert run.done.returncode == 0, run.done.stdout + run.done.stderr
     ran = re.search(r"^leadpulse demo summary: ran (\d+)m(\d+)s", run.done.stdout, re.M)
     assert ran, run.done.stdout

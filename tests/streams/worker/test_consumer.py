@@ -22,7 +22,7 @@ from streams.settings import REJECTED_TOPIC, Settings
 from tests import contract_examples
 from tests.aggregates.reference import assert_same_series
 from tests.feeds import BAD_RECORDS, synthetic_feed
-from tests.pipeline import LEADPULSE, Pipeline
+from tests.pipeline import LEADPULSE, Pipeline, read_up_to
 
 pytestmark = pytest.mark.integration
 
@@ -131,19 +131,10 @@ def rejected_reasons_of(settings: Settings, value: bytes) -> list[bytes]:
     """Reason codes of every copy of `value` on the rejected topic."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     partitions = [TopicPartition(REJECTED_TOPIC, p) for p in consumer.partitions_for_topic(REJECTED_TOPIC) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
     ends = consumer.end_offsets(partitions)
-    reasons: list[bytes] = []
-    remaining = {tp for tp in partitions if ends[tp] > 0}
-    deadline = time.monotonic() + 60
-    while remaining and time.monotonic() < deadline:
-        for tp, batch in consumer.poll(timeout_ms=1000).items():
-            reasons += [dict(r.headers)[REASON_CODE_HEADER] for r in batch if r.value == value]
-            if batch and batch[-1].offset + 1 >= ends[tp]:
-                remaining.discard(tp)
     consumer.close()
-    return reasons
+    last = {(tp.topic, tp.partition): end - 1 for tp, end in ends.items() if end > 0}
+    return [dict(r.headers)[REASON_CODE_HEADER] for r in read_up_to(settings, last, timeout_s=60) if r.value == value]
 
 
 def test_rebuild_recomputes_exactly_what_the_worker_had(pipeline: Pipeline) -> None:

@@ -75,11 +75,11 @@ def wait_for_log(pipeline: Pipeline, text: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def start_worker_with(pipeline: Pipeline, **env: str) -> subprocess.Popen[bytes]:
+def start_worker_with(pipeline: Pipeline, cwd: Path | None = None, **env: str) -> subprocess.Popen[bytes]:
     log = (pipeline.logs / f"worker-{pipeline.tag}-{len(pipeline.workers)}.log").open("wb")
     worker = subprocess.Popen(
         [LEADPULSE, "worker"],
-        env={**pipeline.env(), **env}, stdout=log, stderr=subprocess.STDOUT,
+        env={**pipeline.env(), **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     pipeline.workers.append(worker)
     return worker
@@ -101,6 +101,18 @@ def test_a_worker_whose_redis_refuses_its_commands_exits_non_zero_within_seconds
     assert elapsed < 60
     errors = [line for line in worker_log(pipeline).splitlines() if "worker stopped:" in line]
     assert errors and "Hash slot not served" in errors[-1], worker_log(pipeline)[-3000:]
+
+
+def test_a_worker_writes_nothing_into_its_working_directory(pipeline: Pipeline, tmp_path: Path) -> None:
+    """Faust's data directory (`<consumer group>-data` by default) is a temporary one."""
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    worker = start_worker_with(pipeline, cwd=workdir)
+    wait_for_log(pipeline, "Redis holds offsets")
+    assert list(workdir.iterdir()) == []
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(SIGTERM_BUDGET_S) == 0
+    assert list(workdir.iterdir()) == []
 
 
 def test_a_worker_stops_within_30_s_of_sigterm_while_redis_is_unreachable(pipeline: Pipeline) -> None:
