@@ -25,6 +25,29 @@ pub enum Topic {
     Deals,
 }
 
+/// The event types, as far as the rules tell them apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Created,
+    Qualified,
+    Disqualified,
+    Contacted,
+    Deal,
+}
+
+impl Kind {
+    fn parse(name: &str) -> Option<Kind> {
+        Some(match name {
+            "lead.created" => Kind::Created,
+            "lead.qualified" => Kind::Qualified,
+            "lead.disqualified" => Kind::Disqualified,
+            "lead.contacted" => Kind::Contacted,
+            "deal.created" | "deal.won" | "deal.lost" => Kind::Deal,
+            _ => return None,
+        })
+    }
+}
+
 /// The fields the rules read; a name seen twice is left to Python (orjson keeps the last).
 #[derive(Default)]
 struct Fields<'a> {
@@ -48,28 +71,20 @@ pub fn route(raw: &[u8], now_ms: i64) -> Option<(Topic, Cow<'_, str>)> {
         return None;
     }
     let fields: Fields = serde_json::from_str(std::str::from_utf8(raw).ok()?).ok()?;
-    let kind = text(fields.kind)?;
-    let (topic, created, qualified, contacted, deal) = match kind.as_ref() {
-        "lead.created" => (Topic::Leads, true, false, false, false),
-        "lead.qualified" => (Topic::Leads, false, true, false, false),
-        "lead.disqualified" => (Topic::Leads, false, false, false, false),
-        "lead.contacted" => (Topic::Leads, false, false, true, false),
-        "deal.created" | "deal.won" | "deal.lost" => (Topic::Deals, false, false, false, true),
-        _ => return None,
-    };
+    let kind = Kind::parse(&text(fields.kind)?)?;
     identifier(fields.event_id)?;
     if timestamp_ms(&text(fields.occurred_at)?)? > now_ms + FUTURE_TOLERANCE_MS {
         return None;
     }
     let lead_id = identifier(fields.lead_id)?;
-    let source_ok = if created { text(fields.source).is_some() } else { optional_text(&fields.source) };
+    let source_ok = if kind == Kind::Created { text(fields.source).is_some() } else { optional_text(&fields.source) };
     let attributes_ok = matches!(fields.attributes, None | Some(Value::Null | Value::Object { string_values: true }));
     let amount_ok = matches!(fields.amount, None | Some(Value::Null | Value::Number { non_negative: true }));
-    let stage_ok = !qualified || matches!(text(fields.stage).as_deref(), Some("mql" | "sql"));
-    let deal_ok = !deal || identifier(fields.deal_id).is_some();
-    let channel_ok = !contacted || optional_text(&fields.channel);
+    let stage_ok = kind != Kind::Qualified || matches!(text(fields.stage).as_deref(), Some("mql" | "sql"));
+    let deal_ok = kind != Kind::Deal || identifier(fields.deal_id).is_some();
+    let channel_ok = kind != Kind::Contacted || optional_text(&fields.channel);
     let strings_ok = optional_text(&fields.campaign) && optional_text(&fields.reason);
-    (source_ok && attributes_ok && amount_ok && stage_ok && deal_ok && channel_ok && strings_ok).then_some((topic, lead_id))
+    (source_ok && attributes_ok && amount_ok && stage_ok && deal_ok && channel_ok && strings_ok).then_some((if kind == Kind::Deal { Topic::Deals } else { Topic::Leads }, lead_id))
 }
 
 fn text(value: Option<Value<'_>>) -> Option<Cow<'_, str>> {
